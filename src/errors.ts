@@ -1,0 +1,90 @@
+/**
+ * One small error hierarchy. Each class has a literal `name` (Step Functions `Retry`/`Catch` match on
+ * `Error` names) and declares whether a retry of the same step can succeed.
+ */
+export abstract class OffloadError extends Error {
+  abstract override readonly name: string;
+  abstract readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.details = details;
+  }
+
+  toJSON() {
+    return { name: this.name, message: this.message, retryable: this.retryable, details: this.details };
+  }
+}
+
+/** A config file, event or CLI argument that does not satisfy its schema. Fix the input; never retried. */
+export class ConfigError extends OffloadError {
+  override readonly name = 'ConfigError' as const;
+  readonly retryable = false;
+}
+
+/** Input that is well formed but asks for something impossible (unknown table, inverted window...). */
+export class InputError extends OffloadError {
+  override readonly name = 'InputError' as const;
+  readonly retryable = false;
+}
+
+/** The watermark was not where this batch expected it: another writer moved it, or a lease was lost. */
+export class WatermarkConflictError extends OffloadError {
+  override readonly name = 'WatermarkConflictError' as const;
+  readonly retryable = false;
+}
+
+/** The per-table lease is held by another cycle, or this holder's fencing token is stale. */
+export class LeaseError extends OffloadError {
+  override readonly name = 'LeaseError' as const;
+  readonly retryable = false;
+}
+
+/** An Iceberg catalog refused a commit because the table changed underneath: reload and retry. */
+export class CommitConflictError extends OffloadError {
+  override readonly name = 'CommitConflictError' as const;
+  readonly retryable = true;
+}
+
+/** The Iceberg table does not carry the marker the watermark step requires. */
+export class MarkerMissingError extends OffloadError {
+  override readonly name = 'MarkerMissingError' as const;
+  readonly retryable = false;
+}
+
+/** Iceberg metadata or a manifest that violates the spec, or that was not written by a table we know. */
+export class InvalidMetadataError extends OffloadError {
+  override readonly name = 'InvalidMetadataError' as const;
+  readonly retryable = false;
+}
+
+/** The ClickHouse table no longer matches the configured columns. */
+export class SchemaDriftError extends OffloadError {
+  override readonly name = 'SchemaDriftError' as const;
+  readonly retryable = false;
+}
+
+/** A dependency (ClickHouse, Postgres, S3, Glue) could not be reached or timed out. */
+export class UnavailableError extends OffloadError {
+  override readonly name = 'UnavailableError' as const;
+  readonly retryable = true;
+}
+
+export const RETRYABLE_ERROR_NAMES = ['CommitConflictError', 'UnavailableError'] as const;
+export const ERROR_NAMES = [
+  'ConfigError',
+  'InputError',
+  'WatermarkConflictError',
+  'LeaseError',
+  'CommitConflictError',
+  'MarkerMissingError',
+  'InvalidMetadataError',
+  'SchemaDriftError',
+  'UnavailableError',
+] as const;
+export type ErrorName = (typeof ERROR_NAMES)[number];
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof OffloadError ? error.retryable : false;
+}
