@@ -43,7 +43,11 @@ const silver: TableConfigInput = {
     { name: 'exchange', type: 'LowCardinality(String)', required: true },
     { name: 'symbol', type: 'LowCardinality(String)', required: true },
     { name: 'canonical_symbol', type: 'LowCardinality(String)', required: true },
-    { name: 'asset_class', type: "Enum8('equities' = 1, 'crypto' = 2, 'futures' = 3, 'options' = 4)", required: true },
+    {
+      name: 'asset_class',
+      type: "Enum8('equities' = 1, 'crypto' = 2, 'futures' = 3, 'options' = 4)",
+      required: true,
+    },
     { name: 'currency', type: 'LowCardinality(String)', required: true },
     { name: 'price', type: 'Decimal128(8)', required: true },
     { name: 'quantity', type: 'Decimal128(8)', required: true },

@@ -5,7 +5,8 @@ import { DEFAULT_TABLES } from './defaults.ts';
 import { LAYERS, type OffloadConfig, offloadConfigSchema, type TableConfig } from './schema.ts';
 import { mapColumn } from './types.ts';
 
-const AGGREGATE = /^(sum|min|max|any|anyLast|argMin|argMax)\(([A-Za-z_][A-Za-z0-9_]*)(?:, ?([A-Za-z_][A-Za-z0-9_]*))?\)$/;
+const AGGREGATE =
+  /^(sum|min|max|any|anyLast|argMin|argMax)\(([A-Za-z_][A-Za-z0-9_]*)(?:, ?([A-Za-z_][A-Za-z0-9_]*))?\)$/;
 
 function describeIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -21,11 +22,16 @@ function describeIssues(error: z.ZodError, source: string): string {
 function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void {
   const where = `table ${table.name}`;
   const columns = new Map(table.columns.map((c) => [c.name, c]));
-  if (columns.size !== table.columns.length) throw new ConfigError(`${where}: columns: a column name appears twice`, { table: table.name });
+  if (columns.size !== table.columns.length)
+    throw new ConfigError(`${where}: columns: a column name appears twice`, { table: table.name });
   for (const column of table.columns) mapColumn(column);
   const need = (name: string, field: string) => {
     if (!columns.has(name))
-      throw new ConfigError(`${where}: ${field}: column ${JSON.stringify(name)} is not in columns`, { table: table.name, field, value: name });
+      throw new ConfigError(`${where}: ${field}: column ${JSON.stringify(name)} is not in columns`, {
+        table: table.name,
+        field,
+        value: name,
+      });
   };
   need(table.cursor.column, 'cursor.column');
   for (const k of table.naturalKey) need(k, 'naturalKey');
@@ -33,11 +39,14 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
   if (table.cursor.kind === 'closed_bucket') {
     const { intervalSeconds } = table.cursor;
     if (table.maxWindowSeconds % intervalSeconds !== 0)
-      throw new ConfigError(`${where}: maxWindowSeconds ${table.maxWindowSeconds} must be a multiple of the bucket interval ${intervalSeconds}`, {
-        table: table.name,
-        field: 'maxWindowSeconds',
-        value: table.maxWindowSeconds,
-      });
+      throw new ConfigError(
+        `${where}: maxWindowSeconds ${table.maxWindowSeconds} must be a multiple of the bucket interval ${intervalSeconds}`,
+        {
+          table: table.name,
+          field: 'maxWindowSeconds',
+          value: table.maxWindowSeconds,
+        },
+      );
   }
   if (table.reaggregate) {
     for (const g of table.reaggregate.groupBy) need(g, 'reaggregate.groupBy');
@@ -55,18 +64,28 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
     const covered = new Set([...table.reaggregate.groupBy, ...Object.keys(table.reaggregate.columns)]);
     const missing = table.columns.filter((c) => !covered.has(c.name)).map((c) => c.name);
     if (missing.length)
-      throw new ConfigError(`${where}: reaggregate: columns ${missing.join(', ')} are neither grouped nor aggregated`, { table: table.name });
+      throw new ConfigError(
+        `${where}: reaggregate: columns ${missing.join(', ')} are neither grouped nor aggregated`,
+        { table: table.name },
+      );
   }
   for (const dep of table.dependsOn) {
     const upstream = byName.get(dep);
     if (!upstream)
-      throw new ConfigError(`${where}: dependsOn: unknown table ${JSON.stringify(dep)}`, { table: table.name, field: 'dependsOn', value: dep });
-    if (LAYERS.indexOf(upstream.layer) >= LAYERS.indexOf(table.layer))
-      throw new ConfigError(`${where}: dependsOn: ${dep} is in layer ${upstream.layer}, which does not come before ${table.layer}`, {
+      throw new ConfigError(`${where}: dependsOn: unknown table ${JSON.stringify(dep)}`, {
         table: table.name,
         field: 'dependsOn',
         value: dep,
       });
+    if (LAYERS.indexOf(upstream.layer) >= LAYERS.indexOf(table.layer))
+      throw new ConfigError(
+        `${where}: dependsOn: ${dep} is in layer ${upstream.layer}, which does not come before ${table.layer}`,
+        {
+          table: table.name,
+          field: 'dependsOn',
+          value: dep,
+        },
+      );
   }
 }
 
@@ -77,9 +96,13 @@ export function parseConfig(raw: unknown, source = 'config'): OffloadConfig {
   const byName = new Map<string, TableConfig>();
   const targets = new Set<string>();
   for (const table of parsed.data.tables) {
-    if (byName.has(table.name)) throw new ConfigError(`${source}: table ${table.name} is configured twice`, { table: table.name });
+    if (byName.has(table.name))
+      throw new ConfigError(`${source}: table ${table.name} is configured twice`, { table: table.name });
     const target = `${table.target.namespace}.${table.target.name}`;
-    if (targets.has(target)) throw new ConfigError(`${source}: Iceberg table ${target} is the target of two tables`, { table: table.name });
+    if (targets.has(target))
+      throw new ConfigError(`${source}: Iceberg table ${target} is the target of two tables`, {
+        table: table.name,
+      });
     byName.set(table.name, table);
     targets.add(target);
   }
@@ -117,7 +140,10 @@ export function selectTables(config: OffloadConfig, names?: readonly string[]): 
   return names.map((name) => {
     const table = known.get(name);
     if (!table)
-      throw new InputError(`unknown table ${JSON.stringify(name)}; configured tables: ${[...known.keys()].join(', ')}`, { table: name });
+      throw new InputError(
+        `unknown table ${JSON.stringify(name)}; configured tables: ${[...known.keys()].join(', ')}`,
+        { table: name },
+      );
     return table;
   });
 }

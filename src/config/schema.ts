@@ -4,7 +4,10 @@ import { z } from 'zod';
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 export const identifier = z
   .string()
-  .regex(IDENTIFIER, 'must be an identifier: a letter or _, then letters, digits or _, at most 63 characters');
+  .regex(
+    IDENTIFIER,
+    'must be an identifier: a letter or _, then letters, digits or _, at most 63 characters',
+  );
 
 export const LAYERS = ['bronze', 'silver', 'gold'] as const;
 export type Layer = (typeof LAYERS)[number];
@@ -33,10 +36,13 @@ const cursorSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
-export const PARTITION_TRANSFORM = /^(identity|year|month|day|hour|void|bucket\[[1-9][0-9]*\]|truncate\[[1-9][0-9]*\])$/;
+export const PARTITION_TRANSFORM =
+  /^(identity|year|month|day|hour|void|bucket\[[1-9][0-9]*\]|truncate\[[1-9][0-9]*\])$/;
 const partitionFieldSchema = z.strictObject({
   column: identifier,
-  transform: z.string().regex(PARTITION_TRANSFORM, 'must be identity, year, month, day, hour, bucket[N] or truncate[N]'),
+  transform: z
+    .string()
+    .regex(PARTITION_TRANSFORM, 'must be identity, year, month, day, hour, bucket[N] or truncate[N]'),
 });
 
 /** SQL aggregate expression over source columns; checked against a small allow-list of functions. */

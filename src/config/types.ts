@@ -20,8 +20,10 @@ function tokenize(source: string): Token[] {
   while (i < source.length) {
     const c = source[i] as string;
     if (/\s/.test(c)) i++;
-    else if ('(),='.includes(c)) tokens.push({ kind: 'punct', text: c }), i++;
-    else if (c === "'") {
+    else if ('(),='.includes(c)) {
+      tokens.push({ kind: 'punct', text: c });
+      i++;
+    } else if (c === "'") {
       let text = '';
       i++;
       while (i < source.length && source[i] !== "'") {
@@ -90,21 +92,37 @@ function decimalOf(precision: number, scale: number, column: string, source: str
       `column ${column}: ${source} has no Iceberg equivalent (decimal precision must be 1..38, scale 0..precision)`,
       { column, type: source },
     );
-  return { iceberg: primitive(`decimal(${precision}, ${scale})`), optional: false, stagingType: `Decimal(${precision}, ${scale})` };
+  return {
+    iceberg: primitive(`decimal(${precision}, ${scale})`),
+    optional: false,
+    stagingType: `Decimal(${precision}, ${scale})`,
+  };
 }
 
 function mapType(t: ChType, column: string, source: string): ColumnMapping {
   const num = (i: number) => {
     const a = t.args[i];
-    if (typeof a !== 'number') throw new ConfigError(`column ${column}: ${source}: ${t.name} needs a numeric argument ${i + 1}`, { column, type: source });
+    if (typeof a !== 'number')
+      throw new ConfigError(`column ${column}: ${source}: ${t.name} needs a numeric argument ${i + 1}`, {
+        column,
+        type: source,
+      });
     return a;
   };
   const sub = (i: number) => {
     const a = t.args[i];
-    if (typeof a !== 'object') throw new ConfigError(`column ${column}: ${source}: ${t.name} needs a type argument`, { column, type: source });
+    if (typeof a !== 'object')
+      throw new ConfigError(`column ${column}: ${source}: ${t.name} needs a type argument`, {
+        column,
+        type: source,
+      });
     return mapType(a, column, source);
   };
-  const same = (iceberg: string, stagingType: string): ColumnMapping => ({ iceberg: primitive(iceberg), optional: false, stagingType });
+  const same = (iceberg: string, stagingType: string): ColumnMapping => ({
+    iceberg: primitive(iceberg),
+    optional: false,
+    stagingType,
+  });
   switch (t.name) {
     case 'Nullable': {
       const inner = sub(0);
@@ -164,7 +182,11 @@ function mapType(t: ChType, column: string, source: string): ColumnMapping {
     case 'Map': {
       const key = sub(0);
       const value = sub(1);
-      if (key.optional) throw new ConfigError(`column ${column}: ${source}: map keys cannot be Nullable`, { column, type: source });
+      if (key.optional)
+        throw new ConfigError(`column ${column}: ${source}: map keys cannot be Nullable`, {
+          column,
+          type: source,
+        });
       return {
         iceberg: { kind: 'map', key: key.iceberg, value: value.iceberg, valueRequired: !value.optional },
         optional: false,
@@ -180,22 +202,32 @@ function mapType(t: ChType, column: string, source: string): ColumnMapping {
 }
 
 /** Maps one configured column to Iceberg. Errors name the column and the type. */
-export function mapColumn(column: { name: string; type: string; iceberg?: string | undefined }): ColumnMapping {
+export function mapColumn(column: {
+  name: string;
+  type: string;
+  iceberg?: string | undefined;
+}): ColumnMapping {
   let parsed: ChType;
   try {
     parsed = parseClickHouseType(column.type);
   } catch (error) {
-    throw new ConfigError(`column ${column.name}: cannot parse ClickHouse type ${JSON.stringify(column.type)}: ${(error as Error).message}`, {
-      column: column.name,
-      type: column.type,
-    });
+    throw new ConfigError(
+      `column ${column.name}: cannot parse ClickHouse type ${JSON.stringify(column.type)}: ${(error as Error).message}`,
+      {
+        column: column.name,
+        type: column.type,
+      },
+    );
   }
   const mapping = mapType(parsed, column.name, column.type);
   if (column.iceberg === undefined) return mapping;
   if (column.iceberg !== 'string')
-    throw new ConfigError(`column ${column.name}: iceberg override ${JSON.stringify(column.iceberg)} is not supported (only "string")`, {
-      column: column.name,
-    });
+    throw new ConfigError(
+      `column ${column.name}: iceberg override ${JSON.stringify(column.iceberg)} is not supported (only "string")`,
+      {
+        column: column.name,
+      },
+    );
   return {
     iceberg: primitive('string'),
     optional: mapping.optional,

@@ -17,10 +17,13 @@ export type Batch = {
 export function toInstant(value: string | number | Date, field = 'instant'): string {
   const date = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(date.getTime()))
-    throw new InputError(`${field}: ${JSON.stringify(String(value))} is not a valid instant; use ISO 8601 such as 2026-11-22T03:00:00Z`, {
-      field,
-      value: String(value),
-    });
+    throw new InputError(
+      `${field}: ${JSON.stringify(String(value))} is not a valid instant; use ISO 8601 such as 2026-11-22T03:00:00Z`,
+      {
+        field,
+        value: String(value),
+      },
+    );
   return date.toISOString();
 }
 
@@ -33,10 +36,18 @@ export function batchIdOf(table: string, windowStart: string, windowEnd: string)
   return createHash('sha256').update(canonical).digest('hex').slice(0, 32);
 }
 
-export function makeBatch(table: string, windowStart: string | number | Date, windowEnd: string | number | Date): Batch {
+export function makeBatch(
+  table: string,
+  windowStart: string | number | Date,
+  windowEnd: string | number | Date,
+): Batch {
   const start = toInstant(windowStart, 'windowStart');
   const end = toInstant(windowEnd, 'windowEnd');
   if (Date.parse(start) >= Date.parse(end))
-    throw new InputError(`window of ${table} is inverted or empty: start ${start} is not before end ${end}`, { table, windowStart: start, windowEnd: end });
+    throw new InputError(`window of ${table} is inverted or empty: start ${start} is not before end ${end}`, {
+      table,
+      windowStart: start,
+      windowEnd: end,
+    });
   return { table, windowStart: start, windowEnd: end, batchId: batchIdOf(table, start, end) };
 }

