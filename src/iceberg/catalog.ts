@@ -1,0 +1,24 @@
+/**
+ * Where an Iceberg table's current metadata file is recorded. Every catalog we support (Iceberg's JDBC
+ * schema on Postgres, AWS Glue, a path-only version hint) reduces a commit to one atomic compare-and-swap
+ * of the metadata location; the metadata itself is written by our Iceberg module before the swap.
+ */
+export type TableIdent = { namespace: string; name: string };
+
+export interface Catalog {
+  readonly kind: 'postgres' | 'glue' | 'path';
+  createNamespace(namespace: string): Promise<void>;
+  /** The current metadata location, or undefined when the table does not exist. */
+  currentMetadataLocation(table: TableIdent): Promise<string | undefined>;
+  /** Registers a new table. Throws CommitConflictError when it already exists. */
+  createTable(table: TableIdent, metadataLocation: string): Promise<void>;
+  /**
+   * Points the table at `next` only if it still points at `expected`; otherwise throws
+   * CommitConflictError (retryable: reload, rebuild the commit, try again).
+   */
+  swapMetadataLocation(table: TableIdent, expected: string, next: string): Promise<void>;
+  listTables(namespace: string): Promise<TableIdent[]>;
+  dropTable?(table: TableIdent): Promise<void>;
+}
+
+export const identString = (t: TableIdent) => `${t.namespace}.${t.name}`;

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { IDENTIFIER, LAYERS } from '../config/schema.ts';
+
+/**
+ * The JSON that flows between the steps of a cycle, in AWS (Step Functions state input/output) and
+ * locally (the same state machine executed in-process). Parsed with these schemas at every step.
+ */
+const instant = z.iso.datetime({ offset: true });
+const tableName = z.string().regex(IDENTIFIER, 'must be a configured table name');
+
+/** Execution input: the schedule sends `{}`; a console rerun may narrow tables or bound the windows. */
+export const cycleInputSchema = z.strictObject({
+  tables: z.array(tableName).min(1).optional(),
+  until: instant.optional(),
+  /** Set by the state machine on loop-back passes; not for operators. */
+  cycleId: z.string().min(1).max(80).optional(),
+});
+export type CycleInput = z.infer<typeof cycleInputSchema>;
+
+/** Everything one batch needs, produced by PlanCycle; no later step re-derives a decision. */
+export const batchSpecSchema = z.strictObject({
+  cycleId: z.string().min(1),
+  table: tableName,
+  layer: z.enum(LAYERS),
+  batchId: z.string().regex(/^[0-9a-f]{32}$/),
+  windowStart: instant,
+  windowEnd: instant,
+  leaseToken: z.string().regex(/^[0-9]+$/),
+  committer: z.enum(['lambda', 'emr']),
+  target: z.strictObject({ namespace: z.string(), name: z.string() }),
+  /** URI prefix of this batch's staged Parquet files: `<staging>/<table>/<batchId>/`. */
+  stagingPrefix: z.string().min(1),
+});
+export type BatchSpec = z.infer<typeof batchSpecSchema>;
+
+export const stagedFileSchema = z.strictObject({ uri: z.string(), bytes: z.number().int().nonnegative() });
+export const stagedSchema = z.strictObject({
+  rows: z.number().int().nonnegative(),
+  files: z.array(stagedFileSchema),
+  durationMs: z.number().nonnegative(),
+});
+export type Staged = z.infer<typeof stagedSchema>;
+
+export const committedSchema = z.strictObject({
+  status: z.enum(['committed', 'already-committed', 'empty']),
+  snapshotId: z
+    .string()
+    .regex(/^[0-9]+$/)
+    .optional(),
+  rows: z.number().int().nonnegative(),
+});
+export type Committed = z.infer<typeof committedSchema>;
+
+/** One table's work in a pass: its lease and its batches in cursor order. */
+export const tablePlanSchema = z.strictObject({
+  table: tableName,
+  layer: z.enum(LAYERS),
+  leaseToken: z.string(),
+  batches: z.array(batchSpecSchema),
+});
+export type TablePlan = z.infer<typeof tablePlanSchema>;
+
+export const skipSchema = z.strictObject({
+  table: tableName,
+  reason: z.enum(['up-to-date', 'waiting-for-upstream', 'bucket-open', 'leased', 'not-selected']),
+  detail: z.string(),
+});
+export type Skip = z.infer<typeof skipSchema>;
+
+/** PlanCycle's output: layers in order, each with the tables to run in parallel. */
+export const cyclePlanSchema = z.strictObject({
+  cycleId: z.string(),
+  startedAt: instant,
+  input: cycleInputSchema,
+  layers: z.array(z.strictObject({ layer: z.enum(LAYERS), tables: z.array(tablePlanSchema) })),
+  skipped: z.array(skipSchema),
+  /** True when some table can move further after this pass (backlog, or upstream advancing now). */
+  more: z.boolean(),
+});
+export type CyclePlan = z.infer<typeof cyclePlanSchema>;
+
+/** What the failure step receives from a Catch: the table's plan and the error Step Functions caught. */
+export const failureSchema = z.object({
+  table: tableName,
+  leaseToken: z.string(),
+  cycleId: z.string(),
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+});
+export type Failure = z.infer<typeof failureSchema>;
