@@ -8,12 +8,29 @@ import { mapColumn } from './types.ts';
 const AGGREGATE =
   /^(sum|min|max|any|anyLast|argMin|argMax)\(([A-Za-z_][A-Za-z0-9_]*)(?:, ?([A-Za-z_][A-Za-z0-9_]*))?\)$/;
 
-function describeIssues(error: z.ZodError, source: string): string {
+function describeIssues(error: z.ZodError, raw: unknown, source: string): string {
   return error.issues
     .map((issue) => {
-      const path = issue.path.map(String).join('.') || '(root)';
-      const keys = 'keys' in issue && Array.isArray(issue.keys) ? ` (${issue.keys.join(', ')})` : '';
-      return `${source}: ${path}: ${issue.message}${keys}`;
+      // `tables.0.name` says little in a file of ten tables: name the table the issue is in.
+      const [head, index] = issue.path;
+      const tables = (raw as { tables?: unknown } | null)?.tables;
+      const table =
+        head === 'tables' && typeof index === 'number' && Array.isArray(tables) ? tables[index] : undefined;
+      const tableName = (table as { name?: unknown } | undefined)?.name;
+      const named = typeof tableName === 'string' ? ` (table ${JSON.stringify(tableName)})` : '';
+      const path =
+        (issue.path.map(String).join('.') || '(root)') +
+        (issue.path.length > 1 && issue.path[2] !== 'name' ? named : '');
+      const keys =
+        'keys' in issue && Array.isArray(issue.keys) && !issue.keys.every((k) => issue.message.includes(k))
+          ? ` (${issue.keys.join(', ')})`
+          : '';
+      // Zod reports the input only on request; the message is far more useful with the offending value.
+      const got =
+        issue.code !== 'unrecognized_keys' && issue.input !== undefined && typeof issue.input !== 'object'
+          ? `, got ${JSON.stringify(issue.input)}`
+          : '';
+      return `${source}: ${path}: ${issue.message}${keys}${got}`;
     })
     .join('\n');
 }
@@ -24,7 +41,16 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
   const columns = new Map(table.columns.map((c) => [c.name, c]));
   if (columns.size !== table.columns.length)
     throw new ConfigError(`${where}: columns: a column name appears twice`, { table: table.name });
-  for (const column of table.columns) mapColumn(column);
+  for (const column of table.columns) {
+    try {
+      mapColumn(column);
+    } catch (error) {
+      // types.ts names the column and type; add the table so the message points at one place in the file.
+      if (error instanceof ConfigError)
+        throw new ConfigError(`${where}: ${error.message}`, { table: table.name, ...error.details });
+      throw error;
+    }
+  }
   const need = (name: string, field: string) => {
     if (!columns.has(name))
       throw new ConfigError(`${where}: ${field}: column ${JSON.stringify(name)} is not in columns`, {
@@ -91,8 +117,8 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
 
 /** Validates raw config (from a file or defaults); `source` names it in messages. */
 export function parseConfig(raw: unknown, source = 'config'): OffloadConfig {
-  const parsed = offloadConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, source), { source });
+  const parsed = offloadConfigSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, raw, source), { source });
   const byName = new Map<string, TableConfig>();
   const targets = new Set<string>();
   for (const table of parsed.data.tables) {

@@ -1,0 +1,73 @@
+import { floorTo } from './time.ts';
+
+/** Estimated rows per cursor bucket, epoch ms, `starts` strictly increasing (validated by the planner). */
+export type Histogram = { starts: readonly number[]; rows: readonly number[] };
+
+export type SplitOptions = {
+  /** The cursor: first instant of the backlog. */
+  start: number;
+  /** Exclusive end of the backlog; for candles already a bucket boundary. Must be after `start`. */
+  end: number;
+  maxSpanMs: number;
+  /** Candle interval: every window end is a multiple of it, and no window is shorter than one. */
+  unitMs?: number | undefined;
+  maxRows?: number | undefined;
+  histogram?: Histogram | undefined;
+  maxWindows: number;
+};
+
+/** First index whose start is at or after `t`. */
+function firstAtOrAfter(starts: readonly number[], t: number, from = 0): number {
+  let lo = from;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((starts[mid] as number) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Cuts `[start, end)` into contiguous windows, in order, each within the span cap and, when a histogram
+ * is given, within `maxRows` estimated rows. A bucket's rows count in the window holding its start. A
+ * window never cuts finer than one histogram bucket (or one candle): a bucket that alone exceeds the cap
+ * becomes a window of its own, because an exact cap would need a cut inside it that nothing can estimate.
+ * Stops after `maxWindows`; the caller compares the last end with `end` to learn whether more remains.
+ */
+export function splitWindows(options: SplitOptions): Array<[number, number]> {
+  const { start, end, maxSpanMs, unitMs, maxRows, histogram, maxWindows } = options;
+  const align = (t: number) => (unitMs ? floorTo(t, unitMs) : t);
+  const starts = histogram?.starts ?? [];
+  const rows = histogram?.rows ?? [];
+  const useRows = maxRows !== undefined && starts.length > 0;
+  const windows: Array<[number, number]> = [];
+  let s = start;
+  let i = useRows ? firstAtOrAfter(starts, s) : 0;
+  while (s < end && windows.length < maxWindows) {
+    // Span cap, but never below one candle: a misaligned cursor is realigned by its first window.
+    let e = Math.min(end, Math.max(align(s + maxSpanMs), unitMs ? floorTo(s, unitMs) + unitMs : s + 1));
+    if (useRows) {
+      const first = i;
+      let acc = 0;
+      for (; i < starts.length && (starts[i] as number) < e; i++) {
+        const t = starts[i] as number;
+        const n = rows[i] as number;
+        if (acc + n <= (maxRows as number)) {
+          acc += n;
+          continue;
+        }
+        let cut = align(t);
+        // Nothing estimated before this bucket (or it shares the first candle): take its unit whole.
+        if (cut <= s || acc === 0) cut = Math.min(e, unitMs ? align(t) + unitMs : (starts[i + 1] ?? e));
+        e = cut;
+        break;
+      }
+      // A candle cut may fall before buckets already counted: they belong to the next window.
+      i = firstAtOrAfter(starts, e, first);
+    }
+    windows.push([s, e]);
+    s = e;
+  }
+  return windows;
+}
