@@ -98,7 +98,7 @@ export function encodeDatum(type: Resolved, value: unknown, out: ByteWriter, pat
       const items = value as unknown[];
       if (items.length > 0) {
         out.long(items.length);
-        items.forEach((item, i) => encodeDatum(type.items, item, out, `${path}[${i}]`));
+        for (let i = 0; i < items.length; i++) encodeDatum(type.items, items[i], out, `${path}[${i}]`);
       }
       out.long(0);
       return;

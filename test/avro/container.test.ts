@@ -126,11 +126,16 @@ describe('Avro container files', () => {
   }
 
   it('reads what avsc writes (deflate), longs above 2^53 intact', async () => {
-    const encoder = new avsc.streams.BlockEncoder(withBigLongs(schema), {
+    // `metadata` is an encoder option avsc supports but does not declare in its types.
+    const options = {
       codec: 'deflate',
       blockSize: 2048,
       metadata: { 'partition-spec-id': Buffer.from('0') },
-    });
+    };
+    const encoder = new avsc.streams.BlockEncoder(
+      withBigLongs(schema),
+      options as ConstructorParameters<typeof avsc.streams.BlockEncoder>[1],
+    );
     const chunks: Buffer[] = [];
     const sink = new PassThrough();
     sink.on('data', (c: Buffer) => chunks.push(c));
