@@ -1,0 +1,244 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, UnavailableError, WatermarkConflictError } from '../../src/errors.ts';
+import { makeBatch } from '../../src/plan/batch.ts';
+import { freePort } from '../../src/postgres/embedded.ts';
+import { applyMigrations, MIGRATIONS } from '../../src/watermark/migrations.ts';
+import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
+import { freshDatabase } from '../support/pg.ts';
+import { watermarkStoreContract } from '../watermark/contract.ts';
+
+let db: { url: string; drop: () => Promise<void> };
+const pools: pg.Pool[] = [];
+let schemas = 0;
+
+const newPool = () => {
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  pools.push(pool);
+  return pool;
+};
+
+beforeAll(async () => {
+  db = await freshDatabase('k2wm');
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.end()));
+  await db?.drop();
+});
+
+// Each contract test gets its own schema, which also exercises the configurable schema name.
+watermarkStoreContract('postgres', async (clock) => {
+  const store = createPostgresWatermarkStore(pools[0] ?? newPool(), {
+    schema: `contract_${++schemas}`,
+    clock,
+  });
+  await store.migrate();
+  return store;
+});
+
+describe('Postgres watermark store', () => {
+  const T0 = '2026-11-22T00:00:00.000Z';
+  const T1 = '2026-11-22T00:15:00.000Z';
+  const T2 = '2026-11-22T00:30:00.000Z';
+
+  /** Two stores on two pools (two sets of connections), as two processes would have. */
+  async function twoProcesses(schema: string) {
+    const a = createPostgresWatermarkStore(newPool(), { schema });
+    const b = createPostgresWatermarkStore(newPool(), { schema });
+    await Promise.all([a.migrate(), b.migrate()]);
+    await a.ensureTables([{ table: 'trades', initialCursor: T0 }]);
+    return { a, b };
+  }
+  /**
+   * Runs the calls while a third connection holds the watermark row locked, then lets go: every call is
+   * then genuinely waiting on the same row at once, rather than racing by luck of scheduling.
+   */
+  async function released<T>(schema: string, calls: Array<() => Promise<T>>) {
+    const gate = new pg.Client({ connectionString: db.url });
+    await gate.connect();
+    try {
+      await gate.query('BEGIN');
+      await gate.query(`SELECT 1 FROM ${schema}.watermarks WHERE table_name = 'trades' FOR UPDATE`);
+      const running = Promise.allSettled(calls.map((call) => call()));
+      await new Promise((ok) => setTimeout(ok, 150));
+      const waiting = await gate.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      await gate.query('COMMIT');
+      return { settled: await running, waiting: waiting.rows[0].n as number };
+    } finally {
+      await gate.end();
+    }
+  }
+  const committed = (store: WatermarkStore, start: string, end: string, leaseToken: string) =>
+    store.advance({
+      ...makeBatch('trades', start, end),
+      leaseToken,
+      rows: 10,
+      files: 1,
+      bytes: 100,
+      durationMs: 5,
+      outcome: 'committed',
+    });
+
+  it('applies migrations once, even when two processes start at the same moment', async () => {
+    const clients = [
+      new pg.Client({ connectionString: db.url }),
+      new pg.Client({ connectionString: db.url }),
+    ];
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const first = await Promise.all(clients.map((c) => applyMigrations(c, 'racing_start')));
+      const all = MIGRATIONS.map((m) => m.version);
+      expect(first.map((v) => v.length).sort()).toEqual([0, all.length]);
+      expect(await applyMigrations(clients[0]!, 'racing_start')).toEqual([]);
+      const rows = await clients[0]!.query(
+        'SELECT version FROM racing_start.k2_schema_migrations ORDER BY 1',
+      );
+      expect(rows.rows.map((r) => r.version)).toEqual(all);
+      // Stores in two pools, migrating concurrently again: still a no-op.
+      const { a } = await twoProcesses('racing_start');
+      expect((await a.list()).map((w) => w.table)).toEqual(['trades']);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('refuses a database migrated by a newer build, and a schema name that is not an identifier', async () => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await applyMigrations(client, 'from_future');
+      await client.query(
+        `INSERT INTO from_future.k2_schema_migrations (version, name) VALUES (999, 'later')`,
+      );
+      await expect(applyMigrations(client, 'from_future')).rejects.toThrow(
+        /migration 999.*newer than this build/,
+      );
+      expect(() => createPostgresWatermarkStore(newPool(), { schema: 'x; DROP TABLE y' })).toThrow(
+        ConfigError,
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('lets exactly one of two racing commits of the same batch advance; the other is a replay', async () => {
+    const { a, b } = await twoProcesses('race_same');
+    const lease = await a.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    const { settled, waiting } = await released('race_same', [
+      () => committed(a, T0, T1, lease.token),
+      () => committed(b, T0, T1, lease.token),
+    ]);
+    expect(waiting).toBe(2);
+    const results = settled.map((s) => (s.status === 'fulfilled' ? s.value.result : s.reason));
+    expect(results.sort()).toEqual(['advanced', 'replayed']);
+    expect((await a.get('trades')).version).toBe(1);
+    expect((await a.history()).filter((r) => r.outcome === 'committed')).toHaveLength(1);
+  });
+
+  it('lets exactly one of two racing commits of different batches advance; the other conflicts', async () => {
+    const { a, b } = await twoProcesses('race_diff');
+    const lease = await a.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    const { settled, waiting } = await released('race_diff', [
+      () => committed(a, T0, T1, lease.token),
+      () => committed(b, T0, T2, lease.token),
+    ]);
+    expect(waiting).toBe(2);
+    const won = settled.filter((s) => s.status === 'fulfilled');
+    const lost = settled.filter((s) => s.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(WatermarkConflictError);
+    expect(await a.history()).toHaveLength(1);
+  });
+
+  it('grants a contested lease to exactly one of many concurrent cycles', async () => {
+    const { a, b } = await twoProcesses('race_lease');
+    const { settled, waiting } = await released(
+      'race_lease',
+      Array.from({ length: 8 }, (_, i) => () => (i % 2 ? a : b).acquireLease('trades', `cycle-${i}`, 300)),
+    );
+    expect(waiting).toBe(8);
+    const attempts = settled.map((s) => (s.status === 'fulfilled' ? s.value : { acquired: 'error' }));
+    expect(attempts.filter((r) => r.acquired === true)).toHaveLength(1);
+    expect(attempts.filter((r) => r.acquired === false)).toHaveLength(7);
+    expect((await a.get('trades')).leaseToken).toBe('1');
+  });
+
+  it('enforces forward-only cursors and append-only audit in the database itself', async () => {
+    const { a } = await twoProcesses('guarded');
+    const lease = await a.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    await committed(a, T0, T1, lease.token);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await expect(client.query(`UPDATE guarded.watermarks SET cursor = $1`, [T0])).rejects.toThrow(
+        /cannot move backwards/,
+      );
+      await expect(client.query('UPDATE guarded.watermark_runs SET rows = 0')).rejects.toThrow(/append-only/);
+      await expect(client.query('DELETE FROM guarded.watermark_audit')).resolves.toBeDefined();
+      await a.releaseLease('trades', lease.token);
+      await a.setCursor({
+        table: 'trades',
+        cursor: T0,
+        actor: 'ops',
+        reason: 'restore',
+        allowBackwards: true,
+      });
+      await expect(client.query('DELETE FROM guarded.watermark_audit')).rejects.toThrow(/append-only/);
+      expect((await a.get('trades')).cursor).toBe(T0);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('reports an unreachable server as retryable, naming the host and never the password', async () => {
+    const port = await freePort();
+    const pool = new pg.Pool({
+      connectionString: `postgres://k2:s3cret-pw@127.0.0.1:${port}/k2`,
+      connectionTimeoutMillis: 2000,
+    });
+    pools.push(pool);
+    const store = createPostgresWatermarkStore(pool);
+    for (const call of [
+      () => store.migrate(),
+      () => store.list(),
+      () => store.recordNoop({ table: 't', leaseToken: '1', reason: 'r' }),
+    ]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as UnavailableError).retryable).toBe(true);
+      expect((err as Error).message).toContain(`127.0.0.1:${port}`);
+      expect(JSON.stringify((err as UnavailableError).toJSON())).not.toContain('s3cret-pw');
+    }
+  });
+
+  it('advances 50 consecutive batches in order, one history row each (timing printed)', async () => {
+    const { a } = await twoProcesses('timing');
+    const lease = await a.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    const times: number[] = [];
+    let cursor = Date.parse(T0);
+    for (let i = 0; i < 50; i++) {
+      const start = performance.now();
+      await committed(
+        a,
+        new Date(cursor).toISOString(),
+        new Date(cursor + 60_000).toISOString(),
+        lease.token,
+      );
+      times.push(performance.now() - start);
+      cursor += 60_000;
+    }
+    times.sort((x, y) => x - y);
+    const p50 = times[25]!;
+    const p95 = times[47]!;
+    console.log(`watermark advance: p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms`);
+    expect((await a.get('trades')).version).toBe(50);
+    expect(await a.history({ limit: 1000 })).toHaveLength(50);
+  });
+});
