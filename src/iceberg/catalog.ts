@@ -19,6 +19,13 @@ export interface Catalog {
   swapMetadataLocation(table: TableIdent, expected: string, next: string): Promise<void>;
   listTables(namespace: string): Promise<TableIdent[]>;
   dropTable?(table: TableIdent): Promise<void>;
+  /**
+   * Where the metadata file that follows `current` (undefined: the first) should be written, for catalogs
+   * whose commit is the file name itself (the path catalog: `metadata/v<N+1>.metadata.json`). A writer
+   * that uses it must put the file with `{ ifNoneMatch: true }` and treat a refused put as
+   * CommitConflictError. Catalogs that record any location do not define it.
+   */
+  nextMetadataLocation?(table: TableIdent, current: string | undefined): string;
 }
 
 export const identString = (t: TableIdent) => `${t.namespace}.${t.name}`;
