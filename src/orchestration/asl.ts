@@ -1,0 +1,353 @@
+import { RETRYABLE_ERROR_NAMES } from '../errors.ts';
+
+/**
+ * The offload cycle as an Amazon States Language definition (JSONPath, no JSONata): deployed by CDK and
+ * executed in-process by the local runner with each Task bound to its handler by state name, so state
+ * names are unique across the whole definition and part of the contract.
+ *
+ * State data, outer to inner:
+ *   cycle   { input: CycleInput, pass, plan: CyclePlan, results: TableOutcome[][], loop: { final } }
+ *   layer   { cycleId, layer, tables: TablePlan[] }
+ *   table   { cycleId, table: TablePlan, batches: BatchOutcome[], error?, failure? }
+ *   batch   { batch: BatchSpec, staged?: Staged, committed?: Committed, watermark? }
+ */
+export const STATE_NAMES = {
+  startCycle: 'StartCycle',
+  planCycle: 'PlanCycle',
+  runLayers: 'RunLayers',
+  runTables: 'RunTables',
+  runBatches: 'RunBatches',
+  stageBatch: 'StageBatch',
+  chooseCommitter: 'ChooseCommitter',
+  commitBatchEmr: 'CommitBatchEmr',
+  commitBatchLambda: 'CommitBatchLambda',
+  unknownCommitter: 'UnknownCommitter',
+  commitWatermark: 'CommitWatermark',
+  batchDone: 'BatchDone',
+  tableDone: 'TableDone',
+  recordFailure: 'RecordFailure',
+  tableFailed: 'TableFailed',
+  checkMore: 'CheckMore',
+  markContinue: 'MarkContinue',
+  markFinal: 'MarkFinal',
+  publishCycle: 'PublishCycle',
+  loopOrFinish: 'LoopOrFinish',
+  nextPass: 'NextPass',
+  nextPassInput: 'NextPassInput',
+  done: 'Done',
+} as const;
+
+/** The Lambda-backed tasks, by the function that serves them (see `functions/<name>/index.ts`). */
+export const LAMBDA_TASKS = {
+  planCycle: STATE_NAMES.planCycle,
+  stageBatch: STATE_NAMES.stageBatch,
+  commitBatch: STATE_NAMES.commitBatchLambda,
+  commitWatermark: STATE_NAMES.commitWatermark,
+  recordFailure: STATE_NAMES.recordFailure,
+  publishCycle: STATE_NAMES.publishCycle,
+} as const;
+export type LambdaTask = keyof typeof LAMBDA_TASKS;
+
+/** Errors worth retrying in place: ours that declare `retryable`, and the Lambda service's transient ones. */
+export const RETRY_ERROR_NAMES = [
+  ...RETRYABLE_ERROR_NAMES,
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.ClientExecutionTimeoutException',
+] as const;
+
+export type EmrOptions = {
+  applicationId: string;
+  executionRoleArn: string;
+  /** `s3://.../commit_batch.py` */
+  entryPoint: string;
+  /** Catalog and Iceberg settings for spark-submit (`--conf k=v ...`). */
+  sparkSubmitParameters: string;
+  executionTimeoutMinutes?: number;
+  /** `s3://...` prefix for driver and executor logs. */
+  logUri?: string;
+};
+
+export type StateMachineOptions = {
+  /** Function ARNs (or CDK tokens); the local runner passes placeholders and overrides by state name. */
+  functions: Record<LambdaTask, string>;
+  /** Tables of one layer run at most this many at a time. */
+  maxConcurrency: number;
+  emr: EmrOptions;
+  /** Upper bound on plan passes of one execution, on top of the execution timeout. */
+  maxPasses?: number;
+  timeoutSeconds?: number;
+  /** Lambda task timeout in seconds (a hung invocation fails, and is caught, instead of stalling a table). */
+  taskTimeoutSeconds?: number;
+  retry?: { intervalSeconds?: number; maxAttempts?: number; backoffRate?: number; maxDelaySeconds?: number };
+};
+
+export type AslState = { Type: string; [field: string]: unknown };
+export type AslDefinition = {
+  Comment?: string;
+  StartAt: string;
+  TimeoutSeconds?: number;
+  States: Record<string, AslState>;
+};
+
+const S = STATE_NAMES;
+
+export function placeholderFunctionArns(
+  region = 'us-east-1',
+  account = '123456789012',
+): Record<LambdaTask, string> {
+  const arn = (name: string) => `arn:aws:lambda:${region}:${account}:function:k2-offload-${name}`;
+  return {
+    planCycle: arn('plan-cycle'),
+    stageBatch: arn('stage-batch'),
+    commitBatch: arn('commit-batch'),
+    commitWatermark: arn('commit-watermark'),
+    recordFailure: arn('record-failure'),
+    publishCycle: arn('publish-cycle'),
+  };
+}
+
+export function buildStateMachineDefinition(options: StateMachineOptions): AslDefinition {
+  const { functions, emr } = options;
+  const maxPasses = options.maxPasses ?? 20;
+  if (!Number.isInteger(options.maxConcurrency) || options.maxConcurrency < 1)
+    throw new RangeError(`maxConcurrency ${options.maxConcurrency} must be an integer >= 1`);
+  if (!Number.isInteger(maxPasses) || maxPasses < 1)
+    throw new RangeError(`maxPasses ${maxPasses} must be an integer >= 1`);
+
+  const retry = [
+    {
+      ErrorEquals: [...RETRY_ERROR_NAMES],
+      IntervalSeconds: options.retry?.intervalSeconds ?? 2,
+      MaxAttempts: options.retry?.maxAttempts ?? 3,
+      BackoffRate: options.retry?.backoffRate ?? 2,
+      MaxDelaySeconds: options.retry?.maxDelaySeconds ?? 30,
+      JitterStrategy: 'FULL',
+    },
+  ];
+  const lambda = (task: LambdaTask, fields: Record<string, unknown>): AslState => ({
+    Type: 'Task',
+    Resource: functions[task],
+    ...(options.taskTimeoutSeconds ? { TimeoutSeconds: options.taskTimeoutSeconds } : {}),
+    Retry: retry,
+    ...fields,
+  });
+  const emrTimeout = emr.executionTimeoutMinutes ?? 30;
+
+  const batchStates: Record<string, AslState> = {
+    [S.stageBatch]: lambda('stageBatch', {
+      InputPath: '$.batch',
+      ResultPath: '$.staged',
+      Next: S.chooseCommitter,
+    }),
+    [S.chooseCommitter]: {
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.batch.committer', StringEquals: 'lambda', Next: S.commitBatchLambda },
+        { Variable: '$.batch.committer', StringEquals: 'emr', Next: S.commitBatchEmr },
+      ],
+      Default: S.unknownCommitter,
+    },
+    // A plan this definition does not understand is a config problem of that table, caught like any other.
+    [S.unknownCommitter]: {
+      Type: 'Fail',
+      Error: 'ConfigError',
+      Cause: 'batch committer must be "lambda" or "emr"; check the table config and redeploy',
+    },
+    [S.commitBatchLambda]: lambda('commitBatch', {
+      Parameters: { 'batch.$': '$.batch', 'staged.$': '$.staged' },
+      ResultPath: '$.committed',
+      Next: S.commitWatermark,
+    }),
+    [S.commitBatchEmr]: {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::emr-serverless:startJobRun.sync',
+      Parameters: {
+        ApplicationId: emr.applicationId,
+        ExecutionRoleArn: emr.executionRoleArn,
+        'Name.$': "States.Format('k2-offload-{}-{}', $.batch.table, $.batch.batchId)",
+        // Deterministic from the plan: a retry within this lease attaches to the same job run, while the
+        // next cycle (new lease) can start afresh after a failed run. The data identity is the batch id
+        // marker in Iceberg, which the job checks before writing.
+        'ClientToken.$': "States.Format('{}-{}', $.batch.batchId, $.batch.leaseToken)",
+        ExecutionTimeoutMinutes: emrTimeout,
+        JobDriver: {
+          SparkSubmit: {
+            EntryPoint: emr.entryPoint,
+            'EntryPointArguments.$': "States.Array('--batch', States.JsonToString($.batch))",
+            SparkSubmitParameters: emr.sparkSubmitParameters,
+          },
+        },
+        ...(emr.logUri
+          ? {
+              ConfigurationOverrides: {
+                MonitoringConfiguration: { S3MonitoringConfiguration: { LogUri: emr.logUri } },
+              },
+            }
+          : {}),
+      },
+      TimeoutSeconds: emrTimeout * 60 + 300,
+      // The job run's description is not needed downstream: CommitWatermark verifies the marker itself.
+      ResultPath: null,
+      Next: S.commitWatermark,
+    },
+    [S.commitWatermark]: lambda('commitWatermark', { ResultPath: '$.watermark', Next: S.batchDone }),
+    [S.batchDone]: {
+      Type: 'Pass',
+      Parameters: {
+        'batchId.$': '$.batch.batchId',
+        'windowEnd.$': '$.batch.windowEnd',
+        'rows.$': '$.staged.rows',
+        'stageMs.$': '$.staged.durationMs',
+        'watermark.$': '$.watermark',
+      },
+      End: true,
+    },
+  };
+
+  const tableStates: Record<string, AslState> = {
+    [S.runBatches]: {
+      Type: 'Map',
+      ItemsPath: '$.table.batches',
+      // Batches of a table run in cursor order: each starts where the previous watermark ended.
+      MaxConcurrency: 1,
+      ItemSelector: { 'batch.$': '$$.Map.Item.Value' },
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: S.stageBatch,
+        States: batchStates,
+      },
+      ResultPath: '$.batches',
+      // One table failing ends that table's pass (its later batches must not run past a gap) and
+      // nothing else.
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }],
+      Next: S.tableDone,
+    },
+    [S.tableDone]: {
+      Type: 'Pass',
+      Parameters: {
+        'table.$': '$.table.table',
+        'layer.$': '$.table.layer',
+        status: 'succeeded',
+        'batches.$': '$.batches',
+      },
+      End: true,
+    },
+    [S.recordFailure]: lambda('recordFailure', {
+      Parameters: {
+        'table.$': '$.table.table',
+        'leaseToken.$': '$.table.leaseToken',
+        'cycleId.$': '$.cycleId',
+        'error.$': '$.error',
+      },
+      ResultPath: '$.failure',
+      // Failing to record a failure must not fail the other tables either; the lease expires by itself.
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: S.tableFailed }],
+      Next: S.tableFailed,
+    }),
+    [S.tableFailed]: {
+      Type: 'Pass',
+      Parameters: {
+        'table.$': '$.table.table',
+        'layer.$': '$.table.layer',
+        status: 'failed',
+        'error.$': '$.error',
+      },
+      End: true,
+    },
+  };
+
+  const layerStates: Record<string, AslState> = {
+    [S.runTables]: {
+      Type: 'Map',
+      ItemsPath: '$.tables',
+      MaxConcurrency: options.maxConcurrency,
+      ItemSelector: { 'cycleId.$': '$.cycleId', 'table.$': '$$.Map.Item.Value' },
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.runBatches, States: tableStates },
+      End: true,
+    },
+  };
+
+  return {
+    Comment: 'k2 offload cycle: plan, then layers in order, tables of a layer in parallel, batches in order',
+    StartAt: S.startCycle,
+    ...(options.timeoutSeconds ? { TimeoutSeconds: options.timeoutSeconds } : {}),
+    States: {
+      [S.startCycle]: { Type: 'Pass', Parameters: { 'input.$': '$', pass: 1 }, Next: S.planCycle },
+      // Validates the input itself: a malformed one fails the execution with the handler's error name.
+      [S.planCycle]: lambda('planCycle', { InputPath: '$.input', ResultPath: '$.plan', Next: S.runLayers }),
+      [S.runLayers]: {
+        Type: 'Map',
+        ItemsPath: '$.plan.layers',
+        // bronze -> silver -> gold: a layer starts when the previous one is done.
+        MaxConcurrency: 1,
+        ItemSelector: {
+          'cycleId.$': '$.plan.cycleId',
+          'layer.$': '$$.Map.Item.Value.layer',
+          'tables.$': '$$.Map.Item.Value.tables',
+        },
+        ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.runTables, States: layerStates },
+        ResultPath: '$.results',
+        Next: S.checkMore,
+      },
+      [S.checkMore]: {
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$.plan.more', BooleanEquals: true },
+              { Variable: '$.pass', NumericLessThan: maxPasses },
+            ],
+            Next: S.markContinue,
+          },
+        ],
+        Default: S.markFinal,
+      },
+      // An object, not a bare boolean: some interpreters treat `Result: false` as no Result at all.
+      [S.markContinue]: {
+        Type: 'Pass',
+        Result: { final: false },
+        ResultPath: '$.loop',
+        Next: S.publishCycle,
+      },
+      [S.markFinal]: { Type: 'Pass', Result: { final: true }, ResultPath: '$.loop', Next: S.publishCycle },
+      [S.publishCycle]: lambda('publishCycle', {
+        Parameters: {
+          'cycleId.$': '$.plan.cycleId',
+          'cycleStartedAt.$': '$$.Execution.StartTime',
+          'pass.$': '$.pass',
+          'final.$': '$.loop.final',
+          'more.$': '$.plan.more',
+          'skipped.$': '$.plan.skipped',
+          'layers.$': '$.results',
+        },
+        ResultPath: null,
+        Next: S.loopOrFinish,
+      }),
+      [S.loopOrFinish]: {
+        Type: 'Choice',
+        Choices: [{ Variable: '$.loop.final', BooleanEquals: true, Next: S.done }],
+        Default: S.nextPass,
+      },
+      [S.nextPass]: {
+        Type: 'Pass',
+        Parameters: {
+          'pass.$': 'States.MathAdd($.pass, 1)',
+          'input.$': '$.plan.input',
+          carry: { 'cycleId.$': '$.plan.cycleId' },
+        },
+        Next: S.nextPassInput,
+      },
+      // The same tables and bound as the first pass, plus the cycle id so the planner knows it is a
+      // loop-back pass of the same cycle.
+      [S.nextPassInput]: {
+        Type: 'Pass',
+        Parameters: { 'pass.$': '$.pass', 'input.$': 'States.JsonMerge($.input, $.carry, false)' },
+        Next: S.planCycle,
+      },
+      [S.done]: { Type: 'Succeed' },
+    },
+  };
+}
