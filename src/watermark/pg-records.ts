@@ -1,0 +1,139 @@
+import type { PgAccess } from './pg-access.ts';
+import { iso } from './pg-rows.ts';
+import {
+  backwardsRefused,
+  leaseHeld,
+  normalizeFailure,
+  normalizeNoop,
+  normalizeReconcile,
+  normalizeSetCursor,
+  staleLease,
+} from './rules.ts';
+import type { WatermarkStore } from './types.ts';
+
+/**
+ * The Postgres store's writes that read the row before deciding (reconcile, failure, no-op pass, manual
+ * set): each locks the row, checks, and writes the row and its history or audit in one transaction.
+ */
+export function pgRecordMethods(
+  db: PgAccess,
+  clock: () => Date,
+): Pick<WatermarkStore, 'reconcile' | 'recordFailure' | 'recordNoop' | 'setCursor'> {
+  const { W, R, A, transaction, lockRow } = db;
+  const now = () => clock().toISOString();
+  return {
+    async reconcile(input) {
+      const r = normalizeReconcile(input);
+      return transaction(async (client) => {
+        const row = await lockRow(client, r.table);
+        const previousCursor = iso(row.cursor);
+        if (Date.parse(previousCursor) >= Date.parse(r.windowEnd))
+          return { result: 'unchanged' as const, previousCursor };
+        if (row.lease_holder === null || row.lease_token !== r.leaseToken)
+          throw staleLease(r.table, r.leaseToken, row.lease_token, row.lease_holder);
+        const at = now();
+        await client.query(
+          `UPDATE ${W} SET cursor = $2, version = version + 1, status = 'ok', last_batch_id = $3,
+             last_success_at = $4, last_checked_at = $4, last_rows = $5, last_duration_ms = NULL,
+             consecutive_failures = 0, last_error_name = NULL, last_error_message = NULL, updated_at = $4
+           WHERE table_name = $1`,
+          [r.table, r.windowEnd, r.batchId, at, r.rows],
+        );
+        await client.query(
+          `INSERT INTO ${R} (table_name, batch_id, window_start, window_end, rows, outcome, note, lease_token,
+             recorded_at) VALUES ($1, $2, $3, $4, $5, 'reconciled', $6, $7, $8)`,
+          [r.table, r.batchId, previousCursor, r.windowEnd, r.rows, r.note, r.leaseToken, at],
+        );
+        return { result: 'reconciled' as const, previousCursor };
+      });
+    },
+
+    async recordFailure(input) {
+      const f = normalizeFailure(input);
+      return transaction(async (client) => {
+        const row = await lockRow(client, f.table);
+        const at = now();
+        await client.query(
+          `INSERT INTO ${R} (table_name, batch_id, window_start, window_end, duration_ms, outcome, error_name,
+             error_message, lease_token, recorded_at) VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $8, $9)`,
+          [
+            f.table,
+            f.batchId,
+            f.windowStart,
+            f.windowEnd,
+            f.durationMs,
+            f.error.name,
+            f.error.message,
+            f.leaseToken,
+            at,
+          ],
+        );
+        // A fenced-out attempt is history, not the table's state: the current holder owns that.
+        if (f.leaseToken !== null && f.leaseToken !== row.lease_token) {
+          return { counted: false, consecutiveFailures: row.consecutive_failures };
+        }
+        const release = f.leaseToken !== null && row.lease_holder !== null;
+        const { rows } = await client.query<{ n: number }>(
+          `UPDATE ${W} SET consecutive_failures = consecutive_failures + 1, status = 'failed',
+             last_error_name = $2, last_error_message = $3, last_checked_at = $4, updated_at = $4,
+             lease_holder = CASE WHEN $5::boolean THEN NULL ELSE lease_holder END,
+             lease_expires_at = CASE WHEN $5::boolean THEN NULL ELSE lease_expires_at END
+           WHERE table_name = $1 RETURNING consecutive_failures AS n`,
+          [f.table, f.error.name, f.error.message, at, release],
+        );
+        return { counted: true, consecutiveFailures: rows[0]?.n ?? 0 };
+      });
+    },
+
+    async recordNoop(input) {
+      const n = normalizeNoop(input);
+      return transaction(async (client) => {
+        const row = await lockRow(client, n.table);
+        const at = now();
+        await client.query(
+          `INSERT INTO ${R} (table_name, rows, outcome, note, lease_token, recorded_at)
+           VALUES ($1, 0, 'noop', $2, $3, $4)`,
+          [n.table, n.reason, n.leaseToken, at],
+        );
+        if (row.lease_token !== n.leaseToken) return { recorded: false };
+        await client.query(
+          `UPDATE ${W} SET last_checked_at = $2, updated_at = $2, lease_holder = NULL, lease_expires_at = NULL,
+             status = CASE WHEN consecutive_failures > 0 THEN 'failed' ELSE 'ok' END
+           WHERE table_name = $1`,
+          [n.table, at],
+        );
+        return { recorded: true };
+      });
+    },
+
+    async setCursor(input) {
+      const s = normalizeSetCursor(input);
+      return transaction(async (client) => {
+        const row = await lockRow(client, s.table);
+        const at = clock();
+        if (row.lease_holder !== null && row.lease_expires_at !== null && row.lease_expires_at > at)
+          throw leaseHeld(s.table, row.lease_holder, iso(row.lease_expires_at));
+        const previousCursor = iso(row.cursor);
+        const version = Number(row.version);
+        const delta = Date.parse(s.cursor) - Date.parse(previousCursor);
+        if (delta === 0) return { changed: false, previousCursor, version };
+        if (delta < 0 && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
+        // The forward-only trigger lets this transaction, and only it, move the cursor back.
+        if (delta < 0) await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
+        // A new token fences out any holder whose lease expired while it was still working.
+        await client.query(
+          `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = NULL, status = 'idle',
+             lease_token = lease_token + 1, lease_holder = NULL, lease_expires_at = NULL, updated_at = $3
+           WHERE table_name = $1`,
+          [s.table, s.cursor, at.toISOString()],
+        );
+        await client.query(
+          `INSERT INTO ${A} (table_name, old_cursor, new_cursor, backwards, actor, reason, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+          [s.table, previousCursor, s.cursor, delta < 0, s.actor, s.reason, at.toISOString()],
+        );
+        return { changed: true, previousCursor, version: version + 1 };
+      });
+    },
+  };
+}
