@@ -8,6 +8,7 @@ import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InputError, isRetryable, UnavailableError } from '../../src/errors.ts';
 import { parseS3Uri, S3ObjectStore } from '../../src/iceberg/s3-store.ts';
+import { createObjectStore } from '../../src/iceberg/stores.ts';
 import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } from '../support/moto.ts';
 
 const SUITE = 'S3ObjectStore against moto';
@@ -22,6 +23,16 @@ describe('parseS3Uri', () => {
     });
     expect(parseS3Uri('s3://warehouse')).toEqual({ bucket: 'warehouse', key: '' });
     expect(() => parseS3Uri('file:///tmp/x')).toThrow(/"file:\/\/\/tmp\/x" is not an S3 URI/);
+  });
+});
+
+describe('createObjectStore', () => {
+  it('refuses a scheme it has no store for, naming the URI and what it accepts', () => {
+    expect(() => createObjectStore('gs://bucket/wh')).toThrow(
+      /Unsupported storage URI "gs:\/\/bucket\/wh": expected/,
+    );
+    expect(() => createObjectStore('s3a://bucket/wh')).toThrow(ConfigError);
+    expect(() => createObjectStore('s3a://bucket/wh')).toThrow(/Write it as s3:\/\/bucket\/wh/);
   });
 });
 
@@ -112,6 +123,13 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
     await store.delete(uri('del/x'));
     expect(await store.head(uri('del/x'))).toBeUndefined();
     await store.delete(uri('del/x'));
+  });
+
+  it('is what createObjectStore gives for an s3:// warehouse', async () => {
+    const chosen = createObjectStore(uri('warehouse'), { s3: moto.clientConfig });
+    expect(chosen).toBeInstanceOf(S3ObjectStore);
+    expect(await chosen.put(uri('warehouse/x'), bytes('x'))).toBe(true);
+    expect(text(await store.get(uri('warehouse/x')))).toBe('x');
   });
 
   it('names the URI when an object is missing, and the bucket when the bucket is', async () => {

@@ -1,0 +1,25 @@
+import { ConfigError } from '../errors.ts';
+import type { ObjectStore } from './object-store.ts';
+import { S3ObjectStore, type S3ObjectStoreOptions } from './s3-store.ts';
+
+export type ObjectStoreOptions = {
+  /** Connection options for `s3://` URIs (endpoint, forcePathStyle, credentials, part size...). */
+  s3?: S3ObjectStoreOptions;
+};
+
+export const SUPPORTED_SCHEMES = ['s3'] as const;
+
+/**
+ * The object store for a warehouse or staging URI, chosen by its scheme. Create one per URI and reuse
+ * it: each S3 store holds its own client and connection pool.
+ */
+export function createObjectStore(uri: string, options: ObjectStoreOptions = {}): ObjectStore {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
+  if (scheme === 's3') return new S3ObjectStore(options.s3);
+  const hint =
+    scheme === 's3a' || scheme === 's3n' ? ` Write it as s3://${uri.slice(scheme.length + 3)}.` : '';
+  throw new ConfigError(
+    `Unsupported storage URI "${uri}": expected one of ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}.${hint}`,
+    { uri, scheme },
+  );
+}
