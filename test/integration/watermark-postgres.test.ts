@@ -60,12 +60,17 @@ describe('Postgres watermark store', () => {
       await gate.query('BEGIN');
       await gate.query(`SELECT 1 FROM ${schema}.watermarks WHERE table_name = 'trades' FOR UPDATE`);
       const running = Promise.allSettled(calls.map((call) => call()));
-      await new Promise((ok) => setTimeout(ok, 150));
-      const waiting = await gate.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-      );
+      let waiting = 0;
+      for (const deadline = Date.now() + 5000; waiting < calls.length && Date.now() < deadline; ) {
+        await new Promise((ok) => setTimeout(ok, 20));
+        const blocked = await gate.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        waiting = blocked.rows[0].n;
+      }
       await gate.query('COMMIT');
-      return { settled: await running, waiting: waiting.rows[0].n as number };
+      return { settled: await running, waiting };
     } finally {
       await gate.end();
     }

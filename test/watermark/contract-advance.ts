@@ -195,6 +195,13 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
     await store.setCursor(change);
     // The expired holder still carries a batch from T1: the reset's new token refuses it.
     await expect(store.advance(batchInput(T1, T2, token))).rejects.toThrow(LeaseError);
-    expect((await store.get('trades')).cursor).toBe(T1);
+    const failed = {
+      table: 'trades',
+      leaseToken: token,
+      error: { name: 'E', message: 'late' },
+      durationMs: 1,
+    };
+    expect(await store.recordFailure(failed)).toMatchObject({ counted: false });
+    expect(await store.get('trades')).toMatchObject({ cursor: T1, status: 'idle', consecutiveFailures: 0 });
   });
 }
