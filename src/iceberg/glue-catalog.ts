@@ -18,6 +18,7 @@ import {
   UnavailableError,
 } from '../errors.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
+import { isTransientAwsError } from './s3-store.ts';
 
 /** Only `send` is used, so tests can replace it at the SDK edge. */
 export type GlueClientLike = Pick<GlueClient, 'send'>;
@@ -61,14 +62,7 @@ const TRANSIENT = new Set([
   'TimeoutError',
 ]);
 
-function isTransient(error: unknown): boolean {
-  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } } | null;
-  if (!e) return false;
-  const status = e.$metadata?.httpStatusCode;
-  if ((status !== undefined && status >= 500) || status === 429) return true;
-  if (e.name && TRANSIENT.has(e.name)) return true;
-  return typeof e.code === 'string' && /^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE)/.test(e.code);
-}
+const isTransient = (error: unknown) => isTransientAwsError(error) || TRANSIENT.has(errorName(error) ?? '');
 
 /**
  * Iceberg tables registered in the AWS Glue Data Catalog the way Iceberg's own GlueCatalog does it, so

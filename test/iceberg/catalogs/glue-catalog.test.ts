@@ -170,6 +170,21 @@ describe('Glue catalog at the SDK edge', () => {
     await expect(missing).rejects.toThrow(/does not exist in Glue; create it first/);
   });
 
+  it('reports an unreachable Glue endpoint as a retryable UnavailableError', async () => {
+    const unreachable = new GlueClient({
+      endpoint: 'http://127.0.0.1:1',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      maxAttempts: 1,
+    });
+    const error = await createGlueCatalog(unreachable)
+      .currentMetadataLocation(t)
+      .catch((e: unknown) => e);
+    unreachable.destroy();
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(isRetryable(error)).toBe(true);
+  });
+
   it('refuses to treat a non-Iceberg Glue table as one', async () => {
     glue.putTable('cold', {
       Name: t.name,
