@@ -66,7 +66,8 @@ export function translatePgError(error: unknown, pool: pg.Pool): unknown {
   if (error instanceof OffloadError || !(error instanceof Error)) return error;
   const code = (error as { code?: unknown }).code;
   const target = describeTarget(pool);
-  const message = scrub(error.message, pool);
+  // Node reports a refused dual-stack connect as an AggregateError with an empty message.
+  const message = scrub(error.message || (typeof code === 'string' ? code : error.name), pool);
   if (typeof code === 'string' && (code === '28P01' || code === '28000'))
     return new ConfigError(
       `Postgres at ${target} refused the credentials: ${message}; check the user and password of the watermark database`,

@@ -139,8 +139,10 @@ export interface WatermarkStore {
   releaseLease(table: string, token: string): Promise<{ released: boolean }>;
   /**
    * Moves the cursor from `windowStart` to `windowEnd` (compare-and-set under the lease) and records
-   * the run. A replay of a batch that already advanced the table is `replayed`, with no write. A stale
-   * token is a LeaseError; any other mismatch a WatermarkConflictError.
+   * the run. A replay of a batch that already advanced the table is `replayed`, with no write. A token
+   * that is not the table's current, held one is a LeaseError; any other mismatch a
+   * WatermarkConflictError. A lease past its expiry still writes until someone takes it over: the token,
+   * not the clock, is what fences.
    */
   advance(input: AdvanceInput): Promise<{ result: 'advanced' | 'replayed'; version: number }>;
   /** Jumps forward to a marker's window end found in Iceberg; never backwards, no-op when already there. */

@@ -109,6 +109,12 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
     expect((await store.get('trades')).cursor).toBe(T1);
   });
 
+  it('lets a holder past its expiry finish while nobody has taken the lease over', async () => {
+    const token = await lease('cycle-a', 60);
+    clock.advance(600);
+    expect(await store.advance(batchInput(T0, T1, token))).toMatchObject({ result: 'advanced' });
+  });
+
   it("fences out a stale holder's advance once another cycle took the expired lease", async () => {
     const stale = await lease('cycle-a', 60);
     clock.advance(120);
