@@ -1,0 +1,141 @@
+import { resolve } from 'node:path';
+import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import { ConfigError, UnavailableError } from '../errors.ts';
+
+export type ClickHouseOptions = {
+  /** `CLICKHOUSE_URL` (`http(s)://user:password@host:port/database`): a remote server. */
+  url?: string | undefined;
+  /** Data directory of the embedded engine (chDB), used when no `url` is given. */
+  dataDir: string;
+  /** Per-request timeout for a remote server; staging a large window is one long request. */
+  requestTimeoutMs?: number;
+};
+
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+type Embedded = { path: string; client: ClickHouseClient; refs: number; close: () => Promise<void> };
+
+/**
+ * chDB binds one data directory per process; every caller of the same path shares one client, and
+ * `close()` releases it when the last caller closes.
+ */
+let embedded: Embedded | undefined;
+const embeddedClients = new WeakSet<ClickHouseClient>();
+const labels = new WeakMap<ClickHouseClient, string>();
+
+function openEmbedded(dataDir: string): ClickHouseClient {
+  const path = resolve(dataDir);
+  if (embedded && embedded.path !== path)
+    throw new ConfigError(
+      `the embedded ClickHouse (chDB) is already open on ${embedded.path}; one process can use only one chDB data directory, so ${path} cannot be opened too. Close the first client, or use the same data directory, or set CLICKHOUSE_URL for a server`,
+      { open: embedded.path, requested: path },
+    );
+  if (embedded) {
+    embedded.refs++;
+    return embedded.client;
+  }
+  // chdb types the connection against @clickhouse/client-common, the client against its bundled copy of
+  // the same interface; the two declarations differ only in their settings types.
+  const connection = createChdbConnection({ path }) as unknown as ClientConnection;
+  const client = createClient({ connection });
+  const closeEngine = client.close.bind(client);
+  const entry: Embedded = { path, client, refs: 1, close: closeEngine };
+  client.close = async () => {
+    if (embedded !== entry) return;
+    entry.refs--;
+    if (entry.refs > 0) return;
+    embedded = undefined;
+    await closeEngine();
+  };
+  embedded = entry;
+  embeddedClients.add(client);
+  labels.set(client, `embedded ClickHouse (chDB) at ${path}`);
+  return client;
+}
+
+/** The URL without its password (and without a `password` query parameter), for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '';
+    parsed.searchParams.delete('password');
+    return parsed.toString();
+  } catch {
+    return '(unparseable ClickHouse URL)';
+  }
+}
+
+/**
+ * A `@clickhouse/client` client on a remote server (`url`) or on the embedded engine (`dataDir`).
+ * Either way callers use the same client API. Note for chDB: `clickhouse_settings` become `SET`
+ * statements that stick to the process-wide session, so per-query settings go in a `SETTINGS` clause.
+ */
+export function openClickHouse(options: ClickHouseOptions): ClickHouseClient {
+  if (!options.url) return openEmbedded(options.dataDir);
+  let parsed: URL;
+  try {
+    parsed = new URL(options.url);
+  } catch {
+    throw new ConfigError(
+      `CLICKHOUSE_URL ${JSON.stringify(redactUrl(options.url))} is not a URL; use http(s)://user:password@host:8123/database`,
+      { url: redactUrl(options.url) },
+    );
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new ConfigError(
+      `CLICKHOUSE_URL must use http or https (the ClickHouse HTTP interface), got ${parsed.protocol}`,
+      { url: redactUrl(options.url) },
+    );
+  const client = createClient({
+    url: options.url,
+    request_timeout: options.requestTimeoutMs ?? 15 * 60_000,
+    application: 'k2-offload',
+  });
+  labels.set(client, `ClickHouse at ${redactUrl(options.url)}`);
+  return client;
+}
+
+export function isEmbedded(client: ClickHouseClient): boolean {
+  return embeddedClients.has(client);
+}
+
+/** Where a client points, safe to print (no password). */
+export function describeClickHouse(client: ClickHouseClient): string {
+  return labels.get(client) ?? 'ClickHouse';
+}
+
+/** Fails fast with an `UnavailableError` naming the server when ClickHouse does not answer `SELECT 1`. */
+export async function assertReachable(client: ClickHouseClient): Promise<void> {
+  const where = describeClickHouse(client);
+  let reason: string;
+  try {
+    const result = await client.ping({ select: true });
+    if (result.success) return;
+    reason = result.error.message;
+  } catch (error) {
+    reason = (error as Error).message;
+  }
+  throw new UnavailableError(
+    `cannot reach ${where}: ${reason}. Check that the server is up and CLICKHOUSE_URL (host, port, user) is right`,
+    { clickhouse: where },
+  );
+}
+
+export type QueryParams = Record<string, unknown>;
+
+/**
+ * Runs a SELECT and returns its rows as objects. 64-bit integers arrive as strings (ClickHouse's JSON
+ * default), so callers convert them deliberately. Values go through `{name:Type}` parameters.
+ */
+export async function queryRows<T>(
+  client: ClickHouseClient,
+  query: string,
+  params?: QueryParams,
+): Promise<T[]> {
+  const result = await client.query({
+    query,
+    format: 'JSONEachRow',
+    ...(params ? { query_params: params } : {}),
+  });
+  return result.json<T>();
+}
