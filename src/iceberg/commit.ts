@@ -1,0 +1,274 @@
+import { CommitConflictError, InputError } from '../errors.ts';
+import { identString, type TableIdent } from './catalog.ts';
+import { dataFileFromParquet } from './data-file.ts';
+import { parseJson } from './json.ts';
+import { type DataFile, ENTRY_STATUS, partitionType, writeManifest } from './manifest.ts';
+import {
+  type ManifestFile,
+  readManifestList,
+  summarizePartitions,
+  writeManifestList,
+} from './manifest-list.ts';
+import {
+  currentSchema,
+  currentSnapshot,
+  defaultSpec,
+  MAIN_BRANCH,
+  type Snapshot,
+  serializeTableMetadata,
+  type TableMetadata,
+} from './metadata.ts';
+import { TABLE_PROPERTIES } from './new-table.ts';
+import { joinUri } from './object-store.ts';
+import { type MappedField, nameMapping } from './schema.ts';
+import {
+  type FoundMarker,
+  findMarker,
+  loadTable,
+  markerSummary,
+  newSnapshotId,
+  newUuid,
+  nowOf,
+  type OffloadMarker,
+  randomOf,
+  type TableDeps,
+} from './table.ts';
+
+export type AppendDeps = TableDeps & {
+  /** Commit attempts before giving up on a table that keeps changing underneath (default 6). */
+  maxAttempts?: number;
+  sleep?: (ms: number) => Promise<void>;
+};
+
+export type AppendRequest = {
+  table: TableIdent;
+  /** The batch's marker; `rows` must equal the rows in `files` (checked from their footers). */
+  marker: OffloadMarker;
+  /** Absolute URIs of Parquet data files, each holding rows of one partition. */
+  files: string[];
+};
+
+export type AppendResult = {
+  status: 'committed' | 'already-committed';
+  marker: FoundMarker;
+  metadataLocation: string;
+  attempts: number;
+};
+
+/** Previous versions kept in `metadata-log`, as Iceberg's `write.metadata.previous-versions-max`. */
+const METADATA_LOG_MAX = 100;
+
+function mappingOf(metadata: TableMetadata): MappedField[] {
+  const text = metadata.properties[TABLE_PROPERTIES.nameMapping];
+  return text
+    ? (parseJson(text) as MappedField[]).map(normalizeMapping)
+    : nameMapping(currentSchema(metadata));
+}
+
+// Lossless parsing yields bigint ids; the mapping compares them with numbers.
+function normalizeMapping(m: MappedField): MappedField {
+  const out: MappedField = { 'field-id': Number(m['field-id']), names: m.names };
+  if (m.fields) out.fields = m.fields.map(normalizeMapping);
+  return out;
+}
+
+function versionAfter(location: string, metadata: TableMetadata): number {
+  const name = location.slice(location.lastIndexOf('/') + 1);
+  const n = /^v?(\d+)[-.]/.exec(name)?.[1];
+  return n === undefined ? metadata['metadata-log'].length + 1 : Number(n) + 1;
+}
+
+function summaryOf(
+  parent: Snapshot | undefined,
+  files: DataFile[],
+  marker: OffloadMarker,
+): Record<string, string> & { operation: string } {
+  const added = {
+    files: files.length,
+    records: files.reduce((n, f) => n + f.record_count, 0),
+    size: files.reduce((n, f) => n + f.file_size_in_bytes, 0),
+  };
+  const partitions = new Set(
+    files.map((f) => JSON.stringify(f.partition, (_k, v) => (typeof v === 'bigint' ? String(v) : v))),
+  );
+  const summary: Record<string, string> & { operation: string } = {
+    operation: 'append',
+    'added-data-files': String(added.files),
+    'added-records': String(added.records),
+    'added-files-size': String(added.size),
+    'changed-partition-count': String(partitions.size),
+  };
+  // Totals carry forward; a parent written without them leaves them unknown, as Iceberg does.
+  const prev = (k: string) => (parent ? parent.summary[k] : '0');
+  const total = (k: string, plus: number) => {
+    const p = prev(k);
+    if (p !== undefined && /^\d+$/.test(p)) summary[k] = String(Number(p) + plus);
+  };
+  total('total-records', added.records);
+  total('total-files-size', added.size);
+  total('total-data-files', added.files);
+  total('total-delete-files', 0);
+  total('total-position-deletes', 0);
+  total('total-equality-deletes', 0);
+  return { ...summary, ...markerSummary(marker) };
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+/**
+ * Appends data files in one snapshot carrying the batch's marker, unless the main branch already has a
+ * snapshot with this batch id (then nothing is written and that snapshot is returned). A lost race in
+ * the catalog reloads the table, checks the marker again and rebuilds the commit on the new metadata.
+ */
+export async function fastAppend(deps: AppendDeps, request: AppendRequest): Promise<AppendResult> {
+  const random = randomOf(deps);
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const maxAttempts = deps.maxAttempts ?? 6;
+  const snapshotId = newSnapshotId(random);
+  const name = identString(request.table);
+  // Footers are read once per schema and spec; manifests are rewritten only if those change.
+  let prepared: { key: string; files: DataFile[]; manifest: ManifestFile | undefined } | undefined;
+
+  for (let attempt = 1; ; attempt++) {
+    const { metadataLocation, metadata } = await loadTable(deps, request.table);
+    const existing = findMarker(metadata, request.marker.batchId);
+    if (existing)
+      return { status: 'already-committed', marker: existing, metadataLocation, attempts: attempt };
+
+    const schema = currentSchema(metadata);
+    const spec = defaultSpec(metadata);
+    const key = `${schema['schema-id']}/${spec['spec-id']}/${metadata.properties[TABLE_PROPERTIES.nameMapping] ?? ''}`;
+    if (prepared?.key !== key) {
+      const mapping = mappingOf(metadata);
+      const files = await Promise.all(
+        request.files.map((uri) => dataFileFromParquet({ store: deps.store, uri, schema, spec, mapping })),
+      );
+      const rows = files.reduce((n, f) => n + f.record_count, 0);
+      if (rows !== request.marker.rows)
+        throw new InputError(
+          `batch ${request.marker.batchId} of ${name}: the staged files hold ${rows} rows, the batch says ${request.marker.rows}; stage the batch again`,
+          { table: name, batchId: request.marker.batchId, fileRows: rows, expectedRows: request.marker.rows },
+        );
+      let manifest: ManifestFile | undefined;
+      if (files.length > 0) {
+        const uri = joinUri(metadata.location, 'metadata', `${newUuid(random)}-m0.avro`);
+        const body = writeManifest({
+          schema,
+          spec,
+          entries: files.map((f) => ({
+            status: ENTRY_STATUS.added,
+            snapshot_id: snapshotId,
+            sequence_number: null,
+            file_sequence_number: null,
+            data_file: f,
+          })),
+        });
+        await deps.store.put(uri, body);
+        manifest = {
+          manifest_path: uri,
+          manifest_length: body.length,
+          partition_spec_id: spec['spec-id'],
+          content: 0,
+          // Set per attempt below: the sequence number is only known against the metadata we commit on.
+          sequence_number: 0n,
+          min_sequence_number: 0n,
+          added_snapshot_id: snapshotId,
+          added_files_count: files.length,
+          existing_files_count: 0,
+          deleted_files_count: 0,
+          added_rows_count: rows,
+          existing_rows_count: 0,
+          deleted_rows_count: 0,
+          partitions: summarizePartitions(
+            partitionType(spec, schema),
+            files.map((f) => ({
+              status: 1,
+              snapshot_id: null,
+              sequence_number: null,
+              file_sequence_number: null,
+              data_file: f,
+            })),
+          ),
+        };
+      }
+      prepared = { key, files, manifest };
+    }
+
+    const sequenceNumber = metadata['last-sequence-number'] + 1n;
+    const parent = currentSnapshot(metadata);
+    const inherited = parent
+      ? readManifestList(await deps.store.get(parent['manifest-list']), parent['manifest-list'])
+      : [];
+    const manifests = prepared.manifest
+      ? [
+          { ...prepared.manifest, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber },
+          ...inherited,
+        ]
+      : inherited;
+    const listUri = joinUri(
+      metadata.location,
+      'metadata',
+      `snap-${snapshotId}-${attempt}-${newUuid(random)}.avro`,
+    );
+    await deps.store.put(
+      listUri,
+      writeManifestList({ snapshotId, parentSnapshotId: parent?.['snapshot-id'], sequenceNumber, manifests }),
+    );
+
+    const now = Math.max(nowOf(deps), metadata['last-updated-ms']);
+    const snapshot: Snapshot = {
+      'snapshot-id': snapshotId,
+      ...(parent ? { 'parent-snapshot-id': parent['snapshot-id'] } : {}),
+      'sequence-number': sequenceNumber,
+      'timestamp-ms': now,
+      'manifest-list': listUri,
+      summary: summaryOf(parent, prepared.files, request.marker),
+      'schema-id': schema['schema-id'],
+    };
+    const next: TableMetadata = {
+      ...metadata,
+      'last-sequence-number': sequenceNumber,
+      'last-updated-ms': now,
+      'current-snapshot-id': snapshotId,
+      snapshots: [...metadata.snapshots, snapshot],
+      refs: { ...metadata.refs, [MAIN_BRANCH]: { 'snapshot-id': snapshotId, type: 'branch' } },
+      'snapshot-log': [...metadata['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
+      'metadata-log': [
+        ...metadata['metadata-log'],
+        { 'timestamp-ms': metadata['last-updated-ms'], 'metadata-file': metadataLocation },
+      ].slice(-METADATA_LOG_MAX),
+    };
+    const nextLocation =
+      deps.catalog.nextMetadataLocation?.(request.table, metadataLocation) ??
+      joinUri(
+        metadata.location,
+        'metadata',
+        `${String(versionAfter(metadataLocation, metadata)).padStart(5, '0')}-${newUuid(random)}.metadata.json`,
+      );
+
+    let written = false;
+    try {
+      written = await deps.store.put(nextLocation, encode(serializeTableMetadata(next)), {
+        ifNoneMatch: true,
+      });
+      if (!written) throw new CommitConflictError(`${nextLocation} was written by another commit to ${name}`);
+      await deps.catalog.swapMetadataLocation(request.table, metadataLocation, nextLocation);
+      const marker = findMarker(next, request.marker.batchId) as FoundMarker;
+      return { status: 'committed', marker, metadataLocation: nextLocation, attempts: attempt };
+    } catch (error) {
+      if (!(error instanceof CommitConflictError)) throw error;
+      // This attempt's files are referenced by nothing now (the manifest is reused by the next attempt).
+      // A catalog whose commit is the file name itself owns that file once written: leave it alone.
+      await deps.store.delete(listUri).catch(() => undefined);
+      if (written && !deps.catalog.nextMetadataLocation)
+        await deps.store.delete(nextLocation).catch(() => undefined);
+      if (attempt >= maxAttempts)
+        throw new CommitConflictError(
+          `append to ${name} lost ${attempt} races for the catalog in a row; retry the commit step`,
+          { table: name, batchId: request.marker.batchId, attempts: attempt },
+          { cause: error },
+        );
+      await sleep(Math.min(2000, 25 * 2 ** attempt) * (0.5 + random(1)[0]! / 510));
+    }
+  }
+}
