@@ -1,6 +1,7 @@
 import type pg from 'pg';
+import { ConfigError } from '../errors.ts';
 import { quoteIdent } from './migrations.ts';
-import { translatePgError } from './pg-errors.ts';
+import { describeTarget, translatePgError } from './pg-errors.ts';
 import { toWatermark, WATERMARK_COLUMNS, type WatermarkRow } from './pg-rows.ts';
 import { checkSchemaName, checkTableName, unknownTable } from './rules.ts';
 import type { Watermark } from './types.ts';
@@ -31,11 +32,20 @@ export function createPgAccess(pool: pg.Pool, schema: string) {
   // opens a new one, and a real outage surfaces there as UnavailableError.
   if (pool.listenerCount('error') === 0) pool.on('error', () => {});
 
+  const translate = (error: unknown) => {
+    if ((error as { code?: unknown })?.code === '42P01')
+      return new ConfigError(
+        `the watermark tables do not exist in schema ${schema} of Postgres at ${describeTarget(pool)}; run the store's migrate() first (the CLI and PlanCycle do at start)`,
+        { schema },
+      );
+    return translatePgError(error, pool);
+  };
+
   async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
     try {
       return (await pool.query<T>(sql, params)).rows;
     } catch (error) {
-      throw translatePgError(error, pool);
+      throw translate(error);
     }
   }
 
@@ -44,7 +54,7 @@ export function createPgAccess(pool: pg.Pool, schema: string) {
     try {
       client = await pool.connect();
     } catch (error) {
-      throw translatePgError(error, pool);
+      throw translate(error);
     }
     let broken = false;
     try {
@@ -54,7 +64,7 @@ export function createPgAccess(pool: pg.Pool, schema: string) {
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
-      throw translatePgError(error, pool);
+      throw translate(error);
     } finally {
       client.release(broken);
     }

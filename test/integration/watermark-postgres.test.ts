@@ -63,6 +63,8 @@ describe('Postgres watermark store', () => {
       let waiting = 0;
       for (const deadline = Date.now() + 5000; waiting < calls.length && Date.now() < deadline; ) {
         await new Promise((ok) => setTimeout(ok, 20));
+        // Activity views are snapshotted once per transaction; the gate is inside one.
+        await gate.query('SELECT pg_stat_clear_snapshot()');
         const blocked = await gate.query(
           `SELECT count(*)::int AS n FROM pg_stat_activity
            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
@@ -123,6 +125,8 @@ describe('Postgres watermark store', () => {
       expect(() => createPostgresWatermarkStore(newPool(), { schema: 'x; DROP TABLE y' })).toThrow(
         ConfigError,
       );
+      const unmigrated = createPostgresWatermarkStore(newPool(), { schema: 'never_migrated' });
+      await expect(unmigrated.list()).rejects.toThrow(/do not exist in schema never_migrated.*migrate\(\)/);
     } finally {
       await client.end();
     }
