@@ -71,7 +71,20 @@ export class UnavailableError extends OffloadError {
   readonly retryable = true;
 }
 
-export const RETRYABLE_ERROR_NAMES = ['CommitConflictError', 'UnavailableError'] as const;
+/**
+ * Staged files do not hold exactly the window's rows (rows changed while staging, e.g. a TTL merge, or a
+ * write went missing). Nothing was committed; staging the batch again from current data fixes it.
+ */
+export class StagingMismatchError extends OffloadError {
+  override readonly name = 'StagingMismatchError' as const;
+  readonly retryable = true;
+}
+
+export const RETRYABLE_ERROR_NAMES = [
+  'CommitConflictError',
+  'UnavailableError',
+  'StagingMismatchError',
+] as const;
 export const ERROR_NAMES = [
   'ConfigError',
   'InputError',
@@ -82,6 +95,7 @@ export const ERROR_NAMES = [
   'InvalidMetadataError',
   'SchemaDriftError',
   'UnavailableError',
+  'StagingMismatchError',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 
