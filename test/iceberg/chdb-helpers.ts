@@ -4,6 +4,8 @@ import { createChdbConnection } from 'chdb/connection';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { mapColumn } from '../../src/config/types.ts';
 
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
 /**
  * chDB as the independent Iceberg reader. Its `icebergLocal` only reads below the session's user files
  * directory, which is the working directory: tests run in their own process (vitest forks) and move
@@ -12,7 +14,9 @@ import { mapColumn } from '../../src/config/types.ts';
 export function openChdb(dir: string): ClickHouseClient {
   mkdirSync(dir, { recursive: true });
   process.chdir(dir);
-  return createClient({ connection: createChdbConnection({ path: `${dir}/chdb` }) });
+  // chdb types its connection against @clickhouse/client-common, the client against its own copy.
+  const connection = createChdbConnection({ path: `${dir}/chdb` }) as unknown as ClientConnection;
+  return createClient({ connection });
 }
 
 export async function rows<T = Record<string, unknown>>(
