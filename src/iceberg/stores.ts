@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.ts';
+import { LocalObjectStore } from './local-store.ts';
 import type { ObjectStore } from './object-store.ts';
 import { S3ObjectStore, type S3ObjectStoreOptions } from './s3-store.ts';
 
@@ -7,17 +8,20 @@ export type ObjectStoreOptions = {
   s3?: S3ObjectStoreOptions;
 };
 
-export const SUPPORTED_SCHEMES = ['s3'] as const;
+export const SUPPORTED_SCHEMES = ['file', 's3'] as const;
 
 /**
- * The object store for a warehouse or staging URI, chosen by its scheme. Create one per URI and reuse
- * it: each S3 store holds its own client and connection pool.
+ * The object store for a warehouse or staging URI, chosen by its scheme: `file:///abs/path` is a local
+ * folder, `s3://bucket/prefix` a bucket. Create one per URI and reuse it: each S3 store holds its own
+ * client and connection pool.
  */
 export function createObjectStore(uri: string, options: ObjectStoreOptions = {}): ObjectStore {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
   if (scheme === 's3') return new S3ObjectStore(options.s3);
-  const hint =
-    scheme === 's3a' || scheme === 's3n' ? ` Write it as s3://${uri.slice(scheme.length + 3)}.` : '';
+  if (scheme === 'file') return new LocalObjectStore();
+  let hint = '';
+  if (scheme === 's3a' || scheme === 's3n') hint = ` Write it as s3://${uri.slice(scheme.length + 3)}.`;
+  else if (uri.startsWith('/')) hint = ` For a local folder write file://${uri}.`;
   throw new ConfigError(
     `Unsupported storage URI "${uri}": expected one of ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}.${hint}`,
     { uri, scheme },

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InputError, isRetryable, UnavailableError } from '../../src/errors.ts';
+import { LocalObjectStore } from '../../src/iceberg/local-store.ts';
 import { parseS3Uri, S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import { createObjectStore } from '../../src/iceberg/stores.ts';
 import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } from '../support/moto.ts';
@@ -33,6 +34,8 @@ describe('createObjectStore', () => {
     );
     expect(() => createObjectStore('s3a://bucket/wh')).toThrow(ConfigError);
     expect(() => createObjectStore('s3a://bucket/wh')).toThrow(/Write it as s3:\/\/bucket\/wh/);
+    expect(() => createObjectStore('/tmp/wh')).toThrow(/For a local folder write file:\/\/\/tmp\/wh/);
+    expect(createObjectStore('file:///tmp/wh')).toBeInstanceOf(LocalObjectStore);
   });
 });
 

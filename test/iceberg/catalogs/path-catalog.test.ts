@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommitConflictError, InputError } from '../../../src/errors.ts';
+import { fileUri, LocalObjectStore } from '../../../src/iceberg/local-store.ts';
+import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
 import type { ObjectStore } from '../../../src/iceberg/object-store.ts';
 import { createPathCatalog } from '../../../src/iceberg/path-catalog.ts';
 import { S3ObjectStore } from '../../../src/iceberg/s3-store.ts';
 import { type Moto, motoAvailability, skipMoto, startMoto } from '../../support/moto.ts';
-import { MemoryStore } from './memory-store.ts';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
@@ -150,8 +154,20 @@ function pathCatalogSuite(setup: () => { store: ObjectStore; warehouse: string }
 }
 
 describe('path catalog on a memory store', () => {
-  const store = new MemoryStore();
+  const store = new MemoryObjectStore();
   pathCatalogSuite(() => ({ store, warehouse: 'mem://warehouse' }));
+});
+
+describe('path catalog on a local folder', () => {
+  const store = new LocalObjectStore();
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'k2-path-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  pathCatalogSuite(() => ({ store, warehouse: fileUri(join(dir, 'warehouse')) }));
 });
 
 const SUITE = 'path catalog on S3 (moto)';
