@@ -1,0 +1,204 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as secrets from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { allow } from '../nag.ts';
+import { FUNCTION_NAMES, type FunctionName, OffloadFunction } from './offload-function.ts';
+import { STAGING_PREFIX, type Warehouse } from './warehouse.ts';
+
+/**
+ * Environment every function reads (see `functions/<name>/index.ts`). Secrets are ARNs, never values.
+ * The secrets are JSON objects with a `url` key (`https://user:password@host:8443` for ClickHouse,
+ * `postgres://user:password@host:5432/db` for Postgres).
+ */
+export const FUNCTION_ENV = {
+  stage: 'K2_STAGE',
+  warehouse: 'WAREHOUSE',
+  catalog: 'K2_CATALOG',
+  glueDatabase: 'K2_GLUE_DATABASE',
+  clickhouseSecretArn: 'K2_CLICKHOUSE_SECRET_ARN',
+  postgresSecretArn: 'K2_POSTGRES_SECRET_ARN',
+  /** Path of the bundled table config; absent when the default tables are used. */
+  config: 'K2_CONFIG',
+} as const;
+
+/** The table config is copied next to each bundle under this name. */
+export const BUNDLED_CONFIG = 'tables.json';
+
+type Access = {
+  memorySize: number;
+  timeout: Duration;
+  clickhouse: boolean;
+  postgres: boolean;
+  s3: 'none' | 'read' | 'stage' | 'commit';
+  glue: 'none' | 'read' | 'write';
+  /** Needs the VPC to reach ClickHouse or Postgres. */
+  vpc: boolean;
+};
+
+/** What each function touches; everything else is denied by omission. */
+export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
+  'plan-cycle': {
+    memorySize: 512,
+    timeout: Duration.seconds(60),
+    clickhouse: true,
+    postgres: true,
+    s3: 'read',
+    glue: 'read',
+    vpc: true,
+  },
+  'stage-batch': {
+    memorySize: 2048,
+    timeout: Duration.minutes(10),
+    clickhouse: true,
+    postgres: true,
+    s3: 'stage',
+    glue: 'none',
+    vpc: true,
+  },
+  'commit-batch': {
+    memorySize: 1024,
+    timeout: Duration.minutes(5),
+    clickhouse: false,
+    postgres: true,
+    s3: 'commit',
+    glue: 'write',
+    vpc: true,
+  },
+  'commit-watermark': {
+    memorySize: 512,
+    timeout: Duration.seconds(60),
+    clickhouse: false,
+    postgres: true,
+    s3: 'read',
+    glue: 'read',
+    vpc: true,
+  },
+  'record-failure': {
+    memorySize: 256,
+    timeout: Duration.seconds(30),
+    clickhouse: false,
+    postgres: true,
+    s3: 'none',
+    glue: 'none',
+    vpc: true,
+  },
+  'publish-cycle': {
+    memorySize: 256,
+    timeout: Duration.seconds(30),
+    clickhouse: false,
+    postgres: false,
+    s3: 'none',
+    glue: 'none',
+    vpc: false,
+  },
+  health: {
+    memorySize: 512,
+    timeout: Duration.minutes(2),
+    clickhouse: true,
+    postgres: true,
+    s3: 'read',
+    glue: 'read',
+    vpc: true,
+  },
+};
+
+export type OffloadFunctionsProps = {
+  resourcePrefix: string;
+  functionsDir: string;
+  projectRoot: string;
+  tablesConfigPath?: string;
+  stageName: string;
+  warehouse: Warehouse;
+  glueDatabase: string;
+  clickhouseSecret: secrets.ISecret;
+  postgresSecret: secrets.ISecret;
+  logRetentionDays: number;
+  vpc?: { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] };
+};
+
+/** The seven functions, each granted only what `FUNCTION_ACCESS` lists, on this stage's resources. */
+export class OffloadFunctions extends Construct {
+  readonly byName: Record<FunctionName, OffloadFunction>;
+
+  constructor(scope: Construct, id: string, props: OffloadFunctionsProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const bucket = props.warehouse.bucket;
+    const environment = (access: Access): Record<string, string> => ({
+      [FUNCTION_ENV.stage]: props.stageName,
+      [FUNCTION_ENV.warehouse]: props.warehouse.uri,
+      [FUNCTION_ENV.catalog]: 'glue',
+      [FUNCTION_ENV.glueDatabase]: props.glueDatabase,
+      ...(access.clickhouse ? { [FUNCTION_ENV.clickhouseSecretArn]: props.clickhouseSecret.secretArn } : {}),
+      ...(access.postgres ? { [FUNCTION_ENV.postgresSecretArn]: props.postgresSecret.secretArn } : {}),
+      ...(props.tablesConfigPath ? { [FUNCTION_ENV.config]: `/var/task/${BUNDLED_CONFIG}` } : {}),
+    });
+    const glueArns = [
+      stack.formatArn({ service: 'glue', resource: 'catalog' }),
+      stack.formatArn({ service: 'glue', resource: 'database', resourceName: props.glueDatabase }),
+      stack.formatArn({ service: 'glue', resource: 'table', resourceName: `${props.glueDatabase}/*` }),
+    ];
+
+    const entries = FUNCTION_NAMES.map((name) => {
+      const access = FUNCTION_ACCESS[name];
+      const fn = new OffloadFunction(this, name, {
+        name,
+        functionsDir: props.functionsDir,
+        projectRoot: props.projectRoot,
+        resourcePrefix: props.resourcePrefix,
+        memorySize: access.memorySize,
+        timeout: access.timeout,
+        environment: environment(access),
+        logRetentionDays: props.logRetentionDays,
+        ...(props.vpc && access.vpc ? { vpc: props.vpc } : {}),
+        ...(props.tablesConfigPath
+          ? { extraFiles: [[props.tablesConfigPath, BUNDLED_CONFIG]] as [string, string][] }
+          : {}),
+      });
+      const grant = (actions: string[], resources: string[], why: string) =>
+        allow(fn.role, { actions, resources }, why);
+      const objects = 'Object keys (Parquet files, Iceberg metadata and manifests) are named at run time';
+      if (access.clickhouse) props.clickhouseSecret.grantRead(fn.role);
+      if (access.postgres) props.postgresSecret.grantRead(fn.role);
+      if (access.s3 !== 'none') grant(['s3:ListBucket'], [bucket.bucketArn], objects);
+      if (access.s3 === 'read' || access.s3 === 'commit')
+        grant(
+          ['s3:GetObject'],
+          [bucket.arnForObjects('*')],
+          `${objects}; read-only, in the warehouse bucket.`,
+        );
+      if (access.s3 === 'stage')
+        grant(
+          ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+          [bucket.arnForObjects(`${STAGING_PREFIX}*`)],
+          `${objects}; writes limited to the staging prefix.`,
+        );
+      if (access.s3 === 'commit') {
+        grant(
+          ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+          [bucket.arnForObjects(`${props.glueDatabase}/*`)],
+          `${objects}; writes limited to the tables of the Glue database.`,
+        );
+        grant(
+          ['s3:DeleteObject'],
+          [bucket.arnForObjects(`${STAGING_PREFIX}*`)],
+          `${objects}; committed staging files are removed.`,
+        );
+      }
+      if (access.glue !== 'none')
+        grant(
+          [
+            'glue:GetDatabase',
+            'glue:GetTable',
+            'glue:GetTables',
+            ...(access.glue === 'write' ? ['glue:CreateTable', 'glue:UpdateTable'] : []),
+          ],
+          glueArns,
+          'Iceberg tables are created per configured table; access is limited to the tables of one Glue database.',
+        );
+      return [name, fn] as const;
+    });
+    this.byName = Object.fromEntries(entries) as Record<FunctionName, OffloadFunction>;
+  }
+}

@@ -1,0 +1,80 @@
+import { type Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { buildStateMachineDefinition, type LambdaTask } from '../../src/orchestration/asl.ts';
+import { acknowledge, wildcardFindings } from '../nag.ts';
+import type { EmrCommit } from './emr-commit.ts';
+
+export type OffloadStateMachineProps = {
+  resourcePrefix: string;
+  functions: Record<LambdaTask, lambda.IFunction>;
+  emr: EmrCommit;
+  maxConcurrency: number;
+  maxPasses: number;
+  timeout: Duration;
+  logRetentionDays: number;
+};
+
+/**
+ * The `offload-cycle` state machine: the definition from `src/orchestration/asl.ts`, every event logged
+ * (with data: batch specs carry no secrets), X-Ray traced, and a timeout below the schedule period so
+ * one cycle ends before the next one starts.
+ */
+export class OffloadStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: OffloadStateMachineProps) {
+    super(scope, id);
+    const name = `${props.resourcePrefix}-cycle`;
+    const functionArns = Object.fromEntries(
+      Object.entries(props.functions).map(([task, fn]) => [task, fn.functionArn]),
+    ) as Record<LambdaTask, string>;
+    const definition = buildStateMachineDefinition({
+      functions: functionArns,
+      maxConcurrency: props.maxConcurrency,
+      maxPasses: props.maxPasses,
+      timeoutSeconds: props.timeout.toSeconds(),
+      emr: props.emr.options,
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      // Step Functions requires this prefix for vended logs delivered to a resource policy-less group.
+      logGroupName: `/aws/vendedlogs/states/${name}`,
+      retention: props.logRetentionDays as logs.RetentionDays,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
+      description: 'k2-offload cycle: invoke the offload functions and run the Spark commit job',
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: name,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromString(Stack.of(this).toJsonString(definition)),
+      role,
+      tracingEnabled: true,
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    for (const fn of Object.values(props.functions)) fn.grantInvoke(role);
+    props.emr.grantStartJobRunSync(role);
+
+    acknowledge(
+      role,
+      'Log delivery and X-Ray actions have no resource-level permissions.',
+      'AwsSolutions-IAM5[Resource::*]',
+    );
+    acknowledge(
+      role,
+      'Invoke any published version of the offload functions (the grant CDK makes for a function).',
+      ...wildcardFindings(
+        role,
+        [],
+        Object.values(props.functions).map((fn) => `${fn.functionArn}:*`),
+      ),
+    );
+  }
+}

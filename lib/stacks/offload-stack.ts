@@ -1,0 +1,174 @@
+import { join } from 'node:path';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as glue from 'aws-cdk-lib/aws-glue';
+import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import type { OffloadConfig } from '../../src/config/schema.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { OffloadAlarms } from '../constructs/alarms.ts';
+import { OffloadDashboard } from '../constructs/dashboard.ts';
+import { EmrCommit } from '../constructs/emr-commit.ts';
+import { Notifications } from '../constructs/notifications.ts';
+import { OffloadFunctions } from '../constructs/offload-functions.ts';
+import { OffloadStateMachine } from '../constructs/offload-state-machine.ts';
+import { CycleSchedule, HealthSchedule } from '../constructs/schedules.ts';
+import { Warehouse } from '../constructs/warehouse.ts';
+import { acknowledge } from '../nag.ts';
+import { executionTimeoutMinutes, type StageConfig, schedulePeriodMinutes } from '../stage-config.ts';
+
+export type OffloadStackProps = StackProps & {
+  stage: StageConfig;
+  tables: OffloadConfig;
+  /** Project root: `functions/`, `jobs/spark/` and a relative `tablesConfig` are found from here. */
+  projectRoot: string;
+  /** Where `<name>/index.ts` of each function lives; `<projectRoot>/functions` by default. */
+  functionsDir?: string;
+};
+
+/** The whole offload of one stage: functions, cycle state machine, schedules, Spark committer, alarms. */
+export class OffloadStack extends Stack {
+  readonly stateMachine: OffloadStateMachine;
+  readonly functions: OffloadFunctions;
+  readonly alarms: OffloadAlarms;
+
+  constructor(scope: Construct, id: string, props: OffloadStackProps) {
+    super(scope, id, props);
+    const { stage, tables } = props;
+    const prefix = `k2-offload-${stage.stage}`;
+    for (const t of tables.tables)
+      if (t.target.namespace !== stage.glueDatabase)
+        throw new ConfigError(
+          `table ${t.name}: target namespace ${t.target.namespace} is not the stage's Glue database ${stage.glueDatabase}; set glueDatabase or the table's target.namespace so they match`,
+          { table: t.name, value: t.target.namespace },
+        );
+
+    const warehouse = new Warehouse(this, 'Warehouse', {
+      resourcePrefix: prefix,
+      ...(stage.warehouse.bucketName ? { bucketName: stage.warehouse.bucketName } : {}),
+      stagingExpirationDays: stage.warehouse.stagingExpirationDays,
+    });
+    if (stage.createGlueDatabase)
+      new glue.CfnDatabase(this, 'GlueDatabase', {
+        catalogId: this.account,
+        databaseInput: {
+          name: stage.glueDatabase,
+          description: 'k2 cold tier: Iceberg tables offloaded from ClickHouse',
+        },
+      });
+
+    const secret = (id: string, arn: string | undefined, what: string): secrets.ISecret => {
+      if (arn) return secrets.Secret.fromSecretCompleteArn(this, id, arn);
+      const created = new secrets.Secret(this, id, {
+        secretName: `${prefix}/${what}`,
+        description: `k2-offload ${what} connection: JSON {"url": "..."}; put the real value after the first deploy`,
+      });
+      acknowledge(
+        created,
+        `The ${what} credentials belong to that server; they are rotated by its owners, not by this stack.`,
+        'AwsSolutions-SMG4',
+      );
+      return created;
+    };
+    const clickhouseSecret = secret('ClickHouseSecret', stage.secrets.clickhouseArn, 'clickhouse');
+    const postgresSecret = secret('PostgresSecret', stage.secrets.postgresArn, 'postgres');
+
+    let vpc: ConstructorParameters<typeof OffloadFunctions>[2]['vpc'];
+    if (stage.vpc) {
+      const v = stage.vpc;
+      const imported = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+        vpcId: v.vpcId,
+        availabilityZones: v.availabilityZones,
+        privateSubnetIds: v.subnetIds,
+      });
+      const securityGroups =
+        v.securityGroupIds.length > 0
+          ? v.securityGroupIds.map((sg, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `Sg${i}`, sg))
+          : [
+              new ec2.SecurityGroup(this, 'FunctionsSg', {
+                vpc: imported,
+                description: 'k2-offload functions: outbound to ClickHouse, Postgres and AWS APIs',
+                allowAllOutbound: true,
+              }),
+            ];
+      vpc = {
+        vpc: imported,
+        subnets: v.subnetIds.map((s, i) => ec2.Subnet.fromSubnetId(this, `Subnet${i}`, s)),
+        securityGroups,
+      };
+    }
+
+    this.functions = new OffloadFunctions(this, 'Functions', {
+      resourcePrefix: prefix,
+      functionsDir: props.functionsDir ?? join(props.projectRoot, 'functions'),
+      projectRoot: props.projectRoot,
+      ...(stage.tablesConfig ? { tablesConfigPath: join(props.projectRoot, stage.tablesConfig) } : {}),
+      stageName: stage.stage,
+      warehouse,
+      glueDatabase: stage.glueDatabase,
+      clickhouseSecret,
+      postgresSecret,
+      logRetentionDays: stage.logRetentionDays,
+      ...(vpc ? { vpc } : {}),
+    });
+
+    const emr = new EmrCommit(this, 'SparkCommit', {
+      resourcePrefix: prefix,
+      ...stage.emr,
+      bucket: warehouse.bucket,
+      glueDatabase: stage.glueDatabase,
+      scriptPath: join(props.projectRoot, 'jobs', 'spark', 'commit_batch.py'),
+    });
+
+    const timeout = Duration.minutes(executionTimeoutMinutes(stage));
+    const f = this.functions.byName;
+    this.stateMachine = new OffloadStateMachine(this, 'Cycle', {
+      resourcePrefix: prefix,
+      functions: {
+        planCycle: f['plan-cycle'].function,
+        stageBatch: f['stage-batch'].function,
+        commitBatch: f['commit-batch'].function,
+        commitWatermark: f['commit-watermark'].function,
+        recordFailure: f['record-failure'].function,
+        publishCycle: f['publish-cycle'].function,
+      },
+      emr,
+      maxConcurrency: stage.maxConcurrency,
+      maxPasses: stage.maxPasses,
+      timeout,
+      logRetentionDays: stage.logRetentionDays,
+    });
+    new CycleSchedule(this, 'CycleSchedule', {
+      resourcePrefix: prefix,
+      schedule: stage.schedule,
+      stateMachine: this.stateMachine.stateMachine,
+    });
+    new HealthSchedule(this, 'HealthSchedule', { resourcePrefix: prefix, health: f.health.function });
+
+    const notifications = new Notifications(this, 'Notifications', {
+      resourcePrefix: prefix,
+      page: stage.notifications.page,
+      warn: stage.notifications.warn,
+    });
+    this.alarms = new OffloadAlarms(this, 'Alarms', {
+      resourcePrefix: prefix,
+      thresholds: stage.alarms,
+      cyclePeriod: Duration.minutes(schedulePeriodMinutes(stage.schedule) ?? 15),
+      stateMachine: this.stateMachine.stateMachine,
+      notifications,
+    });
+    const dashboard = new OffloadDashboard(this, 'Dashboard', {
+      resourcePrefix: prefix,
+      tables: tables.tables.map((t) => t.name),
+      thresholds: stage.alarms,
+      alarms: this.alarms,
+    });
+
+    new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'WarehouseBucket', { value: warehouse.bucket.bucketName });
+    new CfnOutput(this, 'PageTopicArn', { value: notifications.page.topicArn });
+    new CfnOutput(this, 'WarnTopicArn', { value: notifications.warn.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboard.dashboardName });
+    new CfnOutput(this, 'EmrApplicationId', { value: emr.application.attrApplicationId });
+  }
+}
