@@ -46,6 +46,13 @@ export type AppendRequest = {
   marker: OffloadMarker;
   /** Absolute URIs of Parquet data files, each holding rows of one partition. */
   files: string[];
+  /**
+   * Checked on every attempt against the metadata the commit is built on, after the batch id check and
+   * before anything is written: a requirement such as "no newer window is committed" (it throws to stop).
+   */
+  require?: (metadata: TableMetadata) => void;
+  /** Called once the data files and manifests are in place, just before the metadata commit. */
+  beforeMetadataCommit?: () => void;
 };
 
 export type AppendResult = {
@@ -134,6 +141,7 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
     const existing = findMarker(metadata, request.marker.batchId);
     if (existing)
       return { status: 'already-committed', marker: existing, metadataLocation, attempts: attempt };
+    request.require?.(metadata);
 
     const schema = currentSchema(metadata);
     const spec = defaultSpec(metadata);
@@ -246,6 +254,7 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
         `${String(versionAfter(metadataLocation, metadata)).padStart(5, '0')}-${newUuid(random)}.metadata.json`,
       );
 
+    request.beforeMetadataCommit?.();
     let written = false;
     try {
       written = await deps.store.put(nextLocation, encode(serializeTableMetadata(next)), {
