@@ -52,6 +52,7 @@ export function resolveColumns(
   });
 
   const leaves: LeafColumn[] = [];
+  const presentTopLevel = new Set<number>();
   const drift = (message: string): never => {
     throw new SchemaDriftError(`data file ${uri}: ${message}`, { uri });
   };
@@ -128,14 +129,14 @@ export function resolveColumns(
       // Columns the table does not know are not part of it; readers skip them too.
       const field: NestedField | undefined = struct.fields.find((f) => f.id === id);
       if (!field || id === undefined) continue;
+      if (topLevel === undefined) presentTopLevel.add(id);
       visit(child, field.type, id, byName, repeated, required, topLevel ?? name);
     }
   };
 
   visitStruct(root.children, table, mapping, false, true, undefined);
-  const present = new Set(leaves.map((l) => l.topName));
   for (const f of table.fields)
-    if (f.required && !present.has(f.name))
+    if (f.required && !presentTopLevel.has(f.id))
       drift(`required column ${f.name} (field id ${f.id}) is missing from the file`);
   return leaves;
 }

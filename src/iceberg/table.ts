@@ -204,7 +204,8 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
   } catch (error) {
     // Someone created it first: fine if it is the same table.
     if (!(error instanceof CommitConflictError)) throw error;
-    if (written && deps.catalog.kind !== 'path')
+    // A catalog whose commit is the file name owns the file once written; others never saw ours.
+    if (written && !deps.catalog.nextMetadataLocation)
       await deps.store.delete(metadataLocation).catch(() => undefined);
     return checkSame(await loadTable(deps, request.table), wanted, request.table);
   }
