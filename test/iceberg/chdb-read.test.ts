@@ -7,10 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { fastAppend } from '../../src/iceberg/commit.ts';
+import { dataFileFromParquet } from '../../src/iceberg/data-file.ts';
 import { fileUri, LocalObjectStore } from '../../src/iceberg/local-store.ts';
 import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
-import { defaultTableLocation } from '../../src/iceberg/new-table.ts';
+import { defaultTableLocation, newTableMetadata } from '../../src/iceberg/new-table.ts';
+import { nameMapping } from '../../src/iceberg/schema.ts';
 import { createTable, loadTable } from '../../src/iceberg/table.ts';
+import { fromBytes } from '../../src/iceberg/values.ts';
 import { makeBatch } from '../../src/plan/batch.ts';
 import { openChdb, profileQuery, rows, stagingSelect, writeParquet } from './chdb-helpers.ts';
 
@@ -282,5 +285,68 @@ describe('tables we write, read back by ClickHouse (chDB icebergLocal)', () => {
     expect(result.status).toBe('committed');
     expect(result.marker.rows).toBe(0);
     expect(await rows(chdb, `SELECT toString(count()) AS c FROM ${iceberg(table)}`)).toEqual([{ c: '0' }]);
+  });
+
+  it('bounds from ClickHouse-written footers equal the true per-column min and max (negatives, uuids, timestamps)', async () => {
+    const path = join(dir, 'bounds.parquet');
+    const exprs = {
+      ...generators.silver,
+      message_id: 'generateUUIDv4(number)',
+      price: 'toDecimal128(number, 8) / 7 - 300',
+      source_sequence: 'if(number % 5 = 0, NULL, toInt64(number) - 1000)',
+      trade_id: "concat('trade-with-a-long-identifier-', toString(number))",
+    };
+    await writeParquet(
+      chdb,
+      path,
+      stagingSelect(silver, exprs),
+      from(500, { day: '2024-03-01', exchange: 'x', asset_class: 'y' }),
+    );
+    const metadata = newTableMetadata(silver, { location: fileUri(dir), tableUuid: 'u', nowMs: 0 });
+    const schema = metadata.schemas[0]!;
+    const file = await dataFileFromParquet({
+      store,
+      uri: fileUri(path),
+      schema,
+      spec: metadata['partition-specs'][0]!,
+      mapping: nameMapping(schema),
+    });
+    // The truth, from the rows: uuids compared as unsigned bytes (Iceberg's order, not ClickHouse's).
+    const [truth] = await rows<Record<string, string>>(
+      chdb,
+      `SELECT min(hex(message_id)) AS uuid_lo, max(hex(message_id)) AS uuid_hi,
+              toString(min(price)) AS price_lo, toString(max(price)) AS price_hi,
+              toString(min(toUnixTimestamp64Micro(timestamp))) AS ts_lo, toString(max(toUnixTimestamp64Micro(timestamp))) AS ts_hi,
+              toString(min(source_sequence)) AS seq_lo, toString(max(source_sequence)) AS seq_hi,
+              toString(countIf(source_sequence IS NULL)) AS seq_nulls, min(trade_id) AS trade_lo
+       FROM file('${path}')`,
+    );
+    const id = (name: string) => schema.fields.find((f) => f.name === name)!.id;
+    const bound = (name: string, type: string, which: 'lower_bounds' | 'upper_bounds') =>
+      fromBytes(type, file[which]!.get(id(name))!);
+    const decimal = (v: unknown) => {
+      const n = v as bigint;
+      const sign = n < 0n ? '-' : '';
+      const abs = (n < 0n ? -n : n).toString().padStart(9, '0');
+      return `${sign}${abs.slice(0, -8)}.${abs.slice(-8)}`.replace(/\.?0+$/, '');
+    };
+    const hexOf = (v: unknown) =>
+      Buffer.from(v as Uint8Array)
+        .toString('hex')
+        .toUpperCase();
+    expect({
+      uuid_lo: hexOf(bound('message_id', 'uuid', 'lower_bounds')),
+      uuid_hi: hexOf(bound('message_id', 'uuid', 'upper_bounds')),
+      price_lo: decimal(bound('price', 'decimal(38, 8)', 'lower_bounds')),
+      price_hi: decimal(bound('price', 'decimal(38, 8)', 'upper_bounds')),
+      ts_lo: String(bound('timestamp', 'timestamptz', 'lower_bounds')),
+      ts_hi: String(bound('timestamp', 'timestamptz', 'upper_bounds')),
+      seq_lo: String(bound('source_sequence', 'long', 'lower_bounds')),
+      seq_hi: String(bound('source_sequence', 'long', 'upper_bounds')),
+      seq_nulls: String(file.null_value_counts?.get(id('source_sequence'))),
+      trade_lo: `${bound('trade_id', 'string', 'lower_bounds')}`,
+    }).toEqual({ ...truth, trade_lo: truth?.trade_lo?.slice(0, 16) });
+    expect(file.record_count).toBe(500);
+    expect(file.partition).toEqual({ timestamp_day: 19783, exchange: 'x', asset_class: 'y' });
   });
 });
