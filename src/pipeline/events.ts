@@ -30,6 +30,8 @@ export const batchSpecSchema = z.strictObject({
   target: z.strictObject({ namespace: z.string(), name: z.string() }),
   /** URI prefix of this batch's staged Parquet files: `<staging>/<table>/<batchId>/`. */
   stagingPrefix: z.string().min(1),
+  /** The table's last batch of this pass: its watermark step releases the lease. */
+  lastOfTable: z.boolean(),
 });
 export type BatchSpec = z.infer<typeof batchSpecSchema>;
 

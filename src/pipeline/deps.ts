@@ -1,0 +1,42 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { OffloadConfig } from '../config/schema.ts';
+import type { Catalog } from '../iceberg/catalog.ts';
+import type { EmfRecord } from '../metrics/emf.ts';
+import type { ObjectStore } from '../iceberg/object-store.ts';
+import type { WatermarkStore } from '../watermark/store.ts';
+import type { Faults } from './faults.ts';
+
+/**
+ * Everything the steps of a cycle touch, built once per process (the CLI, a Lambda's index.ts, a test).
+ * The steps are plain functions of these deps and their event; nothing else is global.
+ */
+export type PipelineDeps = {
+  config: OffloadConfig;
+  clickhouse: ClickHouseClient;
+  watermarks: WatermarkStore;
+  catalog: Catalog;
+  /** Object store for the warehouse and the staging area (one scheme: file:// or s3://). */
+  store: ObjectStore;
+  /** Warehouse root URI; tables live at `<warehouse>/<namespace>/<name>`. */
+  warehouse: string;
+  /** Staging root URI; batch files at `<staging>/<table>/<batchId>/part-NNNNN.parquet`. */
+  staging: string;
+  /** S3 access for ClickHouse's own `s3()` writes when staging is on S3. */
+  s3?: { endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string };
+  clock: () => Date;
+  /** How long a table's lease lives without renewal; longer than one cycle, shorter than two. */
+  leaseSeconds: number;
+  faults: Faults;
+  /** Where metric records go: EMF log lines in a Lambda, a file or nowhere locally. */
+  metrics: (records: EmfRecord[]) => void;
+  log: (line: Record<string, unknown>) => void;
+};
+
+export const DEFAULT_LEASE_SECONDS = 15 * 60;
+
+/** The Iceberg module's view of the deps (it counts time in epoch milliseconds). */
+export const icebergDeps = (deps: PipelineDeps) => ({
+  store: deps.store,
+  catalog: deps.catalog,
+  clock: () => deps.clock().getTime(),
+});

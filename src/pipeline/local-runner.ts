@@ -1,0 +1,116 @@
+import '../orchestration/promise-with-resolvers.ts';
+import { StateMachine } from 'aws-local-stepfunctions';
+import {
+  type AslDefinition,
+  buildStateMachineDefinition,
+  placeholderFunctionArns,
+  STATE_NAMES,
+} from '../orchestration/asl.ts';
+import { readParquetFooter } from '../iceberg/parquet-footer.ts';
+import { commitBatch } from './commit-batch.ts';
+import { commitWatermark } from './commit-watermark.ts';
+import type { PipelineDeps } from './deps.ts';
+import { batchSpecSchema } from './events.ts';
+import { InjectedCrash } from './faults.ts';
+import { parseEvent } from './parse.ts';
+import { planCycle } from './plan-cycle.ts';
+import { type CycleSummary, publishCycle } from './publish-cycle.ts';
+import { recordFailure } from './record-failure.ts';
+import { stageBatch } from './stage-batch.ts';
+
+/** The definition CDK deploys, with placeholder ARNs: locally every task is bound by state name. */
+export function localDefinition(maxConcurrency = 4): AslDefinition {
+  return buildStateMachineDefinition({
+    functions: placeholderFunctionArns(),
+    maxConcurrency,
+    emr: {
+      applicationId: 'local',
+      executionRoleArn: 'arn:aws:iam::000000000000:role/local',
+      entryPoint: 'file:///jobs/spark/commit_batch.py',
+      sparkSubmitParameters: '',
+    },
+  });
+}
+
+/**
+ * Where EMR is not there, its job is done by our committer: the same batch spec, the staged files found
+ * under the batch's prefix as the Spark job finds them.
+ */
+async function commitLikeEmr(deps: PipelineDeps, request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } }) {
+  const args = request.JobDriver?.SparkSubmit?.EntryPointArguments ?? [];
+  const batch = parseEvent(batchSpecSchema, JSON.parse(args[args.indexOf('--batch') + 1] ?? 'null'), 'EMR job --batch argument');
+  const files = [];
+  let rows = 0;
+  for await (const object of deps.store.list(batch.stagingPrefix)) {
+    if (!object.uri.endsWith('.parquet')) continue;
+    rows += Number((await readParquetFooter(deps.store, object.uri)).metadata.num_rows);
+    files.push({ uri: object.uri, bytes: object.size });
+  }
+  files.sort((a, b) => a.uri.localeCompare(b.uri));
+  await commitBatch(deps, { batch, staged: { rows, files, durationMs: 0 } });
+  return { JobRunId: `local-${batch.batchId}` };
+}
+
+export type LocalCycleResult = { passes: CycleSummary[]; output: unknown };
+
+/**
+ * Runs one cycle by executing the deployed state machine definition in-process, each Task bound to the
+ * same step function its Lambda runs. An injected crash aborts the whole execution, as a dead process
+ * would: nothing after it runs, not even the failure step.
+ */
+export async function runCycle(
+  deps: PipelineDeps,
+  input: unknown = {},
+  options: { definition?: AslDefinition; maxConcurrency?: number } = {},
+): Promise<LocalCycleResult> {
+  const definition = options.definition ?? localDefinition(options.maxConcurrency);
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const passes: CycleSummary[] = [];
+  let crash: InjectedCrash | undefined;
+  let execution: { abort: () => void } | undefined;
+  const bind =
+    <T>(step: (deps: PipelineDeps, event: never) => Promise<T>) =>
+    async (event: unknown) => {
+      if (crash) throw crash;
+      try {
+        return await step(deps, event as never);
+      } catch (error) {
+        if (error instanceof InjectedCrash) {
+          crash = error;
+          execution?.abort();
+        }
+        throw error;
+      }
+    };
+  const handlers = {
+    [STATE_NAMES.planCycle]: bind(planCycle),
+    [STATE_NAMES.stageBatch]: bind(stageBatch),
+    [STATE_NAMES.commitBatchLambda]: bind(commitBatch),
+    [STATE_NAMES.commitBatchEmr]: bind(commitLikeEmr),
+    [STATE_NAMES.commitWatermark]: bind(commitWatermark),
+    [STATE_NAMES.recordFailure]: bind(recordFailure),
+    [STATE_NAMES.publishCycle]: bind(async (d: PipelineDeps, event: never) => {
+      const summary = await publishCycle(d, event);
+      passes.push(summary);
+      return summary;
+    }),
+  };
+  const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 50]));
+  const run = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+  });
+  execution = run;
+  try {
+    const output = await run.result;
+    return { passes, output };
+  } catch (error) {
+    if (crash) throw crash;
+    throw unwrapExecutionError(error);
+  }
+}
+
+/** The interpreter wraps a failed execution; surface the step's own error (name, message) instead. */
+function unwrapExecutionError(error: unknown): unknown {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return cause instanceof Error ? cause : error;
+}

@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { rowHistogram } from '../clickhouse/inspect.ts';
+import { selectTables } from '../config/load.ts';
+import type { TableConfig } from '../config/schema.ts';
+import { ConfigError, InputError } from '../errors.ts';
+import { type TableIdent, identString } from '../iceberg/catalog.ts';
+import { defaultTableLocation } from '../iceberg/new-table.ts';
+import { joinUri } from '../iceberg/object-store.ts';
+import { createTable, newestMarker } from '../iceberg/table.ts';
+import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
+import { icebergDeps, type PipelineDeps } from './deps.ts';
+import { type CycleInput, type CyclePlan, cycleInputSchema, type TablePlan } from './events.ts';
+
+export const targetOf = (table: TableConfig): TableIdent => ({ namespace: table.target.namespace, name: table.target.name });
+
+/** Parses the execution input; a malformed one fails the execution here, before anything is written. */
+export function parseCycleInput(raw: unknown): CycleInput {
+  const parsed = cycleInputSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.map(String).join('.') || '(input)';
+    const keys = issue && 'keys' in issue && Array.isArray(issue.keys) ? ` (${issue.keys.join(', ')})` : '';
+    throw new ConfigError(
+      `execution input ${path}: ${issue?.message}${keys}; expected {"tables"?: ["name", ...], "until"?: "ISO-8601 instant"}`,
+      { field: path },
+    );
+  }
+  return parsed.data;
+}
+
+/** Per-minute row counts of the un-offloaded range, so a backlog splits into batches of bounded rows. */
+async function estimatesFor(deps: PipelineDeps, tables: TableConfig[], cursors: Record<string, string>, now: Date) {
+  const estimates: Record<string, RowBucket[]> = {};
+  for (const table of tables) {
+    if (table.cursor.kind !== 'ingestion_time') continue;
+    const from = cursors[table.name];
+    if (!from || Date.parse(from) >= now.getTime()) continue;
+    estimates[table.name] = await rowHistogram(deps.clickhouse, table, from, now.toISOString(), 60);
+  }
+  return estimates;
+}
+
+/**
+ * Step 1 and 2 of the protocol for one pass: take the leases, reconcile Postgres with Iceberg (forward
+ * only), then plan bounded batches from the watermarks. Tables with nothing to do are released at once.
+ */
+export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<CyclePlan> {
+  const input = parseCycleInput(raw);
+  const now = deps.clock();
+  if (input.until && Date.parse(input.until) > now.getTime())
+    throw new InputError(
+      `until ${input.until} is in the future (now ${now.toISOString()}); rows after now are not final yet, give an instant in the past or omit it`,
+      { field: 'until', value: input.until },
+    );
+  const requested = selectTables(deps.config, input.tables);
+  const cycleId = input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+  const firstPass = input.cycleId === undefined;
+
+  await deps.watermarks.ensureTables(deps.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })));
+  // A loop-back pass does not retry a table that failed earlier in this cycle: the next cycle will.
+  const failed = firstPass
+    ? new Set<string>()
+    : new Set((await deps.watermarks.list()).filter((w) => w.status === 'failed').map((w) => w.table));
+  const selected = requested.filter((t) => !failed.has(t.name));
+
+  const tokens = new Map<string, string>();
+  const leasedByOthers: LeaseHeld[] = [];
+  for (const table of selected) {
+    const lease = await deps.watermarks.acquireLease(table.name, cycleId, deps.leaseSeconds);
+    if (lease.acquired) tokens.set(table.name, lease.token);
+    else leasedByOthers.push({ table: table.name, holder: lease.holder, expiresAt: lease.expiresAt });
+  }
+
+  // Iceberg is the truth: a crash after its commit and before the watermark is repaired here.
+  for (const table of selected) {
+    const token = tokens.get(table.name);
+    if (!token) continue;
+    const ident = targetOf(table);
+    const { metadata } = await createTable(icebergDeps(deps), {
+      table: ident,
+      config: table,
+      location: defaultTableLocation(deps.warehouse, ident),
+    });
+    const marker = newestMarker(metadata);
+    const current = await deps.watermarks.get(table.name);
+    if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
+      await deps.watermarks.reconcile({
+        table: table.name,
+        batchId: marker.batchId,
+        windowEnd: marker.windowEnd,
+        rows: marker.rows,
+        leaseToken: token,
+        note: `Iceberg ${identString(ident)} snapshot ${marker.snapshotId} carries batch ${marker.batchId} ending ${marker.windowEnd}`,
+      });
+      deps.log({ event: 'reconciled', table: table.name, from: current.cursor, to: marker.windowEnd });
+    }
+  }
+
+  const watermarks = Object.fromEntries((await deps.watermarks.list()).map((w) => [w.table, w.cursor]));
+  const planned = selected.filter((t) => tokens.has(t.name));
+  const pass = planPass({
+    config: deps.config,
+    tables: selected.map((t) => t.name),
+    watermarks,
+    leasedByOthers,
+    now: now.toISOString(),
+    ...(input.until ? { until: input.until } : {}),
+    estimates: await estimatesFor(deps, planned, watermarks, now),
+  });
+
+  const byName = new Map(deps.config.tables.map((t) => [t.name, t]));
+  const plans: TablePlan[] = [];
+  for (const { table: name, layer, batches } of pass.tables) {
+    const token = tokens.get(name);
+    const table = byName.get(name);
+    if (!token || !table || batches.length === 0) continue;
+    plans.push({
+      table: name,
+      layer,
+      leaseToken: token,
+      batches: batches.map((b, i) => ({
+        cycleId,
+        table: name,
+        layer,
+        batchId: b.batchId,
+        windowStart: b.windowStart,
+        windowEnd: b.windowEnd,
+        leaseToken: token,
+        committer: table.committer,
+        target: targetOf(table),
+        stagingPrefix: `${joinUri(deps.staging, name, b.batchId)}/`,
+        lastOfTable: i === batches.length - 1,
+      })),
+    });
+  }
+  const withWork = new Set(plans.map((p) => p.table));
+  for (const [name, token] of tokens) {
+    if (withWork.has(name)) continue;
+    const reason = pass.skipped.find((s) => s.table === name);
+    await deps.watermarks.recordNoop({ table: name, leaseToken: token, reason: reason?.detail ?? 'nothing to offload' });
+    await deps.watermarks.releaseLease(name, token);
+  }
+
+  if (firstPass) deps.metrics([{ timestamp: now.getTime(), values: { cyclesStarted: 1 }, properties: { cycleId } }]);
+  const layers = (['bronze', 'silver', 'gold'] as const)
+    .map((layer) => ({ layer, tables: plans.filter((p) => p.layer === layer) }))
+    .filter((l) => l.tables.length > 0);
+  const plan: CyclePlan = {
+    cycleId,
+    startedAt: now.toISOString(),
+    input: { ...(input.tables ? { tables: input.tables } : {}), ...(input.until ? { until: input.until } : {}) },
+    layers,
+    skipped: pass.skipped,
+    more: pass.more,
+  };
+  deps.faults.hit('after-plan', { table: plans[0]?.table ?? '*' });
+  return plan;
+}

@@ -1,0 +1,37 @@
+import type { PipelineDeps } from './deps.ts';
+import { failureSchema } from './events.ts';
+import { parseEvent } from './parse.ts';
+
+/** Step Functions' Catch target: count the failure, keep the error, release the lease; others go on. */
+export async function recordFailure(deps: PipelineDeps, raw: unknown) {
+  const failure = parseEvent(failureSchema, raw, 'RecordFailure input');
+  const message = causeMessage(failure.error.Cause) ?? failure.error.Error;
+  const recorded = await deps.watermarks.recordFailure({
+    table: failure.table,
+    leaseToken: failure.leaseToken,
+    error: { name: failure.error.Error, message },
+    durationMs: 0,
+  });
+  await deps.watermarks.releaseLease(failure.table, failure.leaseToken);
+  deps.metrics([
+    {
+      timestamp: deps.clock().getTime(),
+      dimensions: { Table: failure.table, ErrorType: failure.error.Error },
+      values: { errors: 1 },
+      properties: { cycleId: failure.cycleId, message: message.slice(0, 500) },
+    },
+  ]);
+  deps.log({ event: 'table-failed', table: failure.table, error: failure.error.Error, message });
+  return { table: failure.table, consecutiveFailures: recorded.consecutiveFailures };
+}
+
+/** Lambda puts `{"errorMessage": ...}` JSON in Cause; other sources put plain text. */
+function causeMessage(cause: string | undefined): string | undefined {
+  if (!cause) return undefined;
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    return typeof parsed.errorMessage === 'string' ? parsed.errorMessage : cause;
+  } catch {
+    return cause;
+  }
+}
