@@ -118,8 +118,10 @@ const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.
 
 /** Reads a whole container file. Throws with the reason when the bytes are not one. */
 export function readContainer(bytes: Uint8Array): Container {
+  if (bytes.length < 4 || !equalBytes(bytes.subarray(0, 4), MAGIC))
+    throw new Error('not an Avro object container file (bad magic)');
   const input = new ByteReader(bytes);
-  if (!equalBytes(input.raw(4), MAGIC)) throw new Error('not an Avro object container file (bad magic)');
+  input.raw(4);
   const metadata: Record<string, string> = {};
   for (let n = input.safeLong(); n !== 0; n = input.safeLong()) {
     if (n < 0) {
