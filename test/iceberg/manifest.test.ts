@@ -78,7 +78,7 @@ async function avscRead(bytes: Uint8Array) {
   return {
     records,
     header,
-    schema: JSON.parse(header['avro.schema']?.toString() ?? '{}') as { fields: AvroField[] },
+    schema: JSON.parse(header['avro.schema']?.toString() ?? '{}') as AvroSchema,
   };
 }
 
