@@ -132,16 +132,26 @@ export class OffloadFunction extends Construct {
       'Node.js 22 is the runtime the project supports and tests; moving runtimes is a deliberate change.',
       'AwsSolutions-L1',
     );
+    if (props.vpc)
+      // What AWSLambdaVPCAccessExecutionRole grants, inline: a role passed to a function gets no managed policy.
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
     acknowledge(
       this.role,
-      'X-Ray trace segments have no resource-level permissions.',
+      props.vpc
+        ? 'X-Ray trace segments and the network interface actions Lambda needs to attach to VPC subnets have no resource-level permissions.'
+        : 'X-Ray trace segments have no resource-level permissions.',
       'AwsSolutions-IAM5[Resource::*]',
     );
-    if (props.vpc)
-      acknowledge(
-        this.role,
-        'AWSLambdaVPCAccessExecutionRole is the documented minimum for a function to attach to VPC subnets.',
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-      );
   }
 }

@@ -13,7 +13,7 @@ import type { OffloadConfig } from '../../src/config/schema.ts';
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIXTURE_FUNCTIONS = join(PROJECT_ROOT, 'test', 'infra', 'fixtures', 'functions');
 
-export type Synthesized = { stack: OffloadStack; template: Template };
+export type Synthesized = { stack: OffloadStack; template: Template; outdir: string };
 
 /**
  * Synthesizes the stack once, with cdk-nag's AWS Solutions checks: synthesis throws on any finding that
@@ -24,7 +24,8 @@ export function synthesize(
   tables: OffloadConfig = defaultConfig(),
   functionsDir = FIXTURE_FUNCTIONS,
 ): Synthesized {
-  const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'k2-cdk-')) });
+  const outdir = mkdtempSync(join(tmpdir(), 'k2-cdk-'));
+  const app = new App({ outdir });
   const stack = new OffloadStack(app, 'K2Offload-test', {
     stage: parseStageConfig({ stage: 'test', ...stage }),
     tables,
@@ -33,13 +34,20 @@ export function synthesize(
   });
   addNagChecks(app);
   const assembly = app.synth();
-  return { stack, template: Template.fromJSON(assembly.getStackByName(stack.stackName).template) };
+  return { stack, template: Template.fromJSON(assembly.getStackByName(stack.stackName).template), outdir };
 }
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
 
 export function resourcesOfType(template: Template, type: string): [string, Resource][] {
   return Object.entries(template.findResources(type)) as [string, Resource][];
+}
+
+/** The one resource of a type (dashboard, state machine...). */
+export function onlyResource(template: Template, type: string): Resource {
+  const found = resourcesOfType(template, type);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  return (found[0] as [string, Resource])[1];
 }
 
 export function logicalIdOf(template: Template, type: string, predicate: (r: Resource) => boolean): string {

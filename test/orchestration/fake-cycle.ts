@@ -103,6 +103,7 @@ export class FakeCycle {
             committer: t.committer ?? 'lambda',
             target: { namespace: 'cold', name: t.name },
             stagingPrefix: `s3://warehouse/staging/${t.name}/${batchIdOf(t.name, windowStart, windowEnd)}/`,
+            lastOfTable: i === done + count - 1,
           });
         }
         tables.push({ table: t.name, layer, leaseToken, batches });

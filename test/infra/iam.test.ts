@@ -1,0 +1,161 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FUNCTION_ACCESS } from '../../lib/constructs/offload-functions.ts';
+import { asArray, logicalIdOf, printed, type Synthesized, statementsOfRole, synthesize } from './support.ts';
+
+let synth: Synthesized;
+type Grant = { actions: string[]; resources: string[] };
+let grantsOf: (roleId: string) => Grant[];
+let functionRole: (name: string) => string;
+
+beforeAll(() => {
+  synth = synthesize();
+  grantsOf = (roleId) =>
+    statementsOfRole(synth.template, roleId).map((s) => ({
+      actions: asArray(s.Action as string | string[]),
+      resources: asArray(s.Resource).map(printed),
+    }));
+  functionRole = (name) => {
+    const fn = synth.template.toJSON().Resources[
+      logicalIdOf(
+        synth.template,
+        'AWS::Lambda::Function',
+        (r) => r.Properties.FunctionName === `k2-offload-test-${name}`,
+      )
+    ] as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } };
+    return fn.Properties.Role['Fn::GetAtt'][0];
+  };
+});
+
+/** Resources a role may use an action on. */
+const resourcesFor = (grants: Grant[], action: string) =>
+  grants.filter((g) => g.actions.includes(action)).flatMap((g) => g.resources);
+
+describe('function roles', () => {
+  it('never grant a whole service or every resource, except X-Ray which has no resource-level permissions', () => {
+    for (const name of Object.keys(FUNCTION_ACCESS)) {
+      for (const g of grantsOf(functionRole(name))) {
+        for (const a of g.actions) expect(a, name).not.toMatch(/^[a-z0-9-]+:\*$|^\*$/);
+        if (g.resources.includes('*'))
+          expect(
+            g.actions.every((a) => a.startsWith('xray:')),
+            name,
+          ).toBe(true);
+      }
+    }
+  });
+
+  it('let only the stager write staged files, and only under staging/', () => {
+    const put = (name: string) => resourcesFor(grantsOf(functionRole(name)), 's3:PutObject');
+    expect(put('stage-batch')).toEqual([
+      expect.stringMatching(/^<WarehouseBucket[0-9A-F]+\.Arn>\/staging\/\*$/),
+    ]);
+    expect(put('commit-batch')).toEqual([
+      expect.stringMatching(/^<WarehouseBucket[0-9A-F]+\.Arn>\/cold\/\*$/),
+    ]);
+    for (const name of ['plan-cycle', 'commit-watermark', 'record-failure', 'publish-cycle', 'health'])
+      expect(put(name), name).toEqual([]);
+  });
+
+  it('let only the committers change Glue tables, and only in the stage database', () => {
+    const update = (name: string) => resourcesFor(grantsOf(functionRole(name)), 'glue:UpdateTable');
+    expect(update('commit-batch')).toEqual([
+      'arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:catalog',
+      'arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:database/cold',
+      'arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/cold/*',
+    ]);
+    for (const name of ['plan-cycle', 'stage-batch', 'commit-watermark', 'health'])
+      expect(update(name), name).toEqual([]);
+  });
+
+  it('read each secret only where it is needed', () => {
+    const secrets = (name: string) =>
+      resourcesFor(grantsOf(functionRole(name)), 'secretsmanager:GetSecretValue').map((r) =>
+        r.replace(/[0-9A-F]{8}>$/, '>'),
+      );
+    expect(secrets('stage-batch').sort()).toEqual(['<ClickHouseSecret>', '<PostgresSecret>']);
+    expect(secrets('commit-watermark')).toEqual(['<PostgresSecret>']);
+    expect(secrets('publish-cycle')).toEqual([]);
+  });
+
+  it('write logs only to their own log group', () => {
+    const logs = resourcesFor(grantsOf(functionRole('stage-batch')), 'logs:PutLogEvents');
+    expect(logs).toEqual([
+      expect.stringMatching(/^<FunctionsstagebatchLogs[0-9A-F]+\.Arn>$/),
+      expect.stringMatching(/^<FunctionsstagebatchLogs[0-9A-F]+\.Arn>:log-stream:\*$/),
+    ]);
+  });
+});
+
+describe('the Spark job role', () => {
+  it('reads staged files, writes only the stage database tables and its logs, and passes to EMR only', () => {
+    const role = logicalIdOf(synth.template, 'AWS::IAM::Role', (r) =>
+      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('emr-serverless.amazonaws.com'),
+    );
+    const grants = grantsOf(role);
+    expect(resourcesFor(grants, 's3:PutObject')).toEqual([
+      expect.stringMatching(/\/cold\/\*$/),
+      expect.stringMatching(/\/logs\/emr\/\*$/),
+    ]);
+    expect(resourcesFor(grants, 'glue:UpdateTable')).toContain(
+      'arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/cold/*',
+    );
+    const machineRole = logicalIdOf(synth.template, 'AWS::IAM::Role', (r) =>
+      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('states.amazonaws.com'),
+    );
+    const pass = statementsOfRole(synth.template, machineRole).filter((s) => s.Action === 'iam:PassRole');
+    expect(pass).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::GetAtt': [role, 'Arn'] },
+        Condition: { StringEquals: { 'iam:PassedToService': 'emr-serverless.amazonaws.com' } },
+      }),
+    ]);
+  });
+});
+
+describe('the EMR Serverless application', () => {
+  it('is Spark on EMR 7, starts on demand, stops when idle, and is capped', () => {
+    synth.template.hasResourceProperties('AWS::EMRServerless::Application', {
+      Type: 'SPARK',
+      ReleaseLabel: Match.stringLikeRegexp('^emr-7\\.'),
+      AutoStartConfiguration: { Enabled: true },
+      AutoStopConfiguration: { Enabled: true, IdleTimeoutMinutes: 15 },
+      MaximumCapacity: { Cpu: '16 vCPU', Memory: '64 GB' },
+    });
+  });
+});
+
+describe('the warehouse bucket', () => {
+  it('is encrypted, private, SSL only, logged, and expires staged files', () => {
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LoggingConfiguration: Match.objectLike({ DestinationBucketName: Match.anyValue() }),
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 7, Status: 'Enabled' })],
+      },
+    });
+    const bucket = logicalIdOf(
+      synth.template,
+      'AWS::S3::Bucket',
+      (r) =>
+        r.Properties.LifecycleConfiguration !== undefined &&
+        JSON.stringify(r.Properties.LifecycleConfiguration).includes('staging/'),
+    );
+    synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucket },
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ],
+      },
+    });
+  });
+});
