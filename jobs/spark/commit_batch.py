@@ -5,7 +5,9 @@ Every decision (table, window, batch id, staging prefix) comes from the spec; th
 
 1. If a snapshot in the table's current ancestry carries ``k2.offload.batch-id`` = this batch, stop:
    the batch is already in Iceberg (a retry after a crash or a lost response).
-2. Otherwise read the staged Parquet files and append them in one Iceberg commit whose snapshot
+2. If the newest marker in the ancestry ends after this window's start, stop with an error: Iceberg
+   already holds rows of this window under another batch (the next cycle re-plans from there).
+3. Otherwise read the staged Parquet files and append them in one Iceberg commit whose snapshot
    summary carries the offload marker (``snapshot-property.k2.offload.*`` write options).
 
 Pure helpers (argument parsing, marker lookup, SQL) import nothing from Spark, so they are unit tested
@@ -28,6 +30,10 @@ DEFAULT_CATALOG = "glue"
 
 class BatchSpecError(ValueError):
     """The job was started with a batch spec it cannot act on; nothing was written."""
+
+
+class OverlapError(RuntimeError):
+    """Iceberg already holds rows after this window's start; appending would duplicate them."""
 
 
 def _require(spec, key, check, expectation):
@@ -109,6 +115,36 @@ def marker_query(identifier, batch_id):
     ).format(t=identifier, key=BATCH_ID_KEY, id=batch_id)
 
 
+def newest_marker_query(identifier):
+    """The most recent snapshot of the current ancestry that carries any offload marker."""
+    return (
+        "SELECT s.snapshot_id, s.summary FROM {t}.snapshots s "
+        "JOIN {t}.history h ON s.snapshot_id = h.snapshot_id "
+        "WHERE h.is_current_ancestor AND s.summary['{key}'] IS NOT NULL "
+        "ORDER BY h.made_current_at DESC LIMIT 1"
+    ).format(t=identifier, key=BATCH_ID_KEY)
+
+
+def check_no_overlap(newest, spec):
+    """Refuses a window that starts before the end of what Iceberg already holds (the newest marker)."""
+    if newest is None:
+        return
+    summary = newest.get("summary") or {}
+    end = summary.get(MARKER + "window-end")
+    if end is not None and _instant(end) > _instant(spec["windowStart"]):
+        raise OverlapError(
+            "Iceberg table %s.%s already holds rows up to %s (batch %s), after this batch's start %s; "
+            "nothing was written, the next cycle re-plans from there"
+            % (
+                spec["target"]["namespace"],
+                spec["target"]["name"],
+                end,
+                summary.get(BATCH_ID_KEY),
+                spec["windowStart"],
+            )
+        )
+
+
 def find_marker(snapshots, batch_id):
     """The first ``{snapshot_id, summary}`` whose summary names this batch, else None."""
     for snapshot in snapshots:
@@ -168,6 +204,9 @@ def main(argv, spark=None, list_files=None):
     if existing is not None:
         rows = int(existing["summary"].get(MARKER + "rows", "0"))
         return outcome("already-committed", rows, existing["snapshot_id"])
+
+    newest = [r.asDict() for r in spark.sql(newest_marker_query(identifier)).collect()]
+    check_no_overlap(newest[0] if newest else None, spec)
 
     files = (list_files or _staged_files)(spark, spec["stagingPrefix"])
     if not files:

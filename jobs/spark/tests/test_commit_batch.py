@@ -80,6 +80,18 @@ class MarkerTest(unittest.TestCase):
         with self.assertRaises(job.BatchSpecError):
             job.marker_query("glue.cold.t", "1' OR '1'='1")
 
+    def test_refuses_a_window_that_starts_before_what_iceberg_holds(self):
+        newest = {"snapshot_id": 9, "summary": {job.BATCH_ID_KEY: "a" * 32, "k2.offload.window-end": "2026-11-22T00:30:00.000Z"}}
+        with self.assertRaises(job.OverlapError) as caught:
+            job.check_no_overlap(newest, SPEC)
+        self.assertIn("already holds rows up to 2026-11-22T00:30:00.000Z", str(caught.exception))
+        contiguous = {"snapshot_id": 9, "summary": {"k2.offload.window-end": SPEC["windowStart"]}}
+        job.check_no_overlap(contiguous, SPEC)
+        job.check_no_overlap(None, SPEC)
+        sql = job.newest_marker_query("glue.cold.silver_trades")
+        self.assertIn("is_current_ancestor", sql)
+        self.assertIn("ORDER BY h.made_current_at DESC LIMIT 1", sql)
+
     def test_writes_the_marker_as_snapshot_properties(self):
         self.assertEqual(
             job.write_options(SPEC, 12),
@@ -158,6 +170,8 @@ class FakeSpark:
 
         class Result:
             def collect(self):
+                if "LIMIT 1" in query:
+                    return [_Row(s) for s in spark.snapshots[-1:]]
                 return [_Row(s) for s in spark.snapshots if s["summary"].get(job.BATCH_ID_KEY) in query]
 
         return Result()
@@ -182,6 +196,17 @@ class MainTest(unittest.TestCase):
         self.assertEqual(second, {"status": "already-committed", "rows": 5, "snapshotId": "100"})
         self.assertEqual(len(spark.appends), 1)
         self.assertEqual(spark.appends[0][0], "glue.cold.silver_trades")
+
+    def test_refuses_to_append_over_a_newer_batch(self):
+        later = {
+            job.BATCH_ID_KEY: "b" * 32,
+            "k2.offload.window-start": "2026-11-22T00:00:00.000Z",
+            "k2.offload.window-end": "2026-11-22T02:00:00.000Z",
+        }
+        spark = FakeSpark(snapshots=[{"snapshot_id": 7, "summary": later}])
+        with self.assertRaises(job.OverlapError):
+            self.run_job(spark)
+        self.assertEqual(spark.appends, [])
 
     def test_writes_nothing_when_nothing_was_staged(self):
         spark = FakeSpark()
