@@ -160,17 +160,15 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
       let manifest: ManifestFile | undefined;
       if (files.length > 0) {
         const uri = joinUri(metadata.location, 'metadata', `${newUuid(random)}-m0.avro`);
-        const body = writeManifest({
-          schema,
-          spec,
-          entries: files.map((f) => ({
-            status: ENTRY_STATUS.added,
-            snapshot_id: snapshotId,
-            sequence_number: null,
-            file_sequence_number: null,
-            data_file: f,
-          })),
-        });
+        // Sequence numbers stay null: inherited from the manifest list, so retries reuse this manifest.
+        const entries = files.map((f) => ({
+          status: ENTRY_STATUS.added,
+          snapshot_id: snapshotId,
+          sequence_number: null,
+          file_sequence_number: null,
+          data_file: f,
+        }));
+        const body = writeManifest({ schema, spec, entries });
         await deps.store.put(uri, body);
         manifest = {
           manifest_path: uri,
@@ -187,16 +185,7 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
           added_rows_count: rows,
           existing_rows_count: 0,
           deleted_rows_count: 0,
-          partitions: summarizePartitions(
-            partitionType(spec, schema),
-            files.map((f) => ({
-              status: 1,
-              snapshot_id: null,
-              sequence_number: null,
-              file_sequence_number: null,
-              data_file: f,
-            })),
-          ),
+          partitions: summarizePartitions(partitionType(spec, schema), entries),
         };
       }
       prepared = { key, files, manifest };
