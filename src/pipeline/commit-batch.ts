@@ -24,7 +24,12 @@ export function requireNoOverlap(batch: BatchSpec) {
     if (newest && Date.parse(newest.windowEnd) > Date.parse(batch.windowStart))
       throw new WatermarkConflictError(
         `Iceberg ${identString(batch.target)} already holds rows up to ${newest.windowEnd} (batch ${newest.batchId}), after this batch's start ${batch.windowStart}; the next cycle re-plans from there`,
-        { table: batch.table, batchId: batch.batchId, newestBatch: newest.batchId, newestEnd: newest.windowEnd },
+        {
+          table: batch.table,
+          batchId: batch.batchId,
+          newestBatch: newest.batchId,
+          newestEnd: newest.windowEnd,
+        },
       );
   };
 }
@@ -35,28 +40,30 @@ export async function commitBatch(deps: PipelineDeps, raw: unknown): Promise<Com
   tableByName(deps.config, batch.table);
   if (staged.rows === 0) return { status: 'empty', rows: 0 };
   await assertLeaseHeld(deps.watermarks, batch.table, batch.leaseToken);
-  const result = await fastAppend(
-    icebergDeps(deps),
-    {
-      table: targetOf(tableByName(deps.config, batch.table)),
-      marker: {
-        batchId: batch.batchId,
-        table: batch.table,
-        windowStart: batch.windowStart,
-        windowEnd: batch.windowEnd,
-        rows: staged.rows,
-      },
-      files: staged.files.map((f) => f.uri),
-      require: requireNoOverlap(batch),
-      beforeMetadataCommit: () => deps.faults.hit('after-data-files', { table: batch.table, batchId: batch.batchId }),
+  const result = await fastAppend(icebergDeps(deps), {
+    table: targetOf(tableByName(deps.config, batch.table)),
+    marker: {
+      batchId: batch.batchId,
+      table: batch.table,
+      windowStart: batch.windowStart,
+      windowEnd: batch.windowEnd,
+      rows: staged.rows,
     },
-  );
+    files: staged.files.map((f) => f.uri),
+    require: requireNoOverlap(batch),
+    beforeMetadataCommit: () =>
+      deps.faults.hit('after-data-files', { table: batch.table, batchId: batch.batchId }),
+  });
   deps.faults.hit('after-iceberg-commit', { table: batch.table, batchId: batch.batchId });
   try {
     deps.faults.hit('lost-commit-response', { table: batch.table, batchId: batch.batchId });
   } catch (lost) {
     // The commit is in Iceberg, but the caller hears only a timeout: the step is retried.
-    throw new UnavailableError(`commit response for batch ${batch.batchId} was lost`, { table: batch.table }, { cause: lost });
+    throw new UnavailableError(
+      `commit response for batch ${batch.batchId} was lost`,
+      { table: batch.table },
+      { cause: lost },
+    );
   }
   return { status: result.status, snapshotId: result.marker.snapshotId.toString(), rows: result.marker.rows };
 }

@@ -1,8 +1,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { OffloadConfig } from '../config/schema.ts';
 import type { Catalog } from '../iceberg/catalog.ts';
-import type { EmfRecord } from '../metrics/emf.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
+import type { EmfRecord } from '../metrics/emf.ts';
 import type { WatermarkStore } from '../watermark/store.ts';
 import type { Faults } from './faults.ts';
 
@@ -15,14 +15,18 @@ export type PipelineDeps = {
   clickhouse: ClickHouseClient;
   watermarks: WatermarkStore;
   catalog: Catalog;
-  /** Object store for the warehouse and the staging area (one scheme: file:// or s3://). */
+  /** Object store of the warehouse (file:// or s3://); staged files live in each table's data folder. */
   store: ObjectStore;
   /** Warehouse root URI; tables live at `<warehouse>/<namespace>/<name>`. */
   warehouse: string;
-  /** Staging root URI; batch files at `<staging>/<table>/<batchId>/part-NNNNN.parquet`. */
-  staging: string;
   /** S3 access for ClickHouse's own `s3()` writes when staging is on S3. */
-  s3?: { endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string };
+  s3?: {
+    endpoint?: string;
+    region: string;
+    accessKeyId?: string;
+    secretAccessKey?: string;
+    sessionToken?: string;
+  };
   clock: () => Date;
   /** How long a table's lease lives without renewal; longer than one cycle, shorter than two. */
   leaseSeconds: number;

@@ -28,7 +28,10 @@ export const batchSpecSchema = z.strictObject({
   leaseToken: z.string().regex(/^[0-9]+$/),
   committer: z.enum(['lambda', 'emr']),
   target: z.strictObject({ namespace: z.string(), name: z.string() }),
-  /** URI prefix of this batch's staged Parquet files: `<staging>/<table>/<batchId>/`. */
+  /**
+   * URI prefix of this batch's staged Parquet files: `<table location>/data/<batchId>/`. Our committer
+   * adopts them as data files, so they live with the table and no lifecycle rule may expire them.
+   */
   stagingPrefix: z.string().min(1),
   /** The table's last batch of this pass: its watermark step releases the lease. */
   lastOfTable: z.boolean(),

@@ -35,7 +35,10 @@ export class InjectedCrash extends Error {
 }
 
 /** Crashes at `point` the first `times` times it is hit (optionally only for one table). */
-export function crashAt(point: FaultPoint, options: { table?: string; times?: number } = {}): Faults & { fired: number } {
+export function crashAt(
+  point: FaultPoint,
+  options: { table?: string; times?: number } = {},
+): Faults & { fired: number } {
   const state = {
     fired: 0,
     hit(at: FaultPoint, context: FaultContext) {

@@ -5,7 +5,11 @@ import type { WatermarkStore } from '../watermark/store.ts';
  * Fencing before a write that the watermark store cannot refuse by itself (an Iceberg commit): the
  * caller's token must still be the table's current, unreleased lease.
  */
-export async function assertLeaseHeld(watermarks: WatermarkStore, table: string, token: string): Promise<void> {
+export async function assertLeaseHeld(
+  watermarks: WatermarkStore,
+  table: string,
+  token: string,
+): Promise<void> {
   const w = await watermarks.get(table);
   if (!w || w.leaseToken !== token || w.lease?.token !== token)
     throw new LeaseError(

@@ -1,12 +1,12 @@
 import '../orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { readParquetFooter } from '../iceberg/parquet-footer.ts';
 import {
   type AslDefinition,
   buildStateMachineDefinition,
   placeholderFunctionArns,
   STATE_NAMES,
 } from '../orchestration/asl.ts';
-import { readParquetFooter } from '../iceberg/parquet-footer.ts';
 import { commitBatch } from './commit-batch.ts';
 import { commitWatermark } from './commit-watermark.ts';
 import type { PipelineDeps } from './deps.ts';
@@ -36,9 +36,16 @@ export function localDefinition(maxConcurrency = 4): AslDefinition {
  * Where EMR is not there, its job is done by our committer: the same batch spec, the staged files found
  * under the batch's prefix as the Spark job finds them.
  */
-async function commitLikeEmr(deps: PipelineDeps, request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } }) {
+async function commitLikeEmr(
+  deps: PipelineDeps,
+  request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } },
+) {
   const args = request.JobDriver?.SparkSubmit?.EntryPointArguments ?? [];
-  const batch = parseEvent(batchSpecSchema, JSON.parse(args[args.indexOf('--batch') + 1] ?? 'null'), 'EMR job --batch argument');
+  const batch = parseEvent(
+    batchSpecSchema,
+    JSON.parse(args[args.indexOf('--batch') + 1] ?? 'null'),
+    'EMR job --batch argument',
+  );
   const files = [];
   let rows = 0;
   for await (const object of deps.store.list(batch.stagingPrefix)) {

@@ -3,7 +3,7 @@ import { rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError } from '../errors.ts';
-import { type TableIdent, identString } from '../iceberg/catalog.ts';
+import { identString, type TableIdent } from '../iceberg/catalog.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { joinUri } from '../iceberg/object-store.ts';
 import { createTable, newestMarker } from '../iceberg/table.ts';
@@ -11,7 +11,10 @@ import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import { icebergDeps, type PipelineDeps } from './deps.ts';
 import { type CycleInput, type CyclePlan, cycleInputSchema, type TablePlan } from './events.ts';
 
-export const targetOf = (table: TableConfig): TableIdent => ({ namespace: table.target.namespace, name: table.target.name });
+export const targetOf = (table: TableConfig): TableIdent => ({
+  namespace: table.target.namespace,
+  name: table.target.name,
+});
 
 /** Parses the execution input; a malformed one fails the execution here, before anything is written. */
 export function parseCycleInput(raw: unknown): CycleInput {
@@ -29,7 +32,12 @@ export function parseCycleInput(raw: unknown): CycleInput {
 }
 
 /** Per-minute row counts of the un-offloaded range, so a backlog splits into batches of bounded rows. */
-async function estimatesFor(deps: PipelineDeps, tables: TableConfig[], cursors: Record<string, string>, now: Date) {
+async function estimatesFor(
+  deps: PipelineDeps,
+  tables: TableConfig[],
+  cursors: Record<string, string>,
+  now: Date,
+) {
   const estimates: Record<string, RowBucket[]> = {};
   for (const table of tables) {
     if (table.cursor.kind !== 'ingestion_time') continue;
@@ -53,10 +61,13 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
       { field: 'until', value: input.until },
     );
   const requested = selectTables(deps.config, input.tables);
-  const cycleId = input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+  const cycleId =
+    input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const firstPass = input.cycleId === undefined;
 
-  await deps.watermarks.ensureTables(deps.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })));
+  await deps.watermarks.ensureTables(
+    deps.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
+  );
   // A loop-back pass does not retry a table that failed earlier in this cycle: the next cycle will.
   const failed = firstPass
     ? new Set<string>()
@@ -72,6 +83,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   }
 
   // Iceberg is the truth: a crash after its commit and before the watermark is repaired here.
+  const locations = new Map<string, string>();
   for (const table of selected) {
     const token = tokens.get(table.name);
     if (!token) continue;
@@ -81,6 +93,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
       config: table,
       location: defaultTableLocation(deps.warehouse, ident),
     });
+    locations.set(table.name, metadata.location);
     const marker = newestMarker(metadata);
     const current = await deps.watermarks.get(table.name);
     if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
@@ -113,7 +126,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   for (const { table: name, layer, batches } of pass.tables) {
     const token = tokens.get(name);
     const table = byName.get(name);
-    if (!token || !table || batches.length === 0) continue;
+    const location = locations.get(name);
+    if (!token || !table || !location || batches.length === 0) continue;
     plans.push({
       table: name,
       layer,
@@ -128,7 +142,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
         leaseToken: token,
         committer: table.committer,
         target: targetOf(table),
-        stagingPrefix: `${joinUri(deps.staging, name, b.batchId)}/`,
+        // Inside the table's data folder: our committer adopts the staged files as the table's data files.
+        stagingPrefix: `${joinUri(location, 'data', b.batchId)}/`,
         lastOfTable: i === batches.length - 1,
       })),
     });
@@ -137,18 +152,26 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   for (const [name, token] of tokens) {
     if (withWork.has(name)) continue;
     const reason = pass.skipped.find((s) => s.table === name);
-    await deps.watermarks.recordNoop({ table: name, leaseToken: token, reason: reason?.detail ?? 'nothing to offload' });
+    await deps.watermarks.recordNoop({
+      table: name,
+      leaseToken: token,
+      reason: reason?.detail ?? 'nothing to offload',
+    });
     await deps.watermarks.releaseLease(name, token);
   }
 
-  if (firstPass) deps.metrics([{ timestamp: now.getTime(), values: { cyclesStarted: 1 }, properties: { cycleId } }]);
+  if (firstPass)
+    deps.metrics([{ timestamp: now.getTime(), values: { cyclesStarted: 1 }, properties: { cycleId } }]);
   const layers = (['bronze', 'silver', 'gold'] as const)
     .map((layer) => ({ layer, tables: plans.filter((p) => p.layer === layer) }))
     .filter((l) => l.tables.length > 0);
   const plan: CyclePlan = {
     cycleId,
     startedAt: now.toISOString(),
-    input: { ...(input.tables ? { tables: input.tables } : {}), ...(input.until ? { until: input.until } : {}) },
+    input: {
+      ...(input.tables ? { tables: input.tables } : {}),
+      ...(input.until ? { until: input.until } : {}),
+    },
     layers,
     skipped: pass.skipped,
     more: pass.more,

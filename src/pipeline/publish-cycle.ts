@@ -5,7 +5,12 @@ import type { PipelineDeps } from './deps.ts';
 import { skipSchema } from './events.ts';
 import { parseEvent } from './parse.ts';
 
-const batchOutcomeSchema = z.object({ batchId: z.string(), windowEnd: z.string(), rows: z.number(), stageMs: z.number() });
+const batchOutcomeSchema = z.object({
+  batchId: z.string(),
+  windowEnd: z.string(),
+  rows: z.number(),
+  stageMs: z.number(),
+});
 const tableOutcomeSchema = z.object({
   table: z.string(),
   layer: z.string(),
@@ -31,7 +36,13 @@ export type CycleSummary = {
   final: boolean;
   status: CycleStatus;
   rows: number;
-  tables: Array<{ table: string; status: 'succeeded' | 'failed'; batches: number; rows: number; error?: string }>;
+  tables: Array<{
+    table: string;
+    status: 'succeeded' | 'failed';
+    batches: number;
+    rows: number;
+    error?: string;
+  }>;
   skipped: PublishInput['skipped'];
 };
 
@@ -71,9 +82,21 @@ export async function publishCycle(deps: PipelineDeps, raw: unknown): Promise<Cy
     records.push({
       timestamp: now,
       dimensions: { Status: status },
-      values: { cycles: 1, cycleDurationSeconds: (now - Date.parse(input.cycleStartedAt)) / 1000, cycleRows: rows },
+      values: {
+        cycles: 1,
+        cycleDurationSeconds: (now - Date.parse(input.cycleStartedAt)) / 1000,
+        cycleRows: rows,
+      },
       properties: { cycleId: input.cycleId },
     });
   deps.metrics(records);
-  return { cycleId: input.cycleId, pass: input.pass, final: input.final, status, rows, tables, skipped: input.skipped };
+  return {
+    cycleId: input.cycleId,
+    pass: input.pass,
+    final: input.final,
+    status,
+    rows,
+    tables,
+    skipped: input.skipped,
+  };
 }

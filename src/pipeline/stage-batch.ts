@@ -1,15 +1,25 @@
 import { checkSchema } from '../clickhouse/inspect.ts';
 import { tableByName } from '../config/load.ts';
+import { findMarker, loadTable } from '../iceberg/table.ts';
 import { stageBatch as stageToParquet } from '../stage/stage.ts';
 import type { PipelineDeps } from './deps.ts';
 import { type BatchSpec, batchSpecSchema, type Staged } from './events.ts';
 import { InjectedCrash } from './faults.ts';
 import { parseEvent } from './parse.ts';
+import { targetOf } from './plan-cycle.ts';
 
-/** Step 3: the window's rows as Parquet at the batch's deterministic staging keys (a retry overwrites). */
+/**
+ * Step 3: the window's rows as Parquet at the batch's deterministic staging keys (a retry overwrites).
+ * A batch Iceberg already holds is not staged again: its files are the table's data files now, and
+ * rewriting them in place could change the bytes its manifests describe.
+ */
 export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Staged> {
   const batch: BatchSpec = parseEvent(batchSpecSchema, raw, 'StageBatch input');
   const table = tableByName(deps.config, batch.table);
+  const { metadata } = await loadTable(deps, targetOf(table));
+  const committed = findMarker(metadata, batch.batchId);
+  if (committed) return { rows: committed.rows, files: [], durationMs: 0 };
+
   await checkSchema(deps.clickhouse, table);
   const staged = await stageToParquet(table, batch, {
     client: deps.clickhouse,

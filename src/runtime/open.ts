@@ -52,14 +52,19 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
     pool.on('error', () => undefined);
     closers.push(() => pool.end());
-    const watermarks = createPostgresWatermarkStore(pool, { schema: settings.pgSchema, ...(options.clock ? { clock: options.clock } : {}) });
+    const watermarks = createPostgresWatermarkStore(pool, {
+      schema: settings.pgSchema,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
     await watermarks.migrate();
 
     const clickhouse = openClickHouse({ url: settings.clickhouseUrl, dataDir: join(settings.home, 'chdb') });
     closers.push(() => clickhouse.close());
     await assertReachable(clickhouse);
 
-    const s3 = settings.s3Endpoint ? { endpoint: settings.s3Endpoint, forcePathStyle: true, region: settings.region } : { region: settings.region };
+    const s3 = settings.s3Endpoint
+      ? { endpoint: settings.s3Endpoint, forcePathStyle: true, region: settings.region }
+      : { region: settings.region };
     const store = createObjectStore(settings.warehouse, { s3 });
     const catalog = createCatalog(settings, pool, store);
     return {
@@ -69,7 +74,6 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
       catalog,
       store,
       warehouse: settings.warehouse,
-      staging: settings.staging,
       s3: {
         region: settings.region,
         ...(settings.s3Endpoint ? { endpoint: settings.s3Endpoint } : {}),
@@ -90,7 +94,11 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
   }
 }
 
-function createCatalog(settings: Settings, pool: pg.Pool, store: ReturnType<typeof createObjectStore>): Catalog {
+function createCatalog(
+  settings: Settings,
+  pool: pg.Pool,
+  store: ReturnType<typeof createObjectStore>,
+): Catalog {
   if (settings.catalog === 'path') return createPathCatalog(store, settings.warehouse);
   if (settings.catalog === 'glue')
     return createGlueCatalog(new GlueClient({ region: settings.region }), {

@@ -9,14 +9,20 @@ import { ConfigError } from '../errors.ts';
  */
 const settingsSchema = z.object({
   CLICKHOUSE_URL: z.url().optional(),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   WAREHOUSE: z.string().min(1).default('./warehouse'),
   S3_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().default('us-east-1'),
   K2_HOME: z.string().min(1).default('.k2'),
   K2_CATALOG: z.enum(['postgres', 'glue', 'path']).default('postgres'),
   K2_GLUE_DATABASE_PREFIX: z.string().default(''),
-  K2_PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('k2_offload'),
+  K2_PG_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default('k2_offload'),
 });
 
 export type Settings = {
@@ -24,8 +30,6 @@ export type Settings = {
   databaseUrl: string | undefined;
   /** Warehouse root as an absolute URI: `file:///...` or `s3://bucket/prefix`. */
   warehouse: string;
-  /** Root of staged Parquet: `<warehouse>/staging`. */
-  staging: string;
   s3Endpoint: string | undefined;
   region: string;
   home: string;
@@ -38,12 +42,17 @@ export function toWarehouseUri(value: string): string {
   if (/^s3:\/\//.test(value)) return value.replace(/\/+$/, '');
   if (/^file:\/\//.test(value)) return value.replace(/\/+$/, '');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value))
-    throw new ConfigError(`WAREHOUSE ${JSON.stringify(value)}: only local paths, file:// and s3:// are supported`, { value });
+    throw new ConfigError(
+      `WAREHOUSE ${JSON.stringify(value)}: only local paths, file:// and s3:// are supported`,
+      { value },
+    );
   return pathToFileURL(resolve(value)).href.replace(/\/+$/, '');
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const parsed = settingsSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  const parsed = settingsSchema.safeParse(
+    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
+  );
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? 'environment');
@@ -55,7 +64,6 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     clickhouseUrl: e.CLICKHOUSE_URL,
     databaseUrl: e.DATABASE_URL,
     warehouse,
-    staging: `${warehouse}/staging`,
     s3Endpoint: e.S3_ENDPOINT,
     region: e.AWS_REGION,
     home: resolve(e.K2_HOME),
