@@ -1,7 +1,6 @@
 import { CommitConflictError, InputError } from '../errors.ts';
 import { identString, type TableIdent } from './catalog.ts';
 import { dataFileFromParquet } from './data-file.ts';
-import { parseJson } from './json.ts';
 import { type DataFile, ENTRY_STATUS, partitionType, writeManifest } from './manifest.ts';
 import {
   type ManifestFile,
@@ -13,14 +12,21 @@ import {
   currentSchema,
   currentSnapshot,
   defaultSpec,
-  MAIN_BRANCH,
   type Snapshot,
-  serializeTableMetadata,
   type TableMetadata,
 } from './metadata.ts';
 import { TABLE_PROPERTIES } from './new-table.ts';
 import { joinUri } from './object-store.ts';
-import { type MappedField, nameMapping } from './schema.ts';
+import {
+  defaultSleep,
+  mappingOf,
+  nextMetadataLocation,
+  nextVersion,
+  publishMetadata,
+  retryDelayMs,
+  snapshotSummary,
+  withMainSnapshot,
+} from './snapshot-update.ts';
 import {
   type FoundMarker,
   findMarker,
@@ -62,66 +68,6 @@ export type AppendResult = {
   attempts: number;
 };
 
-/** Previous versions kept in `metadata-log`, as Iceberg's `write.metadata.previous-versions-max`. */
-const METADATA_LOG_MAX = 100;
-
-function mappingOf(metadata: TableMetadata): MappedField[] {
-  const text = metadata.properties[TABLE_PROPERTIES.nameMapping];
-  return text
-    ? (parseJson(text) as MappedField[]).map(normalizeMapping)
-    : nameMapping(currentSchema(metadata));
-}
-
-// Lossless parsing yields bigint ids; the mapping compares them with numbers.
-function normalizeMapping(m: MappedField): MappedField {
-  const out: MappedField = { 'field-id': Number(m['field-id']), names: m.names };
-  if (m.fields) out.fields = m.fields.map(normalizeMapping);
-  return out;
-}
-
-function versionAfter(location: string, metadata: TableMetadata): number {
-  const name = location.slice(location.lastIndexOf('/') + 1);
-  const n = /^v?(\d+)[-.]/.exec(name)?.[1];
-  return n === undefined ? metadata['metadata-log'].length + 1 : Number(n) + 1;
-}
-
-function summaryOf(
-  parent: Snapshot | undefined,
-  files: DataFile[],
-  marker: OffloadMarker,
-): Record<string, string> & { operation: string } {
-  const added = {
-    files: files.length,
-    records: files.reduce((n, f) => n + f.record_count, 0),
-    size: files.reduce((n, f) => n + f.file_size_in_bytes, 0),
-  };
-  const partitions = new Set(
-    files.map((f) => JSON.stringify(f.partition, (_k, v) => (typeof v === 'bigint' ? String(v) : v))),
-  );
-  const summary: Record<string, string> & { operation: string } = {
-    operation: 'append',
-    'added-data-files': String(added.files),
-    'added-records': String(added.records),
-    'added-files-size': String(added.size),
-    'changed-partition-count': String(partitions.size),
-  };
-  // Totals carry forward; a parent written without them leaves them unknown, as Iceberg does.
-  const prev = (k: string) => (parent ? parent.summary[k] : '0');
-  const total = (k: string, plus: number) => {
-    const p = prev(k);
-    if (p !== undefined && /^\d+$/.test(p)) summary[k] = String(Number(p) + plus);
-  };
-  total('total-records', added.records);
-  total('total-files-size', added.size);
-  total('total-data-files', added.files);
-  total('total-delete-files', 0);
-  total('total-position-deletes', 0);
-  total('total-equality-deletes', 0);
-  return { ...summary, ...markerSummary(marker) };
-}
-
-const encode = (text: string) => new TextEncoder().encode(text);
-
 /**
  * Appends data files in one snapshot carrying the batch's marker, unless the main branch already has a
  * snapshot with this batch id (then nothing is written and that snapshot is returned). A lost race in
@@ -129,7 +75,7 @@ const encode = (text: string) => new TextEncoder().encode(text);
  */
 export async function fastAppend(deps: AppendDeps, request: AppendRequest): Promise<AppendResult> {
   const random = randomOf(deps);
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = deps.sleep ?? defaultSleep;
   const maxAttempts = deps.maxAttempts ?? 6;
   const snapshotId = newSnapshotId(random);
   const name = identString(request.table);
@@ -212,61 +158,35 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
       writeManifestList({ snapshotId, parentSnapshotId: parent?.['snapshot-id'], sequenceNumber, manifests }),
     );
 
-    const now = Math.max(nowOf(deps), metadata['last-updated-ms']);
+    const next = nextVersion(metadata, metadataLocation, nowOf(deps));
     const snapshot: Snapshot = {
       'snapshot-id': snapshotId,
       ...(parent ? { 'parent-snapshot-id': parent['snapshot-id'] } : {}),
       'sequence-number': sequenceNumber,
-      'timestamp-ms': now,
+      'timestamp-ms': next['last-updated-ms'],
       'manifest-list': listUri,
-      summary: summaryOf(parent, prepared.files, request.marker),
+      summary: { ...snapshotSummary('append', parent, prepared.files), ...markerSummary(request.marker) },
       'schema-id': schema['schema-id'],
     };
-    const next: TableMetadata = {
-      ...metadata,
-      'last-sequence-number': sequenceNumber,
-      'last-updated-ms': now,
-      'current-snapshot-id': snapshotId,
-      snapshots: [...metadata.snapshots, snapshot],
-      refs: { ...metadata.refs, [MAIN_BRANCH]: { 'snapshot-id': snapshotId, type: 'branch' } },
-      'snapshot-log': [...metadata['snapshot-log'], { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
-      'metadata-log': [
-        ...metadata['metadata-log'],
-        { 'timestamp-ms': metadata['last-updated-ms'], 'metadata-file': metadataLocation },
-      ].slice(-METADATA_LOG_MAX),
-    };
-    const nextLocation =
-      deps.catalog.nextMetadataLocation?.(request.table, metadataLocation) ??
-      joinUri(
-        metadata.location,
-        'metadata',
-        `${String(versionAfter(metadataLocation, metadata)).padStart(5, '0')}-${newUuid(random)}.metadata.json`,
-      );
+    const committed = withMainSnapshot(next, snapshot);
+    const nextLocation = nextMetadataLocation(deps, request.table, metadataLocation, metadata, random);
 
     request.beforeMetadataCommit?.();
-    let written = false;
     try {
-      written = await deps.store.put(nextLocation, encode(serializeTableMetadata(next)), {
-        ifNoneMatch: true,
-      });
-      if (!written) throw new CommitConflictError(`${nextLocation} was written by another commit to ${name}`);
-      await deps.catalog.swapMetadataLocation(request.table, metadataLocation, nextLocation);
-      const marker = findMarker(next, request.marker.batchId) as FoundMarker;
+      await publishMetadata(deps, request.table, metadataLocation, nextLocation, committed);
+      const marker = findMarker(committed, request.marker.batchId) as FoundMarker;
       return { status: 'committed', marker, metadataLocation: nextLocation, attempts: attempt };
     } catch (error) {
       if (!(error instanceof CommitConflictError)) throw error;
-      // This attempt's files are referenced by nothing now (the manifest is reused by the next attempt).
-      // A catalog whose commit is the file name itself owns that file once written: leave it alone.
+      // This attempt's list is referenced by nothing now (the manifest is reused by the next attempt).
       await deps.store.delete(listUri).catch(() => undefined);
-      if (written && !deps.catalog.nextMetadataLocation)
-        await deps.store.delete(nextLocation).catch(() => undefined);
       if (attempt >= maxAttempts)
         throw new CommitConflictError(
           `append to ${name} lost ${attempt} races for the catalog in a row; retry the commit step`,
           { table: name, batchId: request.marker.batchId, attempts: attempt },
           { cause: error },
         );
-      await sleep(Math.min(2000, 25 * 2 ** attempt) * (0.5 + random(1)[0]! / 510));
+      await sleep(retryDelayMs(attempt, random));
     }
   }
 }
