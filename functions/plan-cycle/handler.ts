@@ -1,0 +1,15 @@
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
+import type { CyclePlan } from '../../src/pipeline/events.ts';
+import { parseCycleInput, planCycle } from '../../src/pipeline/plan-cycle.ts';
+
+/**
+ * PlanCycle: the execution input (`{}` from the schedule, `{tables?, until?}` from a console rerun) in,
+ * the cycle plan out. A malformed input fails here, before a connection is opened; an unknown table or a
+ * future `until` fails in the planner before anything is written. Errors keep their `name`.
+ */
+export function createHandler(deps: () => Promise<PipelineDeps>) {
+  return async (event: unknown): Promise<CyclePlan> => {
+    const input = parseCycleInput(event);
+    return planCycle(await deps(), input);
+  };
+}

@@ -1,0 +1,182 @@
+import { GlueClient } from '@aws-sdk/client-glue';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import { openClickHouse } from '../../src/clickhouse/client.ts';
+import { loadConfig, parseConfig } from '../../src/config/load.ts';
+import type { OffloadConfig } from '../../src/config/schema.ts';
+import { ConfigError } from '../../src/errors.ts';
+import type { Catalog } from '../../src/iceberg/catalog.ts';
+import { createGlueCatalog } from '../../src/iceberg/glue-catalog.ts';
+import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
+import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
+import { renderEmfLines } from '../../src/metrics/emf.ts';
+import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/deps.ts';
+import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
+import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
+import {
+  clickhouseUrlFromSecret,
+  postgresConfigFromSecret,
+  readSecretJson,
+  type SecretsClientLike,
+} from './secrets.ts';
+
+/** What a function talks to besides S3 and the catalog; the CDK grants the same (FUNCTION_ACCESS). */
+export type Needs = { clickhouse: boolean; postgres: boolean };
+
+export type LambdaDepsOptions = {
+  env?: NodeJS.ProcessEnv;
+  secrets?: SecretsClientLike;
+  glue?: GlueClient;
+  /** Where EMF and log lines go; stdout in Lambda. */
+  write?: (text: string) => void;
+  clock?: () => Date;
+};
+
+/**
+ * Lambda patches `console.log` to prefix each message with a timestamp and request id, and CloudWatch
+ * only extracts metrics from lines that are pure JSON; so EMF and log lines go straight to stdout, one
+ * JSON object per line (what Powertools does too).
+ */
+const stdout = (text: string) => {
+  process.stdout.write(text);
+};
+
+/** A part this function was not given (no ARN in its environment): any use is a wiring error, named. */
+function notWired<T extends object>(what: string, variable: string): T {
+  return new Proxy({} as T, {
+    get(_, property) {
+      if (property === 'then') return undefined;
+      throw new ConfigError(
+        `${what} is not available to this function: ${variable} is not in its environment; grant it in lib/constructs/offload-functions.ts (FUNCTION_ACCESS)`,
+        { variable },
+      );
+    },
+  });
+}
+
+async function tableConfig(env: LambdaEnv): Promise<OffloadConfig> {
+  if (env.configJson) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(env.configJson);
+    } catch (error) {
+      throw new ConfigError(
+        `environment variable ${LAMBDA_ENV.configJson} is not JSON: ${(error as Error).message}`,
+        {
+          variable: LAMBDA_ENV.configJson,
+        },
+      );
+    }
+    return parseConfig(raw, LAMBDA_ENV.configJson);
+  }
+  return loadConfig(env.configPath);
+}
+
+const missing = (variable: string) =>
+  new ConfigError(`environment variable ${variable}: must be set (the ARN of a Secrets Manager secret)`, {
+    variable,
+  });
+
+/** Builds the deps of a cycle step for AWS: secrets by ARN, S3, Glue (or the Postgres catalog). */
+export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions = {}): Promise<PipelineDeps> {
+  const rawEnv = options.env ?? process.env;
+  const env = readLambdaEnv(rawEnv);
+  const config = await tableConfig(env);
+  const secrets = options.secrets ?? new SecretsManagerClient({ region: env.region });
+
+  let clickhouse = notWired<ClickHouseClient>('ClickHouse', LAMBDA_ENV.clickhouseSecretArn);
+  if (needs.clickhouse) {
+    const arn = env.clickhouseSecretArn;
+    if (!arn) throw missing(LAMBDA_ENV.clickhouseSecretArn);
+    const url = clickhouseUrlFromSecret(
+      await readSecretJson(secrets, arn, LAMBDA_ENV.clickhouseSecretArn),
+      arn,
+    );
+    // A remote server only: the embedded engine is never bundled into a function.
+    clickhouse = openClickHouse({ url, dataDir: '/tmp/unused' });
+  }
+
+  let pool: pg.Pool | undefined;
+  let watermarks = notWired<WatermarkStore>('Postgres (watermarks)', LAMBDA_ENV.postgresSecretArn);
+  if (needs.postgres || env.catalog === 'postgres') {
+    const arn = env.postgresSecretArn;
+    if (!arn) throw missing(LAMBDA_ENV.postgresSecretArn);
+    const settings = postgresConfigFromSecret(
+      await readSecretJson(secrets, arn, LAMBDA_ENV.postgresSecretArn),
+      arn,
+    );
+    // A few connections per container: one invocation runs one step at a time.
+    pool = new pg.Pool({ ...settings, max: 3, idleTimeoutMillis: 60_000, connectionTimeoutMillis: 10_000 });
+    // An idle connection dropped while the container was frozen must not crash the process.
+    pool.on('error', () => undefined);
+    watermarks = createPostgresWatermarkStore(pool, { schema: env.pgSchema });
+    try {
+      // Idempotent and serialised by an advisory lock: containers starting together do not race.
+      await watermarks.migrate();
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  const s3 = {
+    region: env.region,
+    ...(env.s3Endpoint ? { endpoint: env.s3Endpoint, forcePathStyle: true } : {}),
+  };
+  const catalog: Catalog = pool
+    ? env.catalog === 'postgres'
+      ? createPostgresCatalog(pool, { catalogName: 'k2' })
+      : glueCatalog(options, env)
+    : glueCatalog(options, env);
+  const write = options.write ?? stdout;
+  const clock = options.clock ?? (() => new Date());
+  const labels = {
+    ...(env.stage ? { stage: env.stage } : {}),
+    ...(rawEnv.AWS_LAMBDA_FUNCTION_NAME ? { function: rawEnv.AWS_LAMBDA_FUNCTION_NAME } : {}),
+  };
+  return {
+    config,
+    clickhouse,
+    watermarks,
+    catalog,
+    store: new S3ObjectStore(s3),
+    warehouse: env.warehouse,
+    s3: {
+      region: env.region,
+      ...(env.s3Endpoint ? { endpoint: env.s3Endpoint } : {}),
+      ...awsCredentialsOf(rawEnv),
+    },
+    clock,
+    leaseSeconds: env.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+    faults: NO_FAULTS,
+    metrics: (records) => {
+      if (records.length > 0) write(renderEmfLines(records));
+    },
+    log: (line) =>
+      write(`${JSON.stringify({ level: 'info', time: clock().toISOString(), ...labels, ...line })}\n`),
+  };
+}
+
+/** Glue database = the table's target namespace (the stack checks every table's namespace is its database). */
+const glueCatalog = (options: LambdaDepsOptions, env: LambdaEnv) =>
+  createGlueCatalog(options.glue ?? new GlueClient({ region: env.region }), {
+    databaseName: (namespace: string) => namespace,
+  });
+
+/**
+ * The deps of a function, built at its first invocation and kept for the container's life (one pool, one
+ * ClickHouse client, one set of SDK clients). A failed build is not kept: the next invocation tries again.
+ * Nothing is read at import time, so a bundle loads without its environment.
+ */
+export function lambdaDeps(needs: Needs, options: LambdaDepsOptions = {}): () => Promise<PipelineDeps> {
+  let cached: Promise<PipelineDeps> | undefined;
+  return () => {
+    cached ??= buildLambdaDeps(needs, options).catch((error: unknown) => {
+      cached = undefined;
+      throw error;
+    });
+    return cached;
+  };
+}
