@@ -7,7 +7,8 @@ import { FUNCTION_NAMES, type FunctionName, OffloadFunction } from './offload-fu
 import { STAGING_PREFIX, type Warehouse } from './warehouse.ts';
 
 /**
- * Environment every function reads (see `functions/<name>/index.ts`). Secrets are ARNs, never values.
+ * Environment every function reads (see `functions/<name>/index.ts` and src/runtime/settings.ts): the
+ * Glue database of a table is its target namespace. Secrets are ARNs, never values.
  * The secrets are JSON objects with a `url` key (`https://user:password@host:8443` for ClickHouse,
  * `postgres://user:password@host:5432/db` for Postgres).
  */
@@ -15,7 +16,6 @@ export const FUNCTION_ENV = {
   stage: 'K2_STAGE',
   warehouse: 'WAREHOUSE',
   catalog: 'K2_CATALOG',
-  glueDatabase: 'K2_GLUE_DATABASE',
   clickhouseSecretArn: 'K2_CLICKHOUSE_SECRET_ARN',
   postgresSecretArn: 'K2_POSTGRES_SECRET_ARN',
   /** Path of the bundled table config; absent when the default tables are used. */
@@ -129,7 +129,6 @@ export class OffloadFunctions extends Construct {
       [FUNCTION_ENV.stage]: props.stageName,
       [FUNCTION_ENV.warehouse]: props.warehouse.uri,
       [FUNCTION_ENV.catalog]: 'glue',
-      [FUNCTION_ENV.glueDatabase]: props.glueDatabase,
       ...(access.clickhouse ? { [FUNCTION_ENV.clickhouseSecretArn]: props.clickhouseSecret.secretArn } : {}),
       ...(access.postgres ? { [FUNCTION_ENV.postgresSecretArn]: props.postgresSecret.secretArn } : {}),
       ...(props.tablesConfigPath ? { [FUNCTION_ENV.config]: `/var/task/${BUNDLED_CONFIG}` } : {}),

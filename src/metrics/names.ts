@@ -45,7 +45,8 @@ export const METRICS = {
     unit: UNITS.none,
     dimensionSets: perTable,
     statistic: 'Maximum',
-    description: 'Minutes between now and the table watermark (the newest cursor value in Iceberg).',
+    description:
+      'Minutes from the table watermark to the newest cursor value a cycle could offload now (now - lateness, and for candle tables the start of the newest closed bucket, capped by upstream watermarks): about one schedule period when healthy, for every table.',
   },
   watermarkAgeSeconds: {
     name: 'WatermarkAgeSeconds',

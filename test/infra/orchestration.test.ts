@@ -145,11 +145,11 @@ describe('the functions', () => {
     expect(env('stage-batch')).toMatchObject({
       K2_STAGE: 'test',
       K2_CATALOG: 'glue',
-      K2_GLUE_DATABASE: 'cold',
       WAREHOUSE: expect.objectContaining({ 'Fn::Join': expect.anything() }),
       K2_CLICKHOUSE_SECRET_ARN: { Ref: expect.stringMatching(/^ClickHouseSecret/) },
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },
     });
+    expect(env('stage-batch')).not.toHaveProperty('K2_CONFIG');
     expect(env('publish-cycle')).not.toHaveProperty('K2_POSTGRES_SECRET_ARN');
     expect(env('commit-batch')).not.toHaveProperty('K2_CLICKHOUSE_SECRET_ARN');
     for (const [, fn] of resourcesOfType(synth.template, 'AWS::Lambda::Function'))
