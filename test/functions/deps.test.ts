@@ -11,7 +11,7 @@ const PG_ARN = arn('k2/postgres');
 const CH_ARN = arn('k2/clickhouse');
 
 /** Secrets Manager at its SDK edge: GetSecretValue answers from a map, and counts its calls. */
-function fakeSecrets(values: Record<string, unknown>, fail?: () => Error) {
+function fakeSecrets(values: Record<string, unknown>, fail?: () => Error | undefined) {
   const calls: string[] = [];
   const client: SecretsClientLike = {
     send: (async (command: unknown) => {
