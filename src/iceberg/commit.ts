@@ -1,13 +1,8 @@
 import { CommitConflictError, InputError } from '../errors.ts';
 import { identString, type TableIdent } from './catalog.ts';
 import { dataFileFromParquet } from './data-file.ts';
-import { type DataFile, ENTRY_STATUS, partitionType, writeManifest } from './manifest.ts';
-import {
-  type ManifestFile,
-  readManifestList,
-  summarizePartitions,
-  writeManifestList,
-} from './manifest-list.ts';
+import type { DataFile } from './manifest.ts';
+import { type ManifestFile, readManifestList, writeManifestList } from './manifest-list.ts';
 import {
   currentSchema,
   currentSnapshot,
@@ -18,11 +13,13 @@ import {
 import { TABLE_PROPERTIES } from './new-table.ts';
 import { joinUri } from './object-store.ts';
 import {
+  addedEntries,
   defaultSleep,
   mappingOf,
   nextMetadataLocation,
   nextVersion,
   publishMetadata,
+  putManifest,
   retryDelayMs,
   snapshotSummary,
   withMainSnapshot,
@@ -105,34 +102,15 @@ export async function fastAppend(deps: AppendDeps, request: AppendRequest): Prom
         );
       let manifest: ManifestFile | undefined;
       if (files.length > 0) {
-        const uri = joinUri(metadata.location, 'metadata', `${newUuid(random)}-m0.avro`);
-        // Sequence numbers stay null: inherited from the manifest list, so retries reuse this manifest.
-        const entries = files.map((f) => ({
-          status: ENTRY_STATUS.added,
-          snapshot_id: snapshotId,
-          sequence_number: null,
-          file_sequence_number: null,
-          data_file: f,
-        }));
-        const body = writeManifest({ schema, spec, entries });
-        await deps.store.put(uri, body);
-        manifest = {
-          manifest_path: uri,
-          manifest_length: body.length,
-          partition_spec_id: spec['spec-id'],
-          content: 0,
-          // Set per attempt below: the sequence number is only known against the metadata we commit on.
-          sequence_number: 0n,
-          min_sequence_number: 0n,
-          added_snapshot_id: snapshotId,
-          added_files_count: files.length,
-          existing_files_count: 0,
-          deleted_files_count: 0,
-          added_rows_count: rows,
-          existing_rows_count: 0,
-          deleted_rows_count: 0,
-          partitions: summarizePartitions(partitionType(spec, schema), entries),
-        };
+        // The sequence number is set per attempt below: it is only known against the metadata we commit on.
+        manifest = await putManifest(deps.store, {
+          uri: joinUri(metadata.location, 'metadata', `${newUuid(random)}-m0.avro`),
+          schema,
+          spec,
+          entries: addedEntries(files, snapshotId),
+          snapshotId,
+          sequenceNumber: 0n,
+        });
       }
       prepared = { key, files, manifest };
     }

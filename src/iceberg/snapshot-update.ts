@@ -1,18 +1,27 @@
 import { CommitConflictError } from '../errors.ts';
 import { identString, type TableIdent } from './catalog.ts';
 import { parseJson } from './json.ts';
-import type { DataFile } from './manifest.ts';
+import {
+  type DataFile,
+  ENTRY_STATUS,
+  type ManifestEntry,
+  type PartitionValues,
+  partitionType,
+  writeManifest,
+} from './manifest.ts';
+import { type ManifestFile, summarizePartitions } from './manifest-list.ts';
 import {
   currentSchema,
   MAIN_BRANCH,
+  type PartitionSpec,
   type Snapshot,
   type SnapshotSummary,
   serializeTableMetadata,
   type TableMetadata,
 } from './metadata.ts';
 import { TABLE_PROPERTIES } from './new-table.ts';
-import { joinUri } from './object-store.ts';
-import { type MappedField, nameMapping } from './schema.ts';
+import { joinUri, type ObjectStore } from './object-store.ts';
+import { type MappedField, nameMapping, type Schema } from './schema.ts';
 import { newUuid, type TableDeps } from './table.ts';
 
 /**
@@ -38,8 +47,62 @@ function normalizeMapping(m: MappedField): MappedField {
   return out;
 }
 
-const partitionKey = (f: DataFile) =>
-  JSON.stringify(f.partition, (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+/** A partition tuple as a string, for grouping and comparing. */
+export const partitionKey = (partition: PartitionValues) =>
+  JSON.stringify(partition, (_k, v) =>
+    typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+  );
+
+/**
+ * Entries adding `files` in snapshot `snapshotId`. Sequence numbers stay null, inherited from the
+ * manifest list, so a commit retried on newer metadata reuses the manifest.
+ */
+export const addedEntries = (files: DataFile[], snapshotId: bigint): ManifestEntry[] =>
+  files.map((f) => ({
+    status: ENTRY_STATUS.added,
+    snapshot_id: snapshotId,
+    sequence_number: null,
+    file_sequence_number: null,
+    data_file: f,
+  }));
+
+export type ManifestOutput = {
+  uri: string;
+  schema: Schema;
+  spec: PartitionSpec;
+  entries: ManifestEntry[];
+  snapshotId: bigint;
+  /** The sequence number of the commit; may be set later for manifests whose entries inherit it. */
+  sequenceNumber: bigint;
+};
+
+/** Writes a data manifest and returns its manifest list entry: counts, rows and partition summaries. */
+export async function putManifest(store: ObjectStore, out: ManifestOutput): Promise<ManifestFile> {
+  const body = writeManifest({ schema: out.schema, spec: out.spec, entries: out.entries });
+  await store.put(out.uri, body);
+  const of = (status: number) => out.entries.filter((e) => e.status === status);
+  const rows = (es: ManifestEntry[]) => es.reduce((n, e) => n + e.data_file.record_count, 0);
+  const live = out.entries.filter((e) => e.status !== ENTRY_STATUS.deleted);
+  let minSequence = out.sequenceNumber;
+  for (const e of live)
+    if (e.sequence_number !== null && e.sequence_number < minSequence) minSequence = e.sequence_number;
+  return {
+    manifest_path: out.uri,
+    manifest_length: body.length,
+    partition_spec_id: out.spec['spec-id'],
+    content: 0,
+    sequence_number: out.sequenceNumber,
+    min_sequence_number: minSequence,
+    added_snapshot_id: out.snapshotId,
+    added_files_count: of(ENTRY_STATUS.added).length,
+    existing_files_count: of(ENTRY_STATUS.existing).length,
+    deleted_files_count: of(ENTRY_STATUS.deleted).length,
+    added_rows_count: rows(of(ENTRY_STATUS.added)),
+    existing_rows_count: rows(of(ENTRY_STATUS.existing)),
+    deleted_rows_count: rows(of(ENTRY_STATUS.deleted)),
+    partitions: summarizePartitions(partitionType(out.spec, out.schema), out.entries),
+  };
+}
 
 /**
  * The standard summary of a snapshot that adds and removes data files. Totals carry forward from the
@@ -59,7 +122,9 @@ export function snapshotSummary(
   if (deleted.length > 0) summary['deleted-records'] = String(records(deleted));
   summary['added-files-size'] = String(size(added));
   if (deleted.length > 0) summary['removed-files-size'] = String(size(deleted));
-  summary['changed-partition-count'] = String(new Set([...added, ...deleted].map(partitionKey)).size);
+  summary['changed-partition-count'] = String(
+    new Set([...added, ...deleted].map((f) => partitionKey(f.partition))).size,
+  );
   const prev = (k: string) => (parent ? parent.summary[k] : '0');
   const total = (k: string, delta: number) => {
     const p = prev(k);
