@@ -1,6 +1,6 @@
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
 import { ConfigError, UnavailableError } from '../errors.ts';
 
 export type ClickHouseOptions = {
@@ -12,6 +12,7 @@ export type ClickHouseOptions = {
   requestTimeoutMs?: number;
 };
 
+type ChdbModule = typeof import('chdb/connection');
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 type Embedded = { path: string; client: ClickHouseClient; refs: number; close: () => Promise<void> };
 
@@ -36,6 +37,9 @@ function openEmbedded(dataDir: string): ClickHouseClient {
   }
   // chdb types the connection against @clickhouse/client-common, the client against its bundled copy of
   // the same interface; the two declarations differ only in their settings types.
+  // Loaded on first use: the engine library alone adds ~160 MB of resident memory, which a process
+  // talking to a remote server (a Lambda) should not pay.
+  const { createChdbConnection } = createRequire(import.meta.url)('chdb/connection') as ChdbModule;
   const connection = createChdbConnection({ path }) as unknown as ClientConnection;
   const client = createClient({ connection });
   const closeEngine = client.close.bind(client);

@@ -1,0 +1,94 @@
+import { fileURLToPath } from 'node:url';
+import { stringLiteral } from '../clickhouse/sql.ts';
+import { ConfigError, InputError } from '../errors.ts';
+
+/** Credentials and endpoint ClickHouse uses for its own `s3()` writes (moto/LocalStack: `endpoint`). */
+export type S3Access = {
+  endpoint?: string | undefined;
+  region?: string | undefined;
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
+  sessionToken?: string | undefined;
+};
+
+export type StagingTarget =
+  | { kind: 'file'; prefix: string; dir: string }
+  | { kind: 's3'; prefix: string; bucket: string; key: string };
+
+/**
+ * Characters a staging path may contain. Quotes, backslashes, spaces and the glob characters
+ * `* ? { } [ ]` (which ClickHouse's file() and s3() expand) are refused rather than escaped.
+ */
+const SAFE_PATH = /^[A-Za-z0-9._~\-/=+@,:%]*$/;
+
+/** Parses `file:///abs/dir/` or `s3://bucket/key/prefix/`; the result always ends with `/`. */
+export function parseStagingPrefix(stagingPrefix: string): StagingTarget {
+  const prefix = stagingPrefix.endsWith('/') ? stagingPrefix : `${stagingPrefix}/`;
+  const bad = (why: string): never => {
+    throw new InputError(
+      `staging prefix ${JSON.stringify(stagingPrefix)} ${why}; use file:///absolute/dir/ or s3://bucket/prefix/ with letters, digits and . _ ~ - / = + @ , : %`,
+      { stagingPrefix },
+    );
+  };
+  if (prefix.startsWith('file://')) {
+    let dir: string;
+    try {
+      dir = fileURLToPath(prefix);
+    } catch {
+      return bad('is not a valid file URI');
+    }
+    if (!SAFE_PATH.test(dir)) bad('contains characters ClickHouse paths cannot carry safely');
+    return { kind: 'file', prefix, dir: dir.endsWith('/') ? dir : `${dir}/` };
+  }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.*)$/.exec(prefix);
+  if (s3) {
+    const key = s3[2] as string;
+    if (!SAFE_PATH.test(key) || key.startsWith('/')) bad('has a key ClickHouse paths cannot carry safely');
+    return { kind: 's3', prefix, bucket: s3[1] as string, key };
+  }
+  return bad('is neither a file:// nor an s3:// URI');
+}
+
+/** The HTTP(S) URL ClickHouse's s3() function wants for a key: path style on a custom endpoint. */
+export function s3HttpUrl(bucket: string, key: string, access: S3Access = {}): string {
+  if (access.endpoint) {
+    let endpoint: URL;
+    try {
+      endpoint = new URL(access.endpoint);
+    } catch {
+      throw new ConfigError(`S3 endpoint ${JSON.stringify(access.endpoint)} is not a URL`, {
+        endpoint: access.endpoint,
+      });
+    }
+    if (!/^https?:$/.test(endpoint.protocol) || !SAFE_PATH.test(endpoint.host + endpoint.pathname))
+      throw new ConfigError(`S3 endpoint ${JSON.stringify(access.endpoint)} must be a plain http(s) URL`, {
+        endpoint: access.endpoint,
+      });
+    return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}/${bucket}/${key}`;
+  }
+  const region = access.region ?? 'us-east-1';
+  if (!/^[a-z0-9-]+$/.test(region))
+    throw new ConfigError(`S3 region ${JSON.stringify(region)} is not a region name`, { region });
+  return `https://${bucket}.s3.${region}.amazonaws.com/${key}`;
+}
+
+/**
+ * The table function ClickHouse reads or writes `<prefix><name>` through; `name` may hold ClickHouse's
+ * `{_partition_id}` placeholder or a `*` glob (we write both; neither comes from input).
+ */
+export function tableFunctionSql(target: StagingTarget, name: string, access: S3Access = {}): string {
+  if (target.kind === 'file') return `file(${stringLiteral(`${target.dir}${name}`)}, 'Parquet')`;
+  const url = stringLiteral(s3HttpUrl(target.bucket, `${target.key}${name}`, access));
+  if (!access.accessKeyId || !access.secretAccessKey) return `s3(${url}, 'Parquet')`;
+  const secrets = [
+    access.accessKeyId,
+    access.secretAccessKey,
+    ...(access.sessionToken ? [access.sessionToken] : []),
+  ];
+  return `s3(${url}, ${secrets.map(stringLiteral).join(', ')}, 'Parquet')`;
+}
+
+/** `part-00000.parquet`: five digits, more only past 99999 files. */
+export function partName(index: number): string {
+  return `part-${String(index).padStart(5, '0')}.parquet`;
+}

@@ -1,0 +1,133 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { queryRows } from '../clickhouse/client.ts';
+import { stringLiteral } from '../clickhouse/sql.ts';
+import type { TableConfig } from '../config/schema.ts';
+import { ConfigError } from '../errors.ts';
+import type { ObjectStore } from '../iceberg/object-store.ts';
+import type { StageStatement } from './plan.ts';
+import { partitionPositionSql, stagingSelect } from './select.ts';
+import { type StreamedFile, streamFile } from './stream.ts';
+import { partName, type S3Access, type StagingTarget, tableFunctionSql } from './targets.ts';
+
+/** `maxThreads` undefined: the server's own default (a remote server's memory is not ours to bound). */
+export type WriteTuning = { rowGroupRows: number; maxThreads: number | undefined };
+
+/** Settings of every statement that writes Parquet (in the SQL: chDB would keep `SET`s for the session). */
+function writeSettings({ rowGroupRows, maxThreads }: WriteTuning, files: number): string {
+  return [
+    ...(maxThreads === undefined
+      ? []
+      : [
+          `max_threads = ${maxThreads}`,
+          `output_format_parquet_parallel_encoding = ${maxThreads > 1 ? 1 : 0}`,
+        ]),
+    'engine_file_truncate_on_insert = 1',
+    's3_truncate_on_insert = 1',
+    `output_format_parquet_compression_method = 'zstd'`,
+    `output_format_parquet_row_group_size = ${rowGroupRows}`,
+    `output_format_parquet_row_group_size_bytes = ${64 * 1024 * 1024}`,
+    `max_partitions_per_insert_block = ${files + 1}`,
+  ].join(', ');
+}
+
+export type StatementSql = { select: string; position: string };
+
+export function statementSql(table: TableConfig, statement: StageStatement): StatementSql {
+  return {
+    select: stagingSelect(table, statement.start, statement.end, statement.share),
+    position: partitionPositionSql(table, statement.keys),
+  };
+}
+
+/**
+ * One statement: ClickHouse writes its slice as one file per partition, named by file index through
+ * PARTITION BY. Rows of a partition the plan did not see are left out here and caught by the recount.
+ */
+export async function writeStatement(
+  client: ClickHouseClient,
+  target: StagingTarget,
+  sql: StatementSql,
+  statement: StageStatement,
+  tuning: WriteTuning,
+  s3: S3Access | undefined,
+): Promise<void> {
+  const settings = writeSettings(tuning, statement.keys.length);
+  if (statement.keys.length === 1) {
+    // One partition (the usual case): no per-row partition expression. A row of another partition that
+    // arrived after planning would land in this file, and the recount rejects the batch.
+    const destination = tableFunctionSql(target, partName(statement.firstFile), s3);
+    await client.command({ query: `INSERT INTO FUNCTION ${destination} ${sql.select} SETTINGS ${settings}` });
+    return;
+  }
+  const destination = tableFunctionSql(target, 'part-{_partition_id}.parquet', s3);
+  const file = `toInt64(${sql.position}) + ${statement.firstFile - 1}`;
+  await client.command({
+    query: `INSERT INTO FUNCTION ${destination} PARTITION BY leftPad(toString(${file}), 5, '0')
+      SELECT * FROM (${sql.select}) WHERE ${sql.position} > 0 SETTINGS ${settings}`,
+  });
+}
+
+/** Row counts and sizes of the written files, as their own Parquet footers report them. */
+export async function readWritten(
+  client: ClickHouseClient,
+  target: StagingTarget,
+  indexes: number[],
+  s3: S3Access | undefined,
+): Promise<Map<number, StreamedFile>> {
+  const byIndex = new Map<number, StreamedFile>();
+  for (let i = 0; i < indexes.length; i += 1000) {
+    const names = indexes.slice(i, i + 1000).map((n) => stringLiteral(partName(n)));
+    const rows = await queryRows<{ file: string; bytes: string; rows: string }>(
+      client,
+      `SELECT _file AS file, _size AS bytes, count() AS rows FROM ${tableFunctionSql(target, 'part-*.parquet', s3)}
+       WHERE _file IN (${names.join(', ')}) GROUP BY file, bytes`,
+    );
+    for (const r of rows)
+      byIndex.set(Number(/^part-(\d+)\.parquet$/.exec(r.file)?.[1]), {
+        rows: Number(r.rows),
+        bytes: Number(r.bytes),
+      });
+  }
+  return byIndex;
+}
+
+/** The stream writer: one SELECT ... FORMAT Parquet per file, bytes piped through this process. */
+export async function streamStatement(
+  client: ClickHouseClient,
+  target: StagingTarget,
+  sql: StatementSql,
+  statement: StageStatement,
+  tuning: WriteTuning,
+  objects: ObjectStore | undefined,
+): Promise<Map<number, StreamedFile>> {
+  if (target.kind === 's3' && !objects)
+    throw new ConfigError('streaming staged files to S3 needs an object store; pass `objects`', {
+      stagingPrefix: target.prefix,
+    });
+  const byIndex = new Map<number, StreamedFile>();
+  for (let p = 1; p <= statement.keys.length; p++) {
+    const index = statement.firstFile + p - 1;
+    const query = `SELECT * FROM (${sql.select}) WHERE ${sql.position} = ${p} FORMAT Parquet SETTINGS ${writeSettings(tuning, 1)}`;
+    const file = await streamFile(client, query, target, partName(index), objects);
+    if (file) byIndex.set(index, file);
+  }
+  return byIndex;
+}
+
+/** Rows each file of the statement must hold, counted again after writing; key -1: unplanned partition. */
+export async function recount(
+  client: ClickHouseClient,
+  sql: StatementSql,
+  statement: StageStatement,
+): Promise<Map<number, number>> {
+  const rows = await queryRows<{ p: string; rows: string }>(
+    client,
+    `SELECT ${sql.position} AS p, count() AS rows FROM (${sql.select}) GROUP BY p`,
+  );
+  const expected = new Map<number, number>();
+  for (const r of rows) {
+    const p = Number(r.p);
+    expected.set(p === 0 ? -1 : statement.firstFile + p - 1, Number(r.rows));
+  }
+  return expected;
+}
