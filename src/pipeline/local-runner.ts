@@ -36,7 +36,7 @@ export function localDefinition(maxConcurrency = 4): AslDefinition {
  * Where EMR is not there, its job is done by our committer: the same batch spec, the staged files found
  * under the batch's prefix as the Spark job finds them.
  */
-async function commitLikeEmr(
+export async function commitLikeEmr(
   deps: PipelineDeps,
   request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } },
 ) {
