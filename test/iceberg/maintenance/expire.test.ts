@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { CommitConflictError, InputError, UnavailableError } from '../../../src/errors.ts';
+import type { Catalog, TableIdent } from '../../../src/iceberg/catalog.ts';
+import { compactTable, expireSnapshots, snapshotsToExpire } from '../../../src/iceberg/maintenance/index.ts';
+import { MemoryCatalog } from '../../../src/iceberg/memory-catalog.ts';
+import { ancestry } from '../../../src/iceberg/metadata.ts';
+import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
+import { HOUR, ident, racingCatalog, T0, ticksTable } from './support.ts';
+
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+
+describe('expire snapshots', () => {
+  it('keeps the newest retainLast ancestors and the young ones; time travel to them still reads', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 5; h++) await t.append('2024-01-01', h, ['A']);
+    const before = (await loadTable(t.deps, ident)).metadata;
+    const ids = before.snapshots.map((s) => s['snapshot-id']);
+    const expected = await Promise.all(ids.slice(2).map((id) => t.ids(id)));
+
+    // Snapshots were committed at T0 + 1h ... T0 + 5h; the cutoff leaves the last one young anyway.
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: T0 + 5 * HOUR, retainLast: 3 });
+
+    expect(result.expiredSnapshotIds).toEqual(ids.slice(0, 2));
+    expect(result).toMatchObject({ retainedSnapshots: 3, deletedManifestLists: 2, attempts: 1 });
+    // Appends carry every file forward: only manifest lists became unreachable.
+    expect([result.deletedManifests, result.deletedDataFiles]).toEqual([0, 0]);
+    const { metadata } = await loadTable(t.deps, ident);
+    expect(metadata.snapshots.map((s) => s['snapshot-id'])).toEqual(ids.slice(2));
+    expect(metadata['snapshot-log'].map((e) => e['snapshot-id'])).toEqual(ids.slice(2));
+    expect(await Promise.all(ids.slice(2).map((id) => t.ids(id)))).toEqual(expected);
+    for (const s of before.snapshots.slice(0, 2))
+      expect(await t.store.head(s['manifest-list'])).toBeUndefined();
+    expect(newestMarker(metadata)?.batchId).toBe(newestMarker(before)?.batchId);
+  });
+
+  it('never expires the chain back to the newest offload marker, even past retainLast', async () => {
+    const t = await ticksTable();
+    await t.append('2024-01-01', 0, ['A']);
+    const last = await t.append('2024-01-01', 1, ['A']);
+    // Two commits by another engine, without markers, on top of the newest offload.
+    await t.foreignCommit();
+    await t.foreignCommit();
+
+    const result = await expireSnapshots(t.deps, {
+      table: ident,
+      olderThanMs: T0 + 100 * HOUR,
+      retainLast: 1,
+    });
+
+    expect(result.expiredSnapshotIds).toHaveLength(1);
+    const { metadata } = await loadTable(t.deps, ident);
+    expect(newestMarker(metadata)).toMatchObject({
+      batchId: last.marker.batchId,
+      snapshotId: last.marker.snapshotId,
+    });
+    expect([...ancestry(metadata)]).toHaveLength(3);
+  });
+
+  it('expiring compacted-away snapshots deletes exactly the replaced files; the marker stays found', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A', 'B']);
+    const last = await t.append('2024-01-01', 2, ['A', 'B']);
+    const rows = await t.ids();
+    const compacted = await compactTable(t.deps, { table: ident, rewriter: t.rewriter, targetFileRows: 100 });
+    expect(compacted).toMatchObject({ status: 'compacted', removedFiles: 6, addedFiles: 2 });
+    const replaced = [...t.rowsOf.keys()].filter((k) => !k.includes('compacted-'));
+
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: t.now() + 1, retainLast: 1 });
+
+    expect(result).toMatchObject({ retainedSnapshots: 1, deletedDataFiles: 6, deletedManifestLists: 3 });
+    for (const uri of replaced) expect(await t.store.head(uri)).toBeUndefined();
+    const { metadata } = await loadTable(t.deps, ident);
+    const live = await liveDataFiles(t.store, metadata);
+    for (const f of live) expect(await t.store.head(f.file.file_path)).toBeDefined();
+    expect(await t.ids()).toEqual(rows);
+    expect(newestMarker(metadata)).toMatchObject({
+      batchId: last.marker.batchId,
+      snapshotId: compacted.snapshotId,
+    });
+    expect(findMarker(metadata, last.marker.batchId)?.rows).toBe(6);
+    // Every object left is referenced: manifests of the current snapshot, its list, metadata files.
+    const objects = [...t.store.objects.keys()];
+    expect(objects.filter((k) => k.endsWith('.parquet')).sort()).toEqual(
+      live.map((f) => f.file.file_path).sort(),
+    );
+  });
+
+  it('rebuilds on a lost race and keeps the snapshot the other writer committed', async () => {
+    const { catalog, beforeNextSwap } = racingCatalog();
+    const t = await ticksTable(catalog);
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    let other: bigint | undefined;
+    beforeNextSwap(async () => {
+      other = (await t.append('2024-01-01', 3, ['A'])).marker.snapshotId;
+    });
+
+    const result = await expireSnapshots(t.deps, {
+      table: ident,
+      olderThanMs: T0 + 3 * HOUR + 1,
+      retainLast: 1,
+    });
+
+    // The first attempt would have kept the third snapshot as current; the rebuilt one expires it too.
+    expect(result).toMatchObject({ attempts: 2, retainedSnapshots: 1 });
+    expect(result.expiredSnapshotIds).toHaveLength(3);
+    const { metadata } = await loadTable(t.deps, ident);
+    expect(metadata.snapshots.map((s) => s['snapshot-id'])).toEqual([other]);
+    expect(await t.ids()).toHaveLength(12);
+  });
+
+  it('deletes nothing when the commit fails, and gives up after maxAttempts with a retryable error', async () => {
+    const inner = new MemoryCatalog();
+    let failure: Error = new UnavailableError('catalog down');
+    const failing: Catalog = Object.assign(Object.create(inner) as Catalog, {
+      async swapMetadataLocation(_t: TableIdent, _e: string, _n: string) {
+        throw failure;
+      },
+    });
+    const t = await ticksTable(inner);
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const objects = [...t.store.objects.keys()].sort();
+    const deps = { ...t.deps, catalog: failing, maxAttempts: 3 };
+
+    expect(await errorOf(expireSnapshots(deps, { table: ident, olderThanMs: t.now() + 1 }))).toBe(failure);
+    failure = new CommitConflictError('lost');
+    const error = await errorOf(expireSnapshots(deps, { table: ident, olderThanMs: t.now() + 1 }));
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error?.message).toMatch(/lost 3 races/);
+    // The unavailable attempt may leave its metadata file (the swap's outcome is unknown); nothing else.
+    const after = [...t.store.objects.keys()].filter((k) => !k.endsWith('.metadata.json'));
+    expect(after.sort()).toEqual(objects.filter((k) => !k.endsWith('.metadata.json')));
+    expect((await loadTable(t.deps, ident)).metadata.snapshots).toHaveLength(3);
+  });
+
+  it('with nothing old enough, commits nothing; refuses retainLast below 1', async () => {
+    const t = await ticksTable();
+    await t.append('2024-01-01', 0, ['A']);
+    const before = await loadTable(t.deps, ident);
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: T0 });
+    expect(result).toMatchObject({
+      expiredSnapshotIds: [],
+      attempts: 0,
+      metadataLocation: before.metadataLocation,
+    });
+    const error = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: T0, retainLast: 0 }));
+    expect(error).toBeInstanceOf(InputError);
+    expect(error?.message).toMatch(/retainLast must be .* at least 1.*got 0/);
+  });
+
+  it('snapshotsToExpire keeps every ref head and the young, whatever retainLast says', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 4; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadata } = await loadTable(t.deps, ident);
+    const ids = metadata.snapshots.map((s) => s['snapshot-id']);
+    const tagged = {
+      ...metadata,
+      refs: { ...metadata.refs, audit: { 'snapshot-id': ids[0]!, type: 'tag' as const } },
+    };
+    expect([...snapshotsToExpire(tagged, { olderThanMs: T0 + 3 * HOUR, retainLast: 1 })]).toEqual([ids[1]]);
+    expect([...snapshotsToExpire(metadata, { olderThanMs: T0 + 10 * HOUR, retainLast: 2 })]).toEqual(
+      ids.slice(0, 2),
+    );
+  });
+});
