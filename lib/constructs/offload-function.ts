@@ -108,6 +108,8 @@ export class OffloadFunction extends Construct {
         mainFields: ['module', 'main'],
         sourceMap: true,
         minify: true,
+        // Error classes keep their names in stack traces and logs (`name` itself is a literal).
+        keepNames: true,
         logLevel: nodejs.LogLevel.ERROR,
         // Bundled CommonJS dependencies still call require().
         banner:
