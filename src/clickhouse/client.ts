@@ -128,8 +128,9 @@ export async function assertReachable(client: ClickHouseClient): Promise<void> {
 export type QueryParams = Record<string, unknown>;
 
 /**
- * Runs a SELECT and returns its rows as objects. 64-bit integers arrive as strings (ClickHouse's JSON
- * default), so callers convert them deliberately. Values go through `{name:Type}` parameters.
+ * Runs a SELECT and returns its rows as objects. 64-bit integers arrive as strings from a server (its
+ * JSON default) and as numbers from chDB, so callers convert them deliberately (`Number`, `BigInt`).
+ * Values go through `{name:Type}` parameters.
  */
 export async function queryRows<T>(
   client: ClickHouseClient,

@@ -1,0 +1,223 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { TableConfig } from '../config/schema.ts';
+import { type ChType, parseClickHouseType } from '../config/types.ts';
+import { InputError, SchemaDriftError } from '../errors.ts';
+import { toInstant } from '../plan/batch.ts';
+import { stagingSelect } from '../stage/select.ts';
+import { queryRows } from './client.ts';
+import { ident, instantFromMicros, instantLiteral, qualifiedName } from './sql.ts';
+
+const DECIMAL_PRECISION: Record<string, number> = {
+  Decimal32: 9,
+  Decimal64: 18,
+  Decimal128: 38,
+  Decimal256: 76,
+};
+
+function canonical(t: ChType): string {
+  if (t.name === 'LowCardinality') return canonical(t.args[0] as ChType);
+  let { name, args } = t;
+  if (name in DECIMAL_PRECISION) [name, args] = ['Decimal', [DECIMAL_PRECISION[name] as number, ...args]];
+  // The timezone of a DateTime only changes how it prints: the stored instants are the same.
+  if (name === 'DateTime') args = [];
+  if (name === 'DateTime64') args = args.slice(0, 1);
+  if (name === 'Boolean') name = 'Bool';
+  if (name === 'Enum8' || name === 'Enum16') name = 'Enum';
+  if (!args.length) return name;
+  const rendered = args.map((a) =>
+    typeof a === 'object' ? canonical(a) : typeof a === 'string' ? `'${a}'` : String(a),
+  );
+  return `${name}(${rendered.join(', ')})`;
+}
+
+/**
+ * A type in a form where equal means "stages the same": LowCardinality, DateTime timezones and the
+ * Decimal32/64/128 aliases are normalized away. Unparseable types compare as written.
+ */
+export function canonicalType(type: string): string {
+  try {
+    return canonical(parseClickHouseType(type));
+  } catch {
+    return type.replace(/\s+/g, '');
+  }
+}
+
+export type ColumnDrift = {
+  column: string;
+  kind: 'missing' | 'added' | 'retyped';
+  configured?: string;
+  actual?: string;
+};
+
+/** Differences between the configured columns and the ClickHouse table (system.columns). */
+export async function detectDrift(client: ClickHouseClient, table: TableConfig): Promise<ColumnDrift[]> {
+  const { database, table: name } = table.source;
+  const actual = await queryRows<{ name: string; type: string }>(
+    client,
+    'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
+    { db: database, t: name },
+  );
+  if (actual.length === 0)
+    throw new SchemaDriftError(
+      `table ${table.name}: ClickHouse table ${database}.${name} does not exist (or has no columns); create it, or fix source.database/source.table in the table config`,
+      { table: table.name, source: `${database}.${name}` },
+    );
+  const byName = new Map(actual.map((c) => [c.name, c.type]));
+  const configured = new Set(table.columns.map((c) => c.name));
+  const drift: ColumnDrift[] = [];
+  for (const column of table.columns) {
+    const type = byName.get(column.name);
+    if (type === undefined) drift.push({ column: column.name, kind: 'missing', configured: column.type });
+    else if (canonicalType(type) !== canonicalType(column.type))
+      drift.push({ column: column.name, kind: 'retyped', configured: column.type, actual: type });
+  }
+  for (const c of actual)
+    if (!configured.has(c.name)) drift.push({ column: c.name, kind: 'added', actual: c.type });
+  return drift;
+}
+
+function describe(d: ColumnDrift, source: string): string {
+  if (d.kind === 'missing')
+    return `column ${d.column} (configured as ${d.configured}) is missing from ClickHouse ${source}: restore it there, or remove it from the table config's columns`;
+  if (d.kind === 'added')
+    return `column ${d.column} (${d.actual}) exists in ClickHouse ${source} but not in the table config, so it would not be offloaded: add it to the table config's columns`;
+  return `column ${d.column} is ${d.actual} in ClickHouse ${source} but configured as ${d.configured}: if the change is intended, set the configured type to ${d.actual} (the Iceberg column must be able to widen to it); otherwise restore the ClickHouse column`;
+}
+
+/** Refuses to offload a table whose ClickHouse columns no longer match the config. */
+export async function assertNoDrift(client: ClickHouseClient, table: TableConfig): Promise<void> {
+  const drift = await detectDrift(client, table);
+  if (drift.length === 0) return;
+  const source = `${table.source.database}.${table.source.table}`;
+  throw new SchemaDriftError(
+    `table ${table.name}: schema drift, nothing offloaded.\n${drift.map((d) => `- ${describe(d, source)}`).join('\n')}`,
+    { table: table.name, source, drift },
+  );
+}
+
+type Window = { from: string | Date; to: string | Date };
+
+function windowSql(table: TableConfig, window: Window): string {
+  const from = toInstant(window.from, 'from');
+  const to = toInstant(window.to, 'to');
+  if (Date.parse(from) > Date.parse(to))
+    throw new InputError(`window of ${table.name} is inverted: ${from} is after ${to}`, { from, to });
+  const cursor = ident(table.cursor.column, 'cursor column');
+  return `${cursor} >= ${instantLiteral(from)} AND ${cursor} < ${instantLiteral(to)}`;
+}
+
+export type Bucket = { start: string; rows: number };
+
+/**
+ * Rows per cursor bucket (epoch-aligned, `bucketSeconds` wide) in `[from, to)`, empty buckets left out.
+ * `measure: 'rows'` counts stored rows (the planner's cost estimate); `'offloaded'` counts what a batch
+ * writes: for re-aggregated tables one row per group (candle), however many partial rows it has.
+ */
+export async function rowHistogram(
+  client: ClickHouseClient,
+  table: TableConfig,
+  window: Window,
+  bucketSeconds: number,
+  measure: 'rows' | 'offloaded' = 'rows',
+): Promise<Bucket[]> {
+  if (!Number.isInteger(bucketSeconds) || bucketSeconds <= 0)
+    throw new InputError(`bucketSeconds must be a positive whole number, got ${bucketSeconds}`, {
+      bucketSeconds,
+    });
+  const cursor = ident(table.cursor.column, 'cursor column');
+  const width = bucketSeconds * 1_000_000;
+  const groups = table.reaggregate?.groupBy.map((g) => ident(g, 'column'));
+  const count = measure === 'offloaded' && groups ? `uniqExact(${groups.join(', ')})` : 'count()';
+  const rows = await queryRows<{ b: string; rows: string }>(
+    client,
+    `SELECT intDiv(toUnixTimestamp64Micro(toDateTime64(${cursor}, 6, 'UTC')), ${width}) * ${width} AS b, ${count} AS rows
+     FROM ${qualifiedName(table.source.database, table.source.table)} WHERE ${windowSql(table, window)}
+     GROUP BY b ORDER BY b`,
+  );
+  return rows.map((r) => ({ start: instantFromMicros(r.b), rows: Number(r.rows) }));
+}
+
+/** Offloaded-row counts per hour of the cursor, to compare with the Iceberg table hour by hour. */
+export function hourlyCounts(
+  client: ClickHouseClient,
+  table: TableConfig,
+  window: Window,
+): Promise<Bucket[]> {
+  return rowHistogram(client, table, window, 3600, 'offloaded');
+}
+
+export type Duplicates = {
+  /** Natural keys that occur more than once among the rows a batch of this window would offload. */
+  keys: number;
+  /** Rows beyond the first of each duplicated key. */
+  extraRows: number;
+  examples: Array<{ key: Record<string, string>; copies: number }>;
+};
+
+/** Duplicate natural keys among the rows the window offloads (after re-aggregation, for candle tables). */
+export async function duplicateKeys(
+  client: ClickHouseClient,
+  table: TableConfig,
+  window: Window,
+  limit = 10,
+): Promise<Duplicates> {
+  windowSql(table, window);
+  const select = stagingSelect(table, toInstant(window.from), toInstant(window.to));
+  const keys = table.naturalKey.map((k) => ident(k, 'natural key column'));
+  const grouped = `SELECT ${keys.map((k) => `toString(${k}) AS ${k}`).join(', ')}, count() AS copies
+    FROM (${select}) GROUP BY ${keys.join(', ')} HAVING copies > 1`;
+  const [summary] = await queryRows<{ keys: string; extra: string }>(
+    client,
+    `SELECT count() AS keys, sum(copies - 1) AS extra FROM (${grouped})`,
+  );
+  const examples = await queryRows<Record<string, string>>(
+    client,
+    `${grouped} ORDER BY copies DESC, ${keys.join(', ')} LIMIT ${Math.max(0, Math.trunc(limit))}`,
+  );
+  return {
+    keys: Number(summary?.keys ?? 0),
+    extraRows: Number(summary?.extra ?? 0),
+    examples: examples.map(({ copies, ...key }) => ({ key, copies: Number(copies) })),
+  };
+}
+
+export type CursorRange = { min: string; max: string; rows: number };
+
+/** Oldest and newest cursor value in the table; undefined when it is empty. */
+export async function cursorRange(
+  client: ClickHouseClient,
+  table: TableConfig,
+): Promise<CursorRange | undefined> {
+  const cursor = `toUnixTimestamp64Micro(toDateTime64(${ident(table.cursor.column, 'cursor column')}, 6, 'UTC'))`;
+  const [row] = await queryRows<{ lo: string; hi: string; rows: string }>(
+    client,
+    `SELECT min(${cursor}) AS lo, max(${cursor}) AS hi, count() AS rows FROM ${qualifiedName(table.source.database, table.source.table)}`,
+  );
+  if (!row || Number(row.rows) === 0) return undefined;
+  return { min: instantFromMicros(row.lo), max: instantFromMicros(row.hi), rows: Number(row.rows) };
+}
+
+export type TtlHeadroom = { oldestUnoffloaded?: string; ageSeconds: number; headroomSeconds: number };
+
+/**
+ * How close the oldest row not yet offloaded (cursor at or after the watermark) is to the hot tier's
+ * TTL: `headroomSeconds` is what remains of `ttlSeconds` at `now`. Measured on the cursor column; the
+ * TTL itself may run on another column (bronze: exchange_timestamp), so treat it as an estimate.
+ */
+export async function ttlHeadroom(
+  client: ClickHouseClient,
+  table: TableConfig,
+  watermark: string | Date,
+  now: Date,
+): Promise<TtlHeadroom> {
+  const cursor = ident(table.cursor.column, 'cursor column');
+  const [row] = await queryRows<{ oldest: string; rows: string }>(
+    client,
+    `SELECT min(toUnixTimestamp64Micro(toDateTime64(${cursor}, 6, 'UTC'))) AS oldest, count() AS rows
+     FROM ${qualifiedName(table.source.database, table.source.table)} WHERE ${cursor} >= ${instantLiteral(watermark)}`,
+  );
+  if (!row || Number(row.rows) === 0) return { ageSeconds: 0, headroomSeconds: table.ttlSeconds };
+  const oldest = instantFromMicros(row.oldest);
+  const ageSeconds = Math.max(0, (now.getTime() - Date.parse(oldest)) / 1000);
+  return { oldestUnoffloaded: oldest, ageSeconds, headroomSeconds: table.ttlSeconds - ageSeconds };
+}
