@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rowHistogram } from '../clickhouse/inspect.ts';
+import { cursorRange, rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError } from '../errors.ts';
@@ -43,9 +43,40 @@ async function estimatesFor(
     if (table.cursor.kind !== 'ingestion_time') continue;
     const from = cursors[table.name];
     if (!from || Date.parse(from) >= now.getTime()) continue;
-    estimates[table.name] = await rowHistogram(deps.clickhouse, table, from, now.toISOString(), 60);
+    estimates[table.name] = await rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
   }
   return estimates;
+}
+
+/**
+ * A table's first offload starts at its oldest row in ClickHouse rather than at the configured initial
+ * cursor (1970 by default): nothing can arrive below the oldest ingestion time, and a 50-year empty
+ * backlog would otherwise be walked an hour at a time. Only a watermark that never moved is touched,
+ * through the audited set, and only forward.
+ */
+async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]) {
+  for (const table of tables) {
+    const w = await deps.watermarks.get(table.name);
+    if (
+      !w ||
+      w.version !== 0 ||
+      w.lastBatchId !== null ||
+      (w.lease && Date.parse(w.lease.expiresAt) > deps.clock().getTime())
+    )
+      continue;
+    const range = await cursorRange(deps.clickhouse, table);
+    if (!range) continue;
+    const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
+    const oldest = Math.floor(Date.parse(range.min) / step) * step;
+    if (oldest <= Date.parse(w.cursor)) continue;
+    await deps.watermarks.setCursor({
+      table: table.name,
+      cursor: new Date(oldest).toISOString(),
+      actor: 'k2-offload',
+      reason: `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`,
+      allowBackwards: false,
+    });
+  }
 }
 
 /**
@@ -73,6 +104,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     ? new Set<string>()
     : new Set((await deps.watermarks.list()).filter((w) => w.status === 'failed').map((w) => w.table));
   const selected = requested.filter((t) => !failed.has(t.name));
+
+  await startAtOldestRow(deps, selected);
 
   const tokens = new Map<string, string>();
   const leasedByOthers: LeaseHeld[] = [];

@@ -1,4 +1,4 @@
-import { checkSchema } from '../clickhouse/inspect.ts';
+import { assertNoDrift } from '../clickhouse/inspect.ts';
 import { tableByName } from '../config/load.ts';
 import { findMarker, loadTable } from '../iceberg/table.ts';
 import { stageBatch as stageToParquet } from '../stage/stage.ts';
@@ -20,7 +20,7 @@ export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Stag
   const committed = findMarker(metadata, batch.batchId);
   if (committed) return { rows: committed.rows, files: [], durationMs: 0 };
 
-  await checkSchema(deps.clickhouse, table);
+  await assertNoDrift(deps.clickhouse, table);
   const staged = await stageToParquet(table, batch, {
     client: deps.clickhouse,
     s3: deps.s3,

@@ -10,7 +10,7 @@ describe('one local cycle, executing the deployed state machine definition', () 
     await generateTrades(world.clickhouse, {
       rows: 20_000,
       spanHours: 3,
-      end: new Date(Date.now() - 60_000),
+      end: new Date(Date.now() - 10 * 60_000),
       lateFraction: 0.05,
       seed: 7,
     });

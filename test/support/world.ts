@@ -88,13 +88,21 @@ export async function icebergSource(deps: PipelineDeps, table: TableConfig): Pro
 
 /** The rows of a table's natural key that ClickHouse has below `until`, and what Iceberg has, per key. */
 export async function compareKeys(world: World, deps: PipelineDeps, table: TableConfig, until: string) {
-  const key = table.naturalKey.map((k) => `toString(\`${k}\`)`).join(", '|', ");
+  // Timestamps compared as UTC microseconds: ClickHouse prints DateTime64(3) and Iceberg's µs differently.
+  const key = table.naturalKey
+    .map((k) => {
+      const type = table.columns.find((c) => c.name === k)?.type ?? '';
+      return /DateTime/.test(type)
+        ? `toString(toUnixTimestamp64Micro(toDateTime64(\`${k}\`, 6, 'UTC')))`
+        : `toString(\`${k}\`)`;
+    })
+    .join(", '|', ");
   const cursor = `\`${table.cursor.column}\``;
   const hot = `${table.source.database}.${table.source.table}`;
   const source = await icebergSource(deps, table);
   const ch = await rows<{ k: string; n: string }>(
     world.clickhouse,
-    `SELECT concat(${key}) AS k, toString(count()) AS n FROM ${table.reaggregate ? `(SELECT ${table.naturalKey.join(', ')}, any(${cursor}) AS ${cursor} FROM ${hot} GROUP BY ${table.naturalKey.join(', ')})` : hot}
+    `SELECT concat(${key}) AS k, toString(count()) AS n FROM ${table.reaggregate ? `(SELECT ${table.reaggregate.groupBy.join(', ')} FROM ${hot} GROUP BY ${table.reaggregate.groupBy.join(', ')})` : hot}
      WHERE ${cursor} < parseDateTime64BestEffort('${until}', 6, 'UTC') GROUP BY k`,
   );
   const ice = source

@@ -1,0 +1,129 @@
+import { rowHistogram } from '../clickhouse/inspect.ts';
+import { selectTables } from '../config/load.ts';
+import type { Layer, TableConfig } from '../config/schema.ts';
+import { InputError } from '../errors.ts';
+import { identString } from '../iceberg/catalog.ts';
+import { loadTable, newestMarker } from '../iceberg/table.ts';
+import type { Batch } from '../plan/batch.ts';
+import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
+import type { PipelineDeps } from './deps.ts';
+import type { Skip } from './events.ts';
+import { targetOf } from './plan-cycle.ts';
+
+export type PreviewBatch = Batch & { estimatedRows: number | null };
+
+export type TablePreview = {
+  table: string;
+  layer: Layer;
+  /** The cursor stored in Postgres; null when the table was never planned (it starts at initialCursor). */
+  storedCursor: string | null;
+  /** Where the next cycle starts: the stored cursor, or Iceberg's newest marker when that is ahead. */
+  cursor: string;
+  /** Set when Iceberg is ahead of Postgres: the next cycle reconciles the watermark forward first. */
+  reconcile: { from: string; to: string; batchId: string } | null;
+  iceberg: { table: string; exists: boolean; newestWindowEnd: string | null };
+  lease: { holder: string; expiresAt: string; live: boolean } | null;
+  batches: PreviewBatch[];
+  skip: Skip | null;
+};
+
+export type CyclePreview = {
+  now: string;
+  until: string | null;
+  tables: TablePreview[];
+  /** More batches remain after this pass: the cycle would loop back for them. */
+  more: boolean;
+};
+
+function sumRows(buckets: readonly RowBucket[], start: string, end: string): number {
+  const s = Date.parse(start);
+  const e = Date.parse(end);
+  return buckets.reduce((n, b) => {
+    const t = Date.parse(b.start);
+    return t >= s && t < e ? n + b.rows : n;
+  }, 0);
+}
+
+async function icebergState(deps: PipelineDeps, table: TableConfig) {
+  const ident = targetOf(table);
+  if ((await deps.catalog.currentMetadataLocation(ident)) === undefined)
+    return { table: identString(ident), exists: false, marker: undefined };
+  const { metadata } = await loadTable(deps, ident);
+  return { table: identString(ident), exists: true, marker: newestMarker(metadata) };
+}
+
+/**
+ * What the next cycle would do, read-only: the same planner on the current watermarks, with Iceberg's
+ * newest markers applied as the reconcile step would apply them, and live leases as skips. Nothing is
+ * written: no lease taken, no watermark row or Iceberg table created.
+ */
+export async function previewCycle(
+  deps: PipelineDeps,
+  options: { tables?: readonly string[] | undefined; until?: string | undefined } = {},
+): Promise<CyclePreview> {
+  const now = deps.clock();
+  if (options.until && Date.parse(options.until) > now.getTime())
+    throw new InputError(
+      `until ${options.until} is in the future (now ${now.toISOString()}); rows after now are not final yet, give an instant in the past or omit it`,
+      { field: 'until', value: options.until },
+    );
+  const selected = selectTables(deps.config, options.tables);
+  const stored = new Map((await deps.watermarks.list()).map((w) => [w.table, w]));
+  const cursors: Record<string, string> = {};
+  const leasedByOthers: LeaseHeld[] = [];
+  const facts = new Map<string, Omit<TablePreview, 'batches' | 'skip'>>();
+
+  for (const table of deps.config.tables) {
+    const w = stored.get(table.name);
+    const storedCursor = w?.cursor ?? null;
+    const initial = new Date(table.initialCursor).toISOString();
+    const ice = await icebergState(deps, table);
+    const base = storedCursor ?? initial;
+    const ahead = ice.marker && Date.parse(ice.marker.windowEnd) > Date.parse(base) ? ice.marker : undefined;
+    const cursor = ahead ? ahead.windowEnd : base;
+    cursors[table.name] = cursor;
+    const live = w?.lease ? Date.parse(w.lease.expiresAt) > now.getTime() : false;
+    if (w?.lease && live)
+      leasedByOthers.push({ table: table.name, holder: w.lease.holder, expiresAt: w.lease.expiresAt });
+    facts.set(table.name, {
+      table: table.name,
+      layer: table.layer,
+      storedCursor,
+      cursor,
+      reconcile: ahead ? { from: base, to: ahead.windowEnd, batchId: ahead.batchId } : null,
+      iceberg: { table: ice.table, exists: ice.exists, newestWindowEnd: ice.marker?.windowEnd ?? null },
+      lease: w?.lease ? { ...w.lease, live } : null,
+    });
+  }
+
+  const estimates: Record<string, RowBucket[]> = {};
+  for (const table of selected) {
+    if (table.cursor.kind !== 'ingestion_time') continue;
+    const from = cursors[table.name] as string;
+    if (Date.parse(from) >= now.getTime()) continue;
+    estimates[table.name] = await rowHistogram(deps.clickhouse, table, { from, to: now }, 60);
+  }
+  const pass = planPass({
+    config: deps.config,
+    tables: selected.map((t) => t.name),
+    watermarks: cursors,
+    leasedByOthers,
+    now: now.toISOString(),
+    until: options.until,
+    estimates,
+  });
+
+  const tables: TablePreview[] = deps.config.tables.map((table) => {
+    const planned = pass.tables.find((t) => t.table === table.name);
+    const buckets = estimates[table.name];
+    return {
+      ...(facts.get(table.name) as Omit<TablePreview, 'batches' | 'skip'>),
+      batches: (planned?.batches ?? []).map((b) => ({
+        ...b,
+        estimatedRows: buckets ? sumRows(buckets, b.windowStart, b.windowEnd) : null,
+      })),
+      skip: pass.skipped.find((s) => s.table === table.name) ?? null,
+    };
+  });
+  return { now: now.toISOString(), until: options.until ?? null, tables, more: pass.more };
+}
