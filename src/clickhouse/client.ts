@@ -94,6 +94,9 @@ export function openClickHouse(options: ClickHouseOptions): ClickHouseClient {
     url: options.url,
     request_timeout: options.requestTimeoutMs ?? 15 * 60_000,
     application: 'k2-offload',
+    // Staging a large window is one long INSERT: progress headers keep idle load balancers from
+    // cutting the connection before the server answers.
+    clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000' },
   });
   labels.set(client, `ClickHouse at ${redactUrl(options.url)}`);
   return client;

@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertNoDrift,
+  canonicalType,
+  cursorRange,
+  detectDrift,
+  duplicateKeys,
+  hourlyCounts,
+  rowHistogram,
+  ttlHeadroom,
+} from '../../src/clickhouse/inspect.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { TableConfig } from '../../src/config/schema.ts';
+import { InputError, SchemaDriftError } from '../../src/errors.ts';
+import { openTestClickHouse } from '../stage/support.ts';
+
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>;
+
+const config = (
+  name: string,
+  columns: Array<{ name: string; type: string }>,
+  extra: object = {},
+): TableConfig =>
+  parseConfig({
+    tables: [
+      {
+        name,
+        layer: 'bronze',
+        source: { database: 'i', table: name },
+        target: { namespace: 'cold', name },
+        cursor: { kind: 'ingestion_time', column: 'ingested' },
+        ttlSeconds: 86_400,
+        columns,
+        naturalKey: ['id'],
+        ...extra,
+      },
+    ],
+  }).tables[0] as TableConfig;
+
+const trades = config('trades', [
+  { name: 'id', type: 'UInt64' },
+  { name: 'sym', type: 'String' },
+  { name: 'px', type: 'Decimal64(8)' },
+  { name: 'ingested', type: 'DateTime' },
+]);
+
+beforeAll(async () => {
+  ch = await openTestClickHouse('inspect');
+  await ch.client.command({ query: 'CREATE DATABASE i' });
+  await ch.client.command({
+    query: `CREATE TABLE i.trades (id UInt64, sym LowCardinality(String), px Decimal(18, 8), ingested DateTime('UTC'))
+      ENGINE = MergeTree ORDER BY id`,
+  });
+  // 100 rows, one a minute from 10:00; ids 0..4 delivered twice.
+  await ch.client.command({
+    query: `INSERT INTO i.trades SELECT number, 'BTC', number, toDateTime('2026-11-22 10:00:00', 'UTC') + number * 60 FROM numbers(100)`,
+  });
+  await ch.client.command({
+    query: `INSERT INTO i.trades SELECT number, 'BTC', number, toDateTime('2026-11-22 10:00:00', 'UTC') + number * 60 FROM numbers(5)`,
+  });
+});
+afterAll(async () => ch?.close());
+
+describe('schema drift', () => {
+  it('treats aliases of the same type as equal', () => {
+    expect(canonicalType('Decimal128(8)')).toBe(canonicalType('Decimal(38, 8)'));
+    expect(canonicalType('LowCardinality(String)')).toBe('String');
+    expect(canonicalType("DateTime64(3, 'UTC')")).toBe(canonicalType('DateTime64(3)'));
+    expect(canonicalType('DateTime64(3)')).not.toBe(canonicalType('DateTime64(6)'));
+    expect(canonicalType("Enum8('a' = 1, 'b' = 2)")).not.toBe(canonicalType("Enum8('a' = 1, 'c' = 2)"));
+  });
+
+  it('finds nothing when ClickHouse matches the config', async () => {
+    expect(await detectDrift(ch.client, trades)).toEqual([]);
+    await expect(assertNoDrift(ch.client, trades)).resolves.toBeUndefined();
+  });
+
+  it('names a missing, an added and a retyped column, both types, and what to do', async () => {
+    await ch.client.command({
+      query: `CREATE TABLE i.drifted (id UInt64, px Decimal(38, 8), venue String, ingested DateTime) ENGINE = MergeTree ORDER BY id`,
+    });
+    const drifted = { ...trades, name: 'drifted', source: { database: 'i', table: 'drifted' } };
+    expect(await detectDrift(ch.client, drifted)).toEqual([
+      { column: 'sym', kind: 'missing', configured: 'String' },
+      { column: 'px', kind: 'retyped', configured: 'Decimal64(8)', actual: 'Decimal(38, 8)' },
+      { column: 'venue', kind: 'added', actual: 'String' },
+    ]);
+    const error = await assertNoDrift(ch.client, drifted).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SchemaDriftError);
+    const message = (error as Error).message;
+    expect(message).toContain('column sym (configured as String) is missing from ClickHouse i.drifted');
+    expect(message).toContain(
+      'column px is Decimal(38, 8) in ClickHouse i.drifted but configured as Decimal64(8)',
+    );
+    expect(message).toContain(
+      'column venue (String) exists in ClickHouse i.drifted but not in the table config',
+    );
+    expect(message).toContain('add it to the table config');
+  });
+
+  it('says so when the source table does not exist', async () => {
+    const gone = { ...trades, source: { database: 'i', table: 'nope' } };
+    await expect(detectDrift(ch.client, gone)).rejects.toThrow(/i\.nope does not exist/);
+  });
+});
+
+describe('counts for the planner and the audit', () => {
+  const window = { from: '2026-11-22T10:00:00Z', to: '2026-11-22T11:30:00Z' };
+
+  it('counts rows per epoch-aligned cursor bucket in the half-open window', async () => {
+    expect(await rowHistogram(ch.client, trades, window, 1800)).toEqual([
+      { start: '2026-11-22T10:00:00.000Z', rows: 35 },
+      { start: '2026-11-22T10:30:00.000Z', rows: 30 },
+      { start: '2026-11-22T11:00:00.000Z', rows: 30 },
+    ]);
+    expect(
+      await hourlyCounts(ch.client, trades, { from: '2026-11-22T10:00:00Z', to: '2026-11-22T12:00:00Z' }),
+    ).toEqual([
+      { start: '2026-11-22T10:00:00.000Z', rows: 65 },
+      { start: '2026-11-22T11:00:00.000Z', rows: 40 },
+    ]);
+  });
+
+  it('finds duplicate natural keys in a window', async () => {
+    expect(await duplicateKeys(ch.client, trades, window, 2)).toEqual({
+      keys: 5,
+      extraRows: 5,
+      examples: [
+        { key: { id: '0' }, copies: 2 },
+        { key: { id: '1' }, copies: 2 },
+      ],
+    });
+    expect(
+      await duplicateKeys(ch.client, trades, { from: '2026-11-22T11:00:00Z', to: '2026-11-22T12:00:00Z' }),
+    ).toEqual({
+      keys: 0,
+      extraRows: 0,
+      examples: [],
+    });
+  });
+
+  it('reports the cursor range, and TTL headroom of the oldest row not yet offloaded', async () => {
+    expect(await cursorRange(ch.client, trades)).toEqual({
+      min: '2026-11-22T10:00:00.000Z',
+      max: '2026-11-22T11:39:00.000Z',
+      rows: 105,
+    });
+    const now = new Date('2026-11-22T20:30:00Z');
+    expect(await ttlHeadroom(ch.client, trades, '2026-11-22T11:00:00Z', now)).toEqual({
+      oldestUnoffloaded: '2026-11-22T11:00:00.000Z',
+      ageSeconds: 34_200,
+      headroomSeconds: 86_400 - 34_200,
+    });
+    expect(await ttlHeadroom(ch.client, trades, '2026-11-23T00:00:00Z', now)).toEqual({
+      ageSeconds: 0,
+      headroomSeconds: 86_400,
+    });
+  });
+
+  it('refuses inverted windows and bad identifiers before any SQL runs', async () => {
+    await expect(rowHistogram(ch.client, trades, { from: window.to, to: window.from }, 60)).rejects.toThrow(
+      InputError,
+    );
+    await expect(rowHistogram(ch.client, trades, window, 0)).rejects.toThrow(/bucketSeconds/);
+    const evil = { ...trades, source: { database: 'i', table: 'trades; DROP TABLE i.trades' } };
+    await expect(cursorRange(ch.client, evil)).rejects.toThrow(InputError);
+    expect(await cursorRange(ch.client, trades)).toMatchObject({ rows: 105 });
+  });
+});
