@@ -97,15 +97,17 @@ export async function expireSnapshots(deps: MaintenanceDeps, request: ExpireRequ
   for (let attempt = 1; ; attempt++) {
     const { metadataLocation, metadata } = await loadTable(deps, request.table);
     const expired = snapshotsToExpire(metadata, { olderThanMs: request.olderThanMs, retainLast });
-    const empty = {
-      expiredSnapshotIds: [],
-      retainedSnapshots: metadata.snapshots.length,
-      deletedManifestLists: 0,
-      deletedManifests: 0,
-      deletedDataFiles: 0,
-      failedDeletes: [],
-    };
-    if (expired.size === 0) return { ...empty, metadataLocation, attempts: 0 };
+    if (expired.size === 0)
+      return {
+        expiredSnapshotIds: [],
+        retainedSnapshots: metadata.snapshots.length,
+        deletedManifestLists: 0,
+        deletedManifests: 0,
+        deletedDataFiles: 0,
+        failedDeletes: [],
+        metadataLocation,
+        attempts: 0,
+      };
 
     const snapshots = metadata.snapshots.filter((s) => !expired.has(s['snapshot-id']));
     const kept = new Set(snapshots.map((s) => s['snapshot-id']));

@@ -1,4 +1,3 @@
-import { CommitConflictError } from '../../errors.ts';
 import { type Manifest, readManifest } from '../manifest.ts';
 import { type ManifestFile, readManifestList } from '../manifest-list.ts';
 import type { Snapshot } from '../metadata.ts';
@@ -105,5 +104,3 @@ export async function deleteAll(
   await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
   return { deleted, failed };
 }
-
-export const isConflict = (error: unknown) => error instanceof CommitConflictError;

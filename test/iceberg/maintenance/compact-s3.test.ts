@@ -40,15 +40,16 @@ describe('rewrite statements', () => {
       secretAccessKey: "s'k",
       sessionToken: 'T',
     };
-    expect(parquetFunction('s3://wh/t/data/a.parquet', access)).toBe(
-      "s3('http://127.0.0.1:5000/wh/t/data/a.parquet', 'AK', 's\\'k', 'T', 'Parquet')",
+    expect(parquetFunction('s3://wh1/t/data/a.parquet', access)).toBe(
+      "s3('http://127.0.0.1:5000/wh1/t/data/a.parquet', 'AK', 's\\'k', 'T', 'Parquet')",
     );
-    expect(parquetFunction('s3://wh/t/a.parquet', { region: 'eu-west-1' })).toBe(
-      "s3('https://wh.s3.eu-west-1.amazonaws.com/t/a.parquet', 'Parquet')",
+    expect(parquetFunction('s3://wh1/t/a.parquet', { region: 'eu-west-1' })).toBe(
+      "s3('https://wh1.s3.eu-west-1.amazonaws.com/t/a.parquet', 'Parquet')",
     );
-    expect(rewriteSql({ ...job, output: 's3://wh/c.parquet' })).toMatch(/s3_truncate_on_insert = 1/);
+    expect(rewriteSql({ ...job, output: 's3://wh1/c.parquet' })).toMatch(/s3_truncate_on_insert = 1/);
     expect(() => parquetFunction('file:///w/*.parquet')).toThrow(/glob character/);
     expect(() => parquetFunction('gs://w/a.parquet')).toThrow(/file:\/\/ and s3:\/\/ warehouses only/);
+    expect(() => parquetFunction("file:///w/it's/a.parquet")).toThrow(/cannot be handed to ClickHouse/);
     expect(() => rewriteSql({ ...job, columns: ['id; DROP'] })).toThrow(/not a plain identifier/);
   });
 });
