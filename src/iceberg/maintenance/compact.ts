@@ -106,7 +106,6 @@ async function rewriteGroup(
   });
   const rows = group.files.reduce((n, f) => n + f.file.record_count, 0);
   if (file.record_count !== rows || partitionKey(file.partition) !== partitionKey(group.partition)) {
-    await deps.store.delete(output).catch(() => undefined);
     throw new InputError(
       `compacting ${group.files.length} files of partition ${partitionKey(group.partition)} wrote ${file.record_count} rows of partition ${partitionKey(file.partition)}, expected ${rows}; nothing was committed, check the rewriter`,
       { output, rows: file.record_count, expectedRows: rows },
@@ -139,40 +138,43 @@ export async function compactTable(deps: MaintenanceDeps, request: CompactReques
   const snapshotId = newSnapshotId(random);
   const dataDir = joinUri(metadata.location, 'data');
   const rewritten: Rewritten[] = [];
+  const outputs: string[] = [];
   try {
     for (const g of groups) {
       const output = joinUri(dataDir, `compacted-${newUuid(random)}.parquet`);
+      outputs.push(output);
       rewritten.push(await rewriteGroup(deps, metadata, g, rewriter, output));
     }
-    const result = await commitReplace(deps, { table: request.table, snapshotId, rewritten, random });
-    const committed = new Set(result.committed);
-    await discard(
-      deps,
-      rewritten.filter((r) => !committed.has(r)),
-    );
-    return {
-      status: result.status,
-      partitions: result.committed.length,
-      removedFiles: result.committed.reduce((n, r) => n + r.group.files.length, 0),
-      addedFiles: result.committed.length,
-      rows: result.committed.reduce((n, r) => n + r.file.record_count, 0),
-      ...(result.status === 'compacted' ? { snapshotId } : {}),
-      metadataLocation: result.metadataLocation,
-      attempts: result.attempts,
-    };
   } catch (error) {
-    // Lost every race, or a rewrite failed: nothing refers to the merged files. Other failures (the
-    // catalog unreachable mid-commit) may have committed them: those stay, for orphan removal to judge.
-    if (error instanceof CommitConflictError || error instanceof InputError) await discard(deps, rewritten);
+    // Nothing refers to the merged files before the commit.
+    await deleteAll(deps.store, outputs);
     throw error;
   }
-}
-
-const discard = (deps: MaintenanceDeps, rewritten: Rewritten[]) =>
-  deleteAll(
+  let result: Awaited<ReturnType<typeof commitReplace>>;
+  try {
+    result = await commitReplace(deps, { table: request.table, snapshotId, rewritten, random });
+  } catch (error) {
+    // Lost every race: nothing refers to the merged files. Other failures (the catalog unreachable
+    // mid-swap) may have committed them: those stay, for orphan removal to judge once they are old.
+    if (error instanceof CommitConflictError) await deleteAll(deps.store, outputs);
+    throw error;
+  }
+  const committed = new Set(result.committed);
+  await deleteAll(
     deps.store,
-    rewritten.map((r) => r.file.file_path),
+    rewritten.filter((r) => !committed.has(r)).map((r) => r.file.file_path),
   );
+  return {
+    status: result.status,
+    partitions: result.committed.length,
+    removedFiles: result.committed.reduce((n, r) => n + r.group.files.length, 0),
+    addedFiles: result.committed.length,
+    rows: result.committed.reduce((n, r) => n + r.file.record_count, 0),
+    ...(result.status === 'compacted' ? { snapshotId } : {}),
+    metadataLocation: result.metadataLocation,
+    attempts: result.attempts,
+  };
+}
 
 /** `compactTable` for one partition (of the given spec, default any). */
 export async function compactPartition(

@@ -84,7 +84,7 @@ export async function removeOrphanFiles(
   const candidates: string[] = [];
   let scanned = 0;
   let young = 0;
-  for await (const info of deps.store.list(`${before.metadata.location}/`)) {
+  for await (const info of deps.store.list(`${before.metadata.location.replace(/\/+$/, '')}/`)) {
     scanned++;
     if (referenced.has(sameFile(info.uri))) continue;
     if (info.lastModified.getTime() < request.olderThanMs) candidates.push(info.uri);

@@ -161,6 +161,14 @@ describe('compaction', () => {
     expect(error?.message).toMatch(/wrote 3 rows .* expected 6; nothing was committed/);
     expect((await loadTable(t.deps, ident)).metadataLocation).toBe(before.metadataLocation);
     expect([...t.store.objects.keys()].filter((k) => k.includes('/compacted-'))).toEqual([]);
+    const crashing = async (job: { inputs: string[]; output: string; columns: string[] }) => {
+      await t.rewriter(job);
+      throw new Error('connection reset after the write');
+    };
+    expect(
+      await errorOf(compactTable(t.deps, { table: ident, rewriter: crashing, targetFileRows: 100 })),
+    ).toMatchObject({ message: 'connection reset after the write' });
+    expect([...t.store.objects.keys()].filter((k) => k.includes('/compacted-'))).toEqual([]);
 
     const hostile = Object.assign(Object.create(t.deps.catalog), {
       async swapMetadataLocation() {
