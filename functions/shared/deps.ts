@@ -1,4 +1,5 @@
 import { GlueClient } from '@aws-sdk/client-glue';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
@@ -121,15 +122,10 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     }
   }
 
-  const s3 = {
-    region: env.region,
-    ...(env.s3Endpoint ? { endpoint: env.s3Endpoint, forcePathStyle: true } : {}),
-  };
-  const catalog: Catalog = pool
-    ? env.catalog === 'postgres'
+  const catalog: Catalog =
+    pool && env.catalog === 'postgres'
       ? createPostgresCatalog(pool, { catalogName: 'k2' })
-      : glueCatalog(options, env)
-    : glueCatalog(options, env);
+      : glueCatalog(options, env);
   const write = options.write ?? stdout;
   const clock = options.clock ?? (() => new Date());
   const labels = {
@@ -141,7 +137,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     clickhouse,
     watermarks,
     catalog,
-    store: new S3ObjectStore(s3),
+    store: new S3ObjectStore({ client: s3Client(env) }),
     warehouse: env.warehouse,
     s3: {
       region: env.region,
@@ -157,6 +153,21 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     log: (line) =>
       write(`${JSON.stringify({ level: 'info', time: clock().toISOString(), ...labels, ...line })}\n`),
   };
+}
+
+/**
+ * S3 itself, or an S3-compatible server at `S3_ENDPOINT` (LocalStack, moto) with path-style addressing.
+ * Those servers echo an object's upload Content-MD5 on ranged reads, which the SDK would reject as a
+ * checksum mismatch; S3 never sends it, so response checks stay on there.
+ */
+function s3Client(env: LambdaEnv): S3Client {
+  if (!env.s3Endpoint) return new S3Client({ region: env.region });
+  return new S3Client({
+    region: env.region,
+    endpoint: env.s3Endpoint,
+    forcePathStyle: true,
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }
 
 /** Glue database = the table's target namespace (the stack checks every table's namespace is its database). */
