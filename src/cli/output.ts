@@ -3,7 +3,9 @@
 export type Cell = string | number | boolean | null | undefined;
 
 export function formatTable(headers: string[], rows: Cell[][]): string {
-  const text = rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '-' : String(cell))));
+  const text = rows.map((row) =>
+    row.map((cell) => (cell === null || cell === undefined ? '-' : String(cell))),
+  );
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -20,7 +22,11 @@ export function progressBar(stream: NodeJS.WriteStream, label: string) {
     const width = 30;
     const ratio = total > 0 ? Math.min(1, done / total) : 1;
     const filled = Math.round(ratio * width);
-    stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${note}`.padEnd(100));
+    stream.write(
+      `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${note}`.padEnd(
+        100,
+      ),
+    );
   };
   return {
     update: draw,

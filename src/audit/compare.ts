@@ -1,0 +1,108 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { ident, instantLiteral } from '../clickhouse/sql.ts';
+import type { TableConfig } from '../config/schema.ts';
+import { mapColumn } from '../config/types.ts';
+
+/**
+ * Per-hour fingerprints of one side (ClickHouse or Iceberg) of a table: rows, distinct natural keys,
+ * keys seen more than once, and a digest (sum of the keys' hashes). Two sides with the same keys have
+ * the same key count and digest; where they differ, `diffKeys` finds how many keys each side lacks.
+ */
+export type HourPrint = { hour: string; rows: number; keys: number; duplicateKeys: number; digest: string };
+
+/** A key column as text of its staging type: both readers then hash the same bytes for the same value. */
+function keyHash(table: TableConfig): string {
+  const parts = table.naturalKey.map((name) => {
+    const column = table.columns.find((c) => c.name === name);
+    const type = column ? mapColumn(column).stagingType : 'String';
+    return `toString(CAST(${ident(name, 'natural key column')} AS ${type}))`;
+  });
+  return `cityHash64(${parts.join(', ')})`;
+}
+
+function keyed(table: TableConfig, from: string, since: string, until: string): string {
+  const c = ident(table.cursor.column, 'cursor column');
+  return `SELECT toStartOfHour(toDateTime64(${c}, 6, 'UTC')) AS hour, ${keyHash(table)} AS h
+          FROM ${from} WHERE ${c} >= ${instantLiteral(since)} AND ${c} < ${instantLiteral(until)}`;
+}
+
+async function rowsOf<T>(client: ClickHouseClient, query: string): Promise<T[]> {
+  const result = await client.query({ query, format: 'JSONEachRow' });
+  return result.json<T>();
+}
+
+export async function hourPrints(
+  client: ClickHouseClient,
+  table: TableConfig,
+  from: string,
+  since: string,
+  until: string,
+): Promise<HourPrint[]> {
+  const rows = await rowsOf<Record<string, string>>(
+    client,
+    `SELECT formatDateTime(hour, '%Y-%m-%dT%H:00:00Z', 'UTC') AS hour, toString(sum(n)) AS rows,
+            toString(count()) AS keys, toString(countIf(n > 1)) AS dups, toString(sum(h)) AS digest
+     FROM (SELECT hour, h, count() AS n FROM (${keyed(table, from, since, until)}) GROUP BY hour, h)
+     GROUP BY hour ORDER BY hour`,
+  );
+  return rows.map((r) => ({
+    hour: r.hour as string,
+    rows: Number(r.rows),
+    keys: Number(r.keys),
+    duplicateKeys: Number(r.dups),
+    digest: r.digest as string,
+  }));
+}
+
+const BUCKETS = 1024;
+const MAX_BUCKETS_FETCHED = 64;
+
+/**
+ * Keys of one hour present on one side only. Narrows with per-bucket digests first, then fetches the
+ * hashes of differing buckets only, so memory stays small however big the hour. `exact` is false when
+ * too many buckets differ to fetch them all (then the counts are the key-count difference).
+ */
+export async function diffKeys(
+  a: { client: ClickHouseClient; from: string },
+  b: { client: ClickHouseClient; from: string },
+  table: TableConfig,
+  hour: string,
+): Promise<{ onlyInA: number; onlyInB: number; exact: boolean }> {
+  const start = hour;
+  const end = new Date(Date.parse(hour) + 3_600_000).toISOString();
+  const buckets = async (side: typeof a) =>
+    new Map(
+      (
+        await rowsOf<{ b: string; k: string; d: string }>(
+          side.client,
+          `SELECT toString(h % ${BUCKETS}) AS b, toString(uniqExact(h)) AS k, toString(sumDistinct(h)) AS d
+           FROM (${keyed(table, side.from, start, end)}) GROUP BY b`,
+        )
+      ).map((r) => [r.b, `${r.k}/${r.d}`]),
+    );
+  const [ba, bb] = await Promise.all([buckets(a), buckets(b)]);
+  const differing = [...new Set([...ba.keys(), ...bb.keys()])].filter((k) => ba.get(k) !== bb.get(k));
+  if (differing.length > MAX_BUCKETS_FETCHED) {
+    const count = (m: Map<string, string>) =>
+      [...m.values()].reduce((n, v) => n + Number(v.split('/')[0]), 0);
+    const d = count(ba) - count(bb);
+    return { onlyInA: Math.max(0, d), onlyInB: Math.max(0, -d), exact: false };
+  }
+  if (differing.length === 0) return { onlyInA: 0, onlyInB: 0, exact: true };
+  const hashes = async (side: typeof a) =>
+    new Set(
+      (
+        await rowsOf<{ h: string }>(
+          side.client,
+          `SELECT DISTINCT toString(h) AS h FROM (${keyed(table, side.from, start, end)})
+           WHERE h % ${BUCKETS} IN (${differing.join(', ')})`,
+        )
+      ).map((r) => r.h),
+    );
+  const [ha, hb] = await Promise.all([hashes(a), hashes(b)]);
+  return {
+    onlyInA: [...ha].filter((h) => !hb.has(h)).length,
+    onlyInB: [...hb].filter((h) => !ha.has(h)).length,
+    exact: true,
+  };
+}

@@ -1,0 +1,136 @@
+import { loadConfig, tableByName } from '../../config/load.ts';
+import { reachableBound } from '../../pipeline/health.ts';
+import { runCycle } from '../../pipeline/local-runner.ts';
+import { previewCycle } from '../../pipeline/preview.ts';
+import type { WatermarkStore } from '../../watermark/types.ts';
+import { instantOpt, intOpt, requireOpt } from '../args.ts';
+import { type Command, withRuntime } from '../context.ts';
+import { humanDuration, progressBar } from '../output.ts';
+
+export type CatchUpReport = {
+  table: string;
+  from: string;
+  cursor: string;
+  target: string;
+  cycles: number;
+  batches: number;
+  rows: number;
+  seconds: number;
+  caughtUp: boolean;
+  stoppedBecause: string;
+};
+
+/** The store, reporting every cursor move to `onCursor` (the progress bar) as the cycle makes it. */
+function observed(store: WatermarkStore, table: string, onCursor: (cursor: string) => void): WatermarkStore {
+  return {
+    ...store,
+    advance: async (input) => {
+      const result = await store.advance(input);
+      if (input.table === table) onCursor(input.windowEnd);
+      return result;
+    },
+    reconcile: async (input) => {
+      const result = await store.reconcile(input);
+      if (input.table === table) onCursor(input.windowEnd);
+      return result;
+    },
+  };
+}
+
+export const catchUpCommand: Command = {
+  name: 'catch-up',
+  summary: 'run cycles for one table until it has caught up, with progress',
+  usage: '--table NAME [--until ISO] [--max-cycles N] [--config PATH] [--json]',
+  description: [
+    'Runs cycles for one table until the plan has no batch left for it: its cursor reaches now minus',
+    'the lateness (candles: the last closed bucket), --until, or its upstream tables (catch those up',
+    'first). Each pass offloads bounded batches in order, so memory stays flat whatever the backlog.',
+    'On a terminal a progress bar shows the cursor moving toward that bound.',
+    'Exit code 1 when a cycle fails for the table or another cycle holds its lease.',
+  ].join('\n'),
+  options: {
+    table: { type: 'string', value: 'NAME', description: 'the table to catch up (required)' },
+    until: { type: 'string', value: 'ISO', description: 'stop at this instant instead of now' },
+    'max-cycles': { type: 'string', value: 'N', description: 'stop after N cycles (default 100)' },
+  },
+  async run(args, ctx) {
+    const name = requireOpt(args, 'catch-up', 'table', 'the table to catch up');
+    const until = instantOpt(args, 'until', ctx.io.clock());
+    const maxCycles = intOpt(args, 'max-cycles', 100, 1, 10_000);
+    const table = tableByName(await loadConfig(ctx.configPath), name);
+    const started = Date.now();
+    const report = await withRuntime(ctx, async (rt) => {
+      // The bound is fixed when the catch-up starts: chasing a moving `now - lateness` never ends.
+      const bound = Math.min(reachableBound(table, rt.clock()), until ? Date.parse(until) : Infinity);
+      const input = { tables: [name], until: new Date(bound).toISOString() };
+      const first = (await previewCycle(rt, input)).tables.find((t) => t.table === name);
+      const from = first?.storedCursor ?? first?.cursor ?? table.initialCursor;
+      const target = new Date(Math.max(bound, Date.parse(from))).toISOString();
+      const span = Date.parse(target) - Date.parse(from);
+      const bar = progressBar(ctx.io.stdout as NodeJS.WriteStream, name);
+      const showBar = !ctx.json && ctx.io.stdout.isTTY === true;
+      let cursor = from;
+      const move = (c: string) => {
+        cursor = c;
+        if (showBar) bar.update(Date.parse(c) - Date.parse(from), span, c);
+      };
+      const deps = { ...rt, watermarks: observed(rt.watermarks, name, move) };
+      let cycles = 0;
+      let batches = 0;
+      let rows = 0;
+      let stoppedBecause = `stopped after --max-cycles ${maxCycles}`;
+      let caughtUp = false;
+      let failed = false;
+      move(from);
+      while (cycles < maxCycles) {
+        const next = (await previewCycle(rt, input)).tables.find((t) => t.table === name);
+        if (next && next.batches.length === 0 && !next.reconcile) {
+          caughtUp = next.skip?.reason !== 'leased';
+          failed = !caughtUp;
+          stoppedBecause = next.skip ? `${next.skip.reason}: ${next.skip.detail}` : 'nothing to offload';
+          break;
+        }
+        const { passes } = await runCycle(deps, input);
+        cycles++;
+        const outcomes = passes.flatMap((p) => p.tables.filter((t) => t.table === name));
+        batches += outcomes.reduce((n, o) => n + o.batches, 0);
+        rows += outcomes.reduce((n, o) => n + o.rows, 0);
+        const failure = outcomes.find((o) => o.status === 'failed');
+        if (!showBar && !ctx.json)
+          ctx.say(`cycle ${cycles}: ${outcomes.reduce((n, o) => n + o.rows, 0)} rows, cursor ${cursor}`);
+        if (failure) {
+          failed = true;
+          stoppedBecause = `cycle failed: ${failure.error ?? 'unknown error'}`;
+          break;
+        }
+      }
+      if (showBar) bar.done();
+      const now = (await rt.watermarks.get(name)).cursor;
+      return {
+        report: {
+          table: name,
+          from,
+          cursor: now,
+          target,
+          cycles,
+          batches,
+          rows,
+          seconds: (Date.now() - started) / 1000,
+          caughtUp,
+          stoppedBecause,
+        } satisfies CatchUpReport,
+        failed,
+      };
+    });
+    ctx.emit(report.report);
+    const r = report.report;
+    ctx.say(
+      [
+        `${r.table}: ${r.caughtUp ? 'caught up' : 'not caught up'}; cursor ${r.from} -> ${r.cursor} (bound ${r.target})`,
+        `${r.cycles} cycle(s), ${r.batches} batch(es), ${r.rows} rows in ${humanDuration(r.seconds * 1000)}`,
+        `why it stopped: ${r.stoppedBecause}`,
+      ].join('\n'),
+    );
+    return report.failed || !r.caughtUp ? 1 : 0;
+  },
+};

@@ -1,0 +1,46 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { OffloadConfig } from '../../config/schema.ts';
+import { InputError } from '../../errors.ts';
+import { localPath } from '../../iceberg/local-store.ts';
+import { defaultTableLocation } from '../../iceberg/new-table.ts';
+import type { Settings } from '../../runtime/settings.ts';
+
+/**
+ * The demo runs on what it can throw away: chDB and Postgres under K2_HOME, a local warehouse. Named
+ * servers (CLICKHOUSE_URL, DATABASE_URL), an S3 warehouse or Glue hold someone's data: only with --force.
+ */
+export function checkDemoTargets(settings: Settings, force: boolean): string[] {
+  const named = [
+    settings.clickhouseUrl ? 'CLICKHOUSE_URL' : undefined,
+    settings.databaseUrl ? 'DATABASE_URL' : undefined,
+    settings.warehouse.startsWith('s3://') ? 'WAREHOUSE (s3://)' : undefined,
+    settings.catalog === 'glue' ? 'K2_CATALOG=glue' : undefined,
+  ].filter((v): v is string => v !== undefined);
+  if (named.length > 0 && !force)
+    throw new InputError(
+      `demo runs on the embedded components only, but ${named.join(', ')} ${named.length > 1 ? 'are' : 'is'} set; unset ${named.length > 1 ? 'them' : 'it'} to use embedded ClickHouse, Postgres and ./warehouse, or pass --force to seed demo trades into those servers`,
+      { variables: named },
+    );
+  return named;
+}
+
+/**
+ * Removes the demo's own state so that a rerun starts clean: the embedded engines' data under K2_HOME
+ * and, in a local warehouse, the configured tables' folders (staged files live under them). Never anything on a
+ * named server, and never a folder it did not create for one of the configured tables.
+ */
+export async function resetDemoState(settings: Settings, config: OffloadConfig): Promise<string[]> {
+  const removed: string[] = [];
+  const remove = async (path: string) => {
+    await rm(path, { recursive: true, force: true });
+    removed.push(path);
+  };
+  if (!settings.clickhouseUrl) await remove(join(settings.home, 'chdb'));
+  if (!settings.databaseUrl) await remove(join(settings.home, 'postgres'));
+  if (settings.warehouse.startsWith('file://'))
+    for (const table of config.tables) {
+      await remove(localPath(defaultTableLocation(settings.warehouse, table.target)));
+    }
+  return removed;
+}
