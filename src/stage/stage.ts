@@ -6,9 +6,9 @@ import { ConfigError, InputError, StagingMismatchError } from '../errors.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { BatchSpec, Staged } from '../pipeline/events.ts';
 import { makeBatch } from '../plan/batch.ts';
-import { type BucketCount, bucketMillis, planStatements, type StageStatement } from './plan.ts';
+import { type BucketCount, bucketMillis, planStatements } from './plan.ts';
 import { partitionTupleSql, stagingSelect } from './select.ts';
-import { clearLocalParts, type StreamedFile } from './stream.ts';
+import { clearParts, type StreamedFile } from './stream.ts';
 import { parseStagingPrefix, partName, type S3Access } from './targets.ts';
 import {
   readWritten,
@@ -23,7 +23,7 @@ export type StageOptions = {
   client: ClickHouseClient;
   /** Endpoint and credentials for ClickHouse's own writes to S3 staging. */
   s3?: S3Access | undefined;
-  /** Needed only to stream files from a remote server to S3 staging. */
+  /** For S3 staging: removes an earlier attempt's files first; required by the stream writer. */
   objects?: ObjectStore | undefined;
   /**
    * `clickhouse`: ClickHouse writes the files itself (file() for the embedded engine, s3() for any).
@@ -100,7 +100,7 @@ export async function stageBatch(
   const counts = await histogram(client, table, window, bucketMs);
   const maxRows = options.maxRowsPerFile ?? DEFAULTS.maxRowsPerFile;
   const statements = planStatements(counts, { startMs, endMs, bucketMs }, maxRows);
-  if (target.kind === 'file') await clearLocalParts(target.dir);
+  await clearParts(target, options.objects);
 
   const expected = new Map<number, number>();
   let unplanned = 0;
@@ -153,5 +153,3 @@ function check(
     );
   return { rows, files, durationMs: result.durationMs };
 }
-
-export type { StageStatement };

@@ -10,11 +10,25 @@ import type { StagingTarget } from './targets.ts';
 
 export type StreamedFile = { rows: number; bytes: number };
 
-/** Removes earlier attempts' part files so the batch folder holds only this attempt's files. */
-export async function clearLocalParts(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const name of await readdir(dir))
-    if (/^part-\d+\.parquet$/.test(name)) await rm(join(dir, name), { force: true });
+const PART = /^part-\d+\.parquet$/;
+
+/**
+ * Removes earlier attempts' part files, so the batch's prefix (which belongs to this batch alone) holds
+ * only this attempt's files. On S3 this needs the object store; without one, leftovers stay, and the
+ * returned file list (always authoritative) simply does not name them.
+ */
+export async function clearParts(target: StagingTarget, objects: ObjectStore | undefined): Promise<void> {
+  if (target.kind === 'file') {
+    await mkdir(target.dir, { recursive: true });
+    for (const name of await readdir(target.dir))
+      if (PART.test(name)) await rm(join(target.dir, name), { force: true });
+    return;
+  }
+  if (!objects) return;
+  const stale: string[] = [];
+  for await (const object of objects.list(target.prefix))
+    if (PART.test(object.uri.slice(target.prefix.length))) stale.push(object.uri);
+  for (const uri of stale) await objects.delete(uri);
 }
 
 /** Row count from the Parquet footer alone (the last 8 bytes give its length). */

@@ -74,6 +74,16 @@ describe.skipIf(skipMoto(moto, 'staging to S3'))('staging to S3 (moto)', () => {
     expect(Number(back?.n)).toBe(result.rows);
   });
 
+  it('removes an earlier attempt’s leftover part files from the batch prefix when given the object store', async () => {
+    const batch = { ...spec(), stagingPrefix: `s3://k2-staging/retried/${table.name}/` };
+    const objects = new S3ObjectStore({ ...server.clientConfig });
+    await objects.put(`${batch.stagingPrefix}part-00042.parquet`, new TextEncoder().encode('older attempt'));
+    const result = await stageBatch(table, batch, { client: ch.client, s3: access, objects });
+    expect((await listed(`retried/${table.name}/`)).map((o) => `s3://k2-staging/${o.key}`)).toEqual(
+      result.files.map((f) => f.uri),
+    );
+  });
+
   it('streams through this process to S3 with the stream writer and an object store', async () => {
     const batch = { ...spec(), stagingPrefix: `s3://k2-staging/streamed/${table.name}/` };
     const objects = new S3ObjectStore({ ...server.clientConfig });
