@@ -8,7 +8,13 @@ import { defaultConfig, tableByName } from '../../../src/config/load.ts';
 import type { TableConfig } from '../../../src/config/schema.ts';
 import { fastAppend } from '../../../src/iceberg/commit.ts';
 import { fileUri, LocalObjectStore } from '../../../src/iceberg/local-store.ts';
-import { compactTable, expireSnapshots, removeOrphanFiles } from '../../../src/iceberg/maintenance/index.ts';
+import {
+  compactTable,
+  expireSnapshots,
+  ManifestReader,
+  removeOrphanFiles,
+} from '../../../src/iceberg/maintenance/index.ts';
+import { currentSnapshot } from '../../../src/iceberg/metadata.ts';
 import { createPathCatalog } from '../../../src/iceberg/path-catalog.ts';
 import { createTable, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
 import { makeBatch } from '../../../src/plan/batch.ts';
@@ -47,11 +53,10 @@ const numbered = (first: number, n: number, v: Record<string, string>) =>
     .map(([k, x]) => `'${x}' AS ${k}`)
     .join(', ')}) AS v`;
 
-/** One batch per entry, one staged file each, appended in order. */
-async function offload(
-  table: TableConfig,
-  batches: Array<{ hour: string; first: number; n: number; v: Record<string, string> }>,
-) {
+type Part = { first: number; n: number; v: Record<string, string> };
+
+/** One batch per entry, appended in order; a batch stages one file per part (`extra` adds more). */
+async function offload(table: TableConfig, batches: Array<Part & { hour: string; extra?: Part[] }>) {
   await createTable(deps(), {
     table: table.target,
     config: table,
@@ -62,20 +67,20 @@ async function offload(
   const results = [];
   for (const b of batches) {
     const batch = makeBatch(table.name, `${b.hour}:00:00Z`, `${b.hour}:59:59Z`);
-    const path = join(dataDir, `${batch.batchId}.parquet`);
-    await writeParquet(
-      chdb,
-      path,
-      stagingSelect(table, generators[table.layer]),
-      numbered(b.first, b.n, b.v),
-    );
-    results.push(
-      await fastAppend(deps(), {
-        table: table.target,
-        marker: { ...batch, rows: b.n },
-        files: [fileUri(path)],
-      }),
-    );
+    const parts = [b, ...(b.extra ?? [])];
+    const files: string[] = [];
+    for (const [i, p] of parts.entries()) {
+      const path = join(dataDir, `${batch.batchId}-${i}.parquet`);
+      await writeParquet(
+        chdb,
+        path,
+        stagingSelect(table, generators[table.layer]),
+        numbered(p.first, p.n, p.v),
+      );
+      files.push(fileUri(path));
+    }
+    const rows = parts.reduce((n, p) => n + p.n, 0);
+    results.push(await fastAppend(deps(), { table: table.target, marker: { ...batch, rows }, files }));
   }
   return results;
 }
@@ -111,12 +116,20 @@ describe('maintenance read back by chDB', () => {
       '2024-01-02T01',
       '2024-01-02T02',
     ];
+    // The last batch also holds the only file of a third day: it stays, an existing entry of a merged manifest.
+    const lone = { first: 9000, n: 50, v: { day: '2024-01-03' } };
     const appended = await offload(
       bronze,
-      hours.map((hour, i) => ({ hour, first: i * 1000, n: 400 + i * 10, v: { day: hour.slice(0, 10) } })),
+      hours.map((hour, i) => ({
+        hour,
+        first: i * 1000,
+        n: 400 + i * 10,
+        v: { day: hour.slice(0, 10) },
+        ...(i === 5 ? { extra: [lone] } : {}),
+      })),
     );
     const want = await readBack(bronze);
-    expect(want.print?.rows).toBe(String(6 * 400 + 150));
+    expect(want.print?.rows).toBe(String(6 * 400 + 150 + 50));
     expect(want.print?.keys).toBe(want.print?.rows);
     const lastAppend = appended.at(-1)!.marker;
 
@@ -127,8 +140,19 @@ describe('maintenance read back by chDB', () => {
     });
     expect(compacted).toMatchObject({ status: 'compacted', partitions: 2, removedFiles: 6, addedFiles: 2 });
     expect(await readBack(bronze)).toEqual(want);
-    expect(await liveFiles(bronze)).toHaveLength(2);
+    expect(await liveFiles(bronze)).toHaveLength(3);
+    const perDay = `SELECT toString(toDate(exchange_timestamp)) AS d, toString(count()) AS c FROM ${iceberg(bronze)} GROUP BY d ORDER BY d`;
+    expect(await rows(chdb, perDay)).toEqual([
+      { d: '2024-01-01', c: '1230' },
+      { d: '2024-01-02', c: '1320' },
+      { d: '2024-01-03', c: '50' },
+    ]);
     let { metadata } = await loadTable(deps(), bronze.target);
+    const reader = new ManifestReader(store);
+    const statuses = [];
+    for (const m of await reader.list(currentSnapshot(metadata)!['manifest-list']))
+      for (const e of (await reader.manifest(m.manifest_path)).entries) statuses.push(e.status);
+    expect(statuses.sort()).toEqual([0, 1, 1, 2, 2, 2, 2, 2, 2]);
     expect(newestMarker(metadata)).toMatchObject({ batchId: lastAppend.batchId, rows: lastAppend.rows });
     // Time travel to before the compaction reads the small files.
     expect(await readBack(bronze, `SETTINGS iceberg_snapshot_id = ${lastAppend.snapshotId}`)).toEqual(want);
