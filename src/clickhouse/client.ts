@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { ConfigError, UnavailableError } from '../errors.ts';
 
 export type ClickHouseOptions = {
@@ -97,6 +97,9 @@ export function openClickHouse(options: ClickHouseOptions): ClickHouseClient {
     // Staging a large window is one long INSERT: progress headers keep idle load balancers from
     // cutting the connection before the server answers.
     clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000' },
+    // Every failure also comes back as an error that we translate and report once; the client's own
+    // log would print it a second time, with a stack trace, on the CLI's stderr.
+    log: { level: ClickHouseLogLevel.OFF },
   });
   labels.set(client, `ClickHouse at ${redactUrl(options.url)}`);
   return client;
