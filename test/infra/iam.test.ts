@@ -1,4 +1,6 @@
+import { Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ACCESS } from '../../lib/constructs/offload-functions.ts';
 import { asArray, logicalIdOf, printed, type Synthesized, statementsOfRole, synthesize } from './support.ts';
@@ -157,5 +159,26 @@ describe('the warehouse bucket', () => {
         ],
       },
     });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('pass cdk-nag with every acknowledgment carrying a reason (synthesis throws on any other finding)', () => {
+    const { stack } = synth;
+    const acknowledged: [string, string][] = [];
+    const walk = (node: IConstruct) => {
+      for (const entry of node.node.metadata)
+        if (entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+          for (const [id, value] of Object.entries(entry.data as Record<string, unknown>))
+            acknowledged.push([id, typeof value === 'string' ? value : JSON.stringify(value)]);
+      for (const child of node.node.children) walk(child);
+    };
+    walk(stack);
+    const ours = acknowledged.filter(([id]) => id.includes('AwsSolutions'));
+    expect(ours.length).toBeGreaterThan(0);
+    for (const [id, reason] of ours) {
+      expect(id).toMatch(/AwsSolutions-(L1|SMG4|S1|IAM5\[(Resource|Action)::.+\])$/);
+      expect(reason.length, id).toBeGreaterThan(30);
+    }
   });
 });
