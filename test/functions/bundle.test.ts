@@ -67,9 +67,9 @@ describe('the functions as cdk synth bundles them', () => {
     }
   }, 300_000);
 
-  it.each(FUNCTION_NAMES)(
+  it.concurrent.each(FUNCTION_NAMES)(
     '%s loads without chDB or embedded Postgres, and fails without its environment with a named error',
-    async (name) => {
+    async (name, { expect }) => {
       const bundle = bundles.get(`k2-offload-test-${name}`);
       expect(bundle).toBeDefined();
       const result = await probe(bundle as string);
