@@ -67,8 +67,9 @@ describe('the functions as cdk synth bundles them', () => {
     }
   }, 300_000);
 
-  it.concurrent.each(FUNCTION_NAMES)(
+  it.concurrent.for(FUNCTION_NAMES)(
     '%s loads without chDB or embedded Postgres, and fails without its environment with a named error',
+    { timeout: 60_000 },
     async (name, { expect }) => {
       const bundle = bundles.get(`k2-offload-test-${name}`);
       expect(bundle).toBeDefined();
@@ -84,7 +85,6 @@ describe('the functions as cdk synth bundles them', () => {
           : /^[A-Za-z]+ input is malformed: /,
       );
     },
-    60_000,
   );
 
   it('the stack sets the variables the functions read, and grants each the secrets it connects to', () => {
