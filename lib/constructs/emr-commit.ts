@@ -6,7 +6,6 @@ import * as assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
 import type { EmrOptions } from '../../src/orchestration/asl.ts';
 import { acknowledge, allow, wildcardFindings } from '../nag.ts';
-import { STAGING_PREFIX } from './warehouse.ts';
 
 export const EMR_LOG_PREFIX = 'logs/emr/';
 
@@ -69,11 +68,6 @@ export class EmrCommit extends Construct {
     );
     allow(
       this.jobRole,
-      { actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${STAGING_PREFIX}*`)] },
-      `${objects}; staged files are read only.`,
-    );
-    allow(
-      this.jobRole,
       {
         actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
         resources: [
@@ -81,7 +75,7 @@ export class EmrCommit extends Construct {
           bucket.arnForObjects(`${EMR_LOG_PREFIX}*`),
         ],
       },
-      `${objects}; writes limited to the tables of the Glue database and the job log prefix.`,
+      `${objects}; staged files are read from, and Iceberg files written to, the table folders of the Glue database; logs to the job log prefix.`,
     );
     allow(
       this.jobRole,

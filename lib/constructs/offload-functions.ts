@@ -4,7 +4,7 @@ import type * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { allow } from '../nag.ts';
 import { FUNCTION_NAMES, type FunctionName, OffloadFunction } from './offload-function.ts';
-import { STAGING_PREFIX, type Warehouse } from './warehouse.ts';
+import type { Warehouse } from './warehouse.ts';
 
 /**
  * Environment every function reads (see `functions/<name>/index.ts` and src/runtime/settings.ts): the
@@ -167,24 +167,20 @@ export class OffloadFunctions extends Construct {
           [bucket.arnForObjects('*')],
           `${objects}; read-only, in the warehouse bucket.`,
         );
+      // Batches are staged inside their table's folder (`<namespace>/<table>/data/<batch id>/`), where
+      // the committer adopts the files: stager and committer write under the database's prefix only.
       if (access.s3 === 'stage')
         grant(
           ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-          [bucket.arnForObjects(`${STAGING_PREFIX}*`)],
-          `${objects}; writes limited to the staging prefix.`,
+          [bucket.arnForObjects(`${props.glueDatabase}/*`)],
+          `${objects}; writes limited to the table folders of the Glue database.`,
         );
-      if (access.s3 === 'commit') {
+      if (access.s3 === 'commit')
         grant(
           ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
           [bucket.arnForObjects(`${props.glueDatabase}/*`)],
-          `${objects}; writes limited to the tables of the Glue database.`,
+          `${objects}; writes limited to the table folders of the Glue database.`,
         );
-        grant(
-          ['s3:DeleteObject'],
-          [bucket.arnForObjects(`${STAGING_PREFIX}*`)],
-          `${objects}; committed staging files are removed.`,
-        );
-      }
       if (access.glue !== 'none')
         grant(
           [

@@ -3,7 +3,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag.ts';
 
-/** Staged Parquet lives under this prefix; everything else in the bucket is Iceberg tables. */
+/**
+ * Scratch prefix expired by the bucket's lifecycle. Cycles stage batches inside their table's folder
+ * (unreferenced files there are removed by `k2-offload maintain`); anything written here is temporary.
+ */
 export const STAGING_PREFIX = 'staging/';
 
 export type WarehouseProps = {
@@ -59,10 +62,5 @@ export class Warehouse extends Construct {
       });
     }
     this.uri = `s3://${this.bucket.bucketName}`;
-  }
-
-  /** ARN pattern of the staging objects. */
-  stagingArn(): string {
-    return this.bucket.arnForObjects(`${STAGING_PREFIX}*`);
   }
 }

@@ -47,10 +47,10 @@ describe('function roles', () => {
     }
   });
 
-  it('let only the stager write staged files, and only under staging/', () => {
+  it('let only the stager and the committer write objects, and only in the table folders', () => {
     const put = (name: string) => resourcesFor(grantsOf(functionRole(name)), 's3:PutObject');
     expect(put('stage-batch')).toEqual([
-      expect.stringMatching(/^<WarehouseBucket[0-9A-F]+\.Arn>\/staging\/\*$/),
+      expect.stringMatching(/^<WarehouseBucket[0-9A-F]+\.Arn>\/cold\/\*$/),
     ]);
     expect(put('commit-batch')).toEqual([
       expect.stringMatching(/^<WarehouseBucket[0-9A-F]+\.Arn>\/cold\/\*$/),
@@ -90,7 +90,7 @@ describe('function roles', () => {
 });
 
 describe('the Spark job role', () => {
-  it('reads staged files, writes only the stage database tables and its logs, and passes to EMR only', () => {
+  it('reads and writes only the table folders of the stage database and its logs, and passes to EMR only', () => {
     const role = logicalIdOf(synth.template, 'AWS::IAM::Role', (r) =>
       JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('emr-serverless.amazonaws.com'),
     );

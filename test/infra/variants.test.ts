@@ -77,7 +77,7 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
       statements
         .filter((s) => asArray(s.Action as string[]).includes(action))
         .flatMap((s) => asArray(s.Resource).map(printed));
-    expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/staging/*']);
+    expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/cold/*']);
     expect(resources('secretsmanager:GetSecretValue').sort()).toEqual([CLICKHOUSE, POSTGRES]);
     expect(fn('stage-batch').Properties.Environment).toMatchObject({
       Variables: { WAREHOUSE: 's3://k2-cold-tier-prod', K2_CONFIG: '/var/task/tables.json' },
