@@ -30,7 +30,8 @@ type Access = {
   timeout: Duration;
   clickhouse: boolean;
   postgres: boolean;
-  s3: 'none' | 'read' | 'stage' | 'commit';
+  /** `write`: read the bucket, write the table folders of the Glue database (data, metadata, staged files). */
+  s3: 'none' | 'read' | 'write';
   glue: 'none' | 'read' | 'write';
   /** Needs the VPC to reach ClickHouse or Postgres. */
   vpc: boolean;
@@ -43,8 +44,8 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     timeout: Duration.seconds(60),
     clickhouse: true,
     postgres: true,
-    s3: 'read',
-    glue: 'read',
+    s3: 'write',
+    glue: 'write',
     vpc: true,
   },
   'stage-batch': {
@@ -52,7 +53,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     timeout: Duration.minutes(10),
     clickhouse: true,
     postgres: true,
-    s3: 'stage',
+    s3: 'write',
     glue: 'none',
     vpc: true,
   },
@@ -61,7 +62,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     timeout: Duration.minutes(5),
     clickhouse: false,
     postgres: true,
-    s3: 'commit',
+    s3: 'write',
     glue: 'write',
     vpc: true,
   },
@@ -161,21 +162,15 @@ export class OffloadFunctions extends Construct {
       if (access.clickhouse) props.clickhouseSecret.grantRead(fn.role);
       if (access.postgres) props.postgresSecret.grantRead(fn.role);
       if (access.s3 !== 'none') grant(['s3:ListBucket'], [bucket.bucketArn], objects);
-      if (access.s3 === 'read' || access.s3 === 'commit')
+      if (access.s3 !== 'none')
         grant(
           ['s3:GetObject'],
           [bucket.arnForObjects('*')],
           `${objects}; read-only, in the warehouse bucket.`,
         );
       // Batches are staged inside their table's folder (`<namespace>/<table>/data/<batch id>/`), where
-      // the committer adopts the files: stager and committer write under the database's prefix only.
-      if (access.s3 === 'stage')
-        grant(
-          ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-          [bucket.arnForObjects(`${props.glueDatabase}/*`)],
-          `${objects}; writes limited to the table folders of the Glue database.`,
-        );
-      if (access.s3 === 'commit')
+      // the committer adopts the files; tables are created by the planner on first use.
+      if (access.s3 === 'write')
         grant(
           ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
           [bucket.arnForObjects(`${props.glueDatabase}/*`)],
