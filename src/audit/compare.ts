@@ -92,12 +92,12 @@ export async function diffKeys(
   const hashes = async (side: typeof a) =>
     new Set(
       (
-        await rowsOf<{ h: string }>(
+        await rowsOf<{ key: string }>(
           side.client,
-          `SELECT DISTINCT toString(h) AS h FROM (${keyed(table, side.from, start, end)})
+          `SELECT DISTINCT toString(h) AS key FROM (${keyed(table, side.from, start, end)})
            WHERE h % ${BUCKETS} IN (${differing.join(', ')})`,
         )
-      ).map((r) => r.h),
+      ).map((r) => r.key),
     );
   const [ha, hb] = await Promise.all([hashes(a), hashes(b)]);
   return {

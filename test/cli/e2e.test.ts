@@ -1,0 +1,112 @@
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditReport } from '../../src/audit/audit.ts';
+import type { DemoReport } from '../../src/cli/commands/demo.ts';
+import type { RunReport } from '../../src/cli/commands/run.ts';
+import type { HealthReport } from '../../src/pipeline/health.ts';
+import type { CyclePreview } from '../../src/pipeline/preview.ts';
+import { freshDatabase } from '../support/pg.ts';
+import { childEnv, spawnCli } from './support.ts';
+
+async function metadataFiles(dir: string): Promise<string[]> {
+  const all = await readdir(dir, { recursive: true });
+  return all.filter((f) => f.endsWith('.metadata.json')).sort();
+}
+
+/**
+ * The CLI as a user runs it (`bin/k2-offload.mjs`, its own process), on the embedded ClickHouse and a
+ * local warehouse in a temp folder; Postgres is a fresh database of the test server (the demo's own
+ * embedded Postgres would cost seconds per command, hence --force).
+ */
+describe('k2-offload end to end, as child processes', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let demo: { code: number; report: DemoReport; stderr: string };
+  const run = (argv: string[]) => spawnCli(argv, { env, cwd: dir });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'k2-cli-e2e-'));
+    db = await freshDatabase();
+    env = childEnv({ K2_HOME: join(dir, '.k2'), WAREHOUSE: join(dir, 'warehouse'), DATABASE_URL: db.url });
+    const r = await run(['demo', '--rows', '30000', '--hours', '3', '--force', '--json']);
+    demo = {
+      code: r.code,
+      report: r.code === 0 ? (r.json() as DemoReport) : ({} as DemoReport),
+      stderr: r.stderr,
+    };
+  }, 180_000);
+  afterAll(() => db?.drop());
+
+  it('demo: every table caught up, and the independent reader sees what ClickHouse has', () => {
+    expect(demo.stderr).toBe('');
+    expect(demo.code).toBe(0);
+    const r = demo.report;
+    expect(r.caughtUp).toBe(true);
+    expect(r.auditOk).toBe(true);
+    expect(r.tables).toHaveLength(10);
+    for (const t of r.tables) {
+      expect({ table: t.table, missing: t.missingKeys, duplicated: t.duplicateKeys }).toEqual({
+        table: t.table,
+        missing: 0,
+        duplicated: 0,
+      });
+      expect(t.readerRows, t.table).toBe(t.clickhouseRows);
+      expect(t.snapshotId, t.table).not.toBeNull();
+    }
+    const bronze = r.tables.filter((t) => t.table.startsWith('bronze_'));
+    // Everything generated up to the bound (now - 5 min lateness) is offloaded: about 3 h of 3 h 5 min.
+    expect(bronze.reduce((n, t) => n + t.readerRows, 0)).toBeGreaterThan(28_000);
+  });
+
+  it('audit: zero missing and zero duplicate keys, per hour, exit 0', async () => {
+    const r = await run(['audit', '--hours', '6', '--json']);
+    expect(r.code).toBe(0);
+    const report = r.json() as AuditReport;
+    expect(report.ok).toBe(true);
+    for (const t of report.tables) {
+      expect(t.compared?.to, t.table).toBe(demo.report.tables.find((d) => d.table === t.table)?.cursor);
+      expect(t.totals.missingKeys + t.totals.extraKeys + t.totals.duplicateKeys, t.table).toBe(0);
+      expect(t.hours.every((h) => h.ok)).toBe(true);
+    }
+  });
+
+  it('run right after: nothing new is written, and plan shows no batch', async () => {
+    const before = await metadataFiles(join(dir, 'warehouse'));
+    const until = new Date(Date.now() - 10 * 60_000).toISOString();
+    // Bounded before the demo's bound: the demo's data is all that is there to offload.
+    const r = await run(['run', '--until', until, '--json']);
+    expect(r.code).toBe(0);
+    const report = r.json() as RunReport;
+    expect(report.rows).toBe(0);
+    expect(report.tables.every((t) => t.status !== 'failed')).toBe(true);
+    expect(await metadataFiles(join(dir, 'warehouse'))).toEqual(before);
+    const plan = await run(['plan', '--until', until, '--json']);
+    expect(plan.code).toBe(0);
+    const preview = plan.json() as CyclePreview;
+    expect(preview.tables.flatMap((t) => t.batches)).toEqual([]);
+    expect(preview.tables.map((t) => t.skip?.reason)).not.toContain('leased');
+  });
+
+  it('status: healthy, every component reachable, exit 0', async () => {
+    const r = await run(['status', '--json']);
+    const report = r.json() as HealthReport;
+    expect(report.components.map((c) => [c.name, c.ok])).toEqual([
+      ['clickhouse', true],
+      ['postgres', true],
+      ['catalog', true],
+    ]);
+    expect(report.problems.filter((p) => p.severity === 'critical')).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  it('unreachable ClickHouse: one clear line, exit 1, nothing written', async () => {
+    const before = await metadataFiles(join(dir, 'warehouse'));
+    const r = await spawnCli(['run'], { env: { ...env, CLICKHOUSE_URL: 'http://127.0.0.1:1' }, cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^k2-offload run: cannot reach ClickHouse at http:\/\/127\.0\.0\.1:1\/: .*\n$/);
+    expect(await metadataFiles(join(dir, 'warehouse'))).toEqual(before);
+  });
+});
