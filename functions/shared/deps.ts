@@ -24,7 +24,15 @@ import {
 } from './secrets.ts';
 
 /** What a function talks to besides S3 and the catalog; the CDK grants the same (FUNCTION_ACCESS). */
-export type Needs = { clickhouse: boolean; postgres: boolean };
+export type Needs = {
+  clickhouse: boolean;
+  postgres: boolean;
+  /**
+   * Brings the watermark tables to the current schema at container start. Only the planner does: every
+   * cycle starts there, so the later steps find the tables in place and need no DDL rights.
+   */
+  migrate?: boolean;
+};
 
 export type LambdaDepsOptions = {
   env?: NodeJS.ProcessEnv;
@@ -113,13 +121,14 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     // An idle connection dropped while the container was frozen must not crash the process.
     pool.on('error', () => undefined);
     watermarks = createPostgresWatermarkStore(pool, { schema: env.pgSchema });
-    try {
-      // Idempotent and serialised by an advisory lock: containers starting together do not race.
-      await watermarks.migrate();
-    } catch (error) {
-      await pool.end().catch(() => undefined);
-      throw error;
-    }
+    if (needs.migrate)
+      try {
+        // Idempotent and serialised by an advisory lock: containers starting together do not race.
+        await watermarks.migrate();
+      } catch (error) {
+        await pool.end().catch(() => undefined);
+        throw error;
+      }
   }
 
   const catalog: Catalog =

@@ -74,7 +74,7 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
         })) as SecretsClientLike['send'],
       };
       const built = await buildLambdaDeps(
-        { clickhouse: true, postgres: true },
+        { clickhouse: true, postgres: true, migrate: true },
         {
           env: {
             ...process.env,

@@ -62,7 +62,7 @@ describe('function deps on AWS', () => {
   it('connects to Postgres from an RDS secret and migrates the watermark tables', async () => {
     const secrets = fakeSecrets({ [PG_ARN]: rds, [CH_ARN]: { host: 'ch.internal', password: 'x' } });
     const deps = await buildLambdaDeps(
-      { clickhouse: true, postgres: true },
+      { clickhouse: true, postgres: true, migrate: true },
       { env: env({ K2_STAGE: 'test' }), secrets: secrets.client, write: () => {} },
     );
     closers.push(() => deps.clickhouse.close());
@@ -99,6 +99,27 @@ describe('function deps on AWS', () => {
       /K2_POSTGRES_SECRET_ARN is not in its environment/,
     );
     expect(() => deps.clickhouse.query({ query: 'SELECT 1' })).toThrow(/K2_CLICKHOUSE_SECRET_ARN/);
+  });
+
+  it('only the planner migrates: the other steps run no DDL and need no DDL rights', async () => {
+    const other = await freshDatabase();
+    closers.push(other.drop);
+    const secrets = fakeSecrets({ [PG_ARN]: { url: other.url } });
+    const deps = await buildLambdaDeps(
+      { clickhouse: false, postgres: true },
+      { env: env(), secrets: secrets.client },
+    );
+    const watermarkTables = async () =>
+      (await deps.watermarks.list().then(
+        () => 'present',
+        (e: Error) => e.message,
+      )) as string;
+    expect(await watermarkTables()).toMatch(/watermark tables do not exist in schema k2_offload/);
+    await buildLambdaDeps(
+      { clickhouse: false, postgres: true, migrate: true },
+      { env: env(), secrets: secrets.client },
+    );
+    expect(await watermarkTables()).toBe('present');
   });
 
   it('a needed ARN that is missing fails before any call, naming it', async () => {
