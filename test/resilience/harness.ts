@@ -61,12 +61,14 @@ export async function openRig(options: {
   databaseUrl: string;
   clock: FakeClock;
   config?: OffloadConfig;
+  /** Default `<dir>/chdb`; a second process opens a copy of the first's. */
+  chdbDir?: string;
 }): Promise<Rig> {
   const { dir, databaseUrl, clock } = options;
   mkdirSync(join(dir, 'warehouse'), { recursive: true });
   // chDB's file() and icebergLocal() reach only below the working directory.
   process.chdir(dir);
-  const clickhouse = openClickHouse({ dataDir: join(dir, 'chdb') });
+  const clickhouse = openClickHouse({ dataDir: options.chdbDir ?? join(dir, 'chdb') });
   await createDemoSchema(clickhouse);
   await holdCandleMerges(clickhouse);
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
@@ -103,11 +105,17 @@ export async function openRig(options: {
  * Background merges of a SummingMergeTree sum the volume columns but keep one arbitrary row's
  * open/close/high/low, so after a merge ClickHouse itself no longer knows a candle's true values and
  * "equal to ClickHouse's re-aggregated candle" stops being a fixed target. Holding merges keeps every
- * partial row, which is the state the offload's re-aggregation is specified against.
+ * partial row, the state the offload's re-aggregation is specified against. The table setting persists
+ * in the data dir (a later process merges nothing either, even before it could stop merges itself).
  */
 export async function holdCandleMerges(clickhouse: ClickHouseClient) {
-  for (const c of CANDLE_INTERVALS)
-    await clickhouse.command({ query: `SYSTEM STOP MERGES k2.ohlcv_${c.suffix}` });
+  for (const c of CANDLE_INTERVALS) {
+    const table = `k2.ohlcv_${c.suffix}`;
+    await clickhouse.command({
+      query: `ALTER TABLE ${table} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 1`,
+    });
+    await clickhouse.command({ query: `SYSTEM STOP MERGES ${table}` });
+  }
 }
 
 /** A config with per-table changes (caps, lateness), validated like a config file. */

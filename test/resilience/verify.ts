@@ -94,7 +94,8 @@ export async function verifyTable(
   const mismatched = [...coldRows]
     .filter(([k, v]) => v.length === 1 && hotRows.has(k) && hotRows.get(k) !== v[0])
     .map(([k, v]) => `${k}: clickhouse ${hotRows.get(k)} iceberg ${v[0]}`);
-  if (hotRows.size !== hot.length) duplicated.push(`(clickhouse itself repeats ${hot.length - hotRows.size} keys)`);
+  if (hotRows.size !== hot.length)
+    duplicated.push(`(clickhouse itself repeats ${hot.length - hotRows.size} keys)`);
 
   let watermark: string | null = null;
   const marker = location ? newestMarker((await loadTable(deps, targetOf(table))).metadata) : undefined;
@@ -128,10 +129,16 @@ export async function verifyTable(
 export function problemsOf(v: TableVerdict): string[] {
   const some = (keys: string[]) => `${keys.slice(0, 3).join('; ')}${keys.length > 3 ? '; ...' : ''}`;
   return [
-    ...(v.missing.length ? [`${v.table}: ${v.missing.length} keys missing from Iceberg (${some(v.missing)})`] : []),
-    ...(v.duplicated.length ? [`${v.table}: ${v.duplicated.length} keys duplicated (${some(v.duplicated)})`] : []),
+    ...(v.missing.length
+      ? [`${v.table}: ${v.missing.length} keys missing from Iceberg (${some(v.missing)})`]
+      : []),
+    ...(v.duplicated.length
+      ? [`${v.table}: ${v.duplicated.length} keys duplicated (${some(v.duplicated)})`]
+      : []),
     ...(v.extra.length ? [`${v.table}: ${v.extra.length} keys only in Iceberg (${some(v.extra)})`] : []),
-    ...(v.mismatched.length ? [`${v.table}: ${v.mismatched.length} rows differ (${some(v.mismatched)})`] : []),
+    ...(v.mismatched.length
+      ? [`${v.table}: ${v.mismatched.length} rows differ (${some(v.mismatched)})`]
+      : []),
     ...(v.watermark ? [`${v.table}: ${v.watermark}`] : []),
   ];
 }
