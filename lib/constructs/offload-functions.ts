@@ -20,6 +20,8 @@ export const FUNCTION_ENV = {
   postgresSecretArn: 'K2_POSTGRES_SECRET_ARN',
   /** Path of the bundled table config; absent when the default tables are used. */
   config: 'K2_CONFIG',
+  /** Table lease lifetime: one schedule period, so a lease outlives its execution but not the next. */
+  leaseSeconds: 'K2_LEASE_SECONDS',
 } as const;
 
 /** The table config is copied next to each bundle under this name. */
@@ -110,6 +112,7 @@ export type OffloadFunctionsProps = {
   projectRoot: string;
   tablesConfigPath?: string;
   stageName: string;
+  leaseSeconds: number;
   warehouse: Warehouse;
   glueDatabase: string;
   clickhouseSecret: secrets.ISecret;
@@ -130,6 +133,7 @@ export class OffloadFunctions extends Construct {
       [FUNCTION_ENV.stage]: props.stageName,
       [FUNCTION_ENV.warehouse]: props.warehouse.uri,
       [FUNCTION_ENV.catalog]: 'glue',
+      [FUNCTION_ENV.leaseSeconds]: String(props.leaseSeconds),
       ...(access.clickhouse ? { [FUNCTION_ENV.clickhouseSecretArn]: props.clickhouseSecret.secretArn } : {}),
       ...(access.postgres ? { [FUNCTION_ENV.postgresSecretArn]: props.postgresSecret.secretArn } : {}),
       ...(props.tablesConfigPath ? { [FUNCTION_ENV.config]: `/var/task/${BUNDLED_CONFIG}` } : {}),

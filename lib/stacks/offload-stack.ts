@@ -104,6 +104,8 @@ export class OffloadStack extends Stack {
       projectRoot: props.projectRoot,
       ...(stage.tablesConfig ? { tablesConfigPath: join(props.projectRoot, stage.tablesConfig) } : {}),
       stageName: stage.stage,
+      // The execution times out a minute before the next start; the lease lasts until that start.
+      leaseSeconds: (executionTimeoutMinutes(stage) + 1) * 60,
       warehouse,
       glueDatabase: stage.glueDatabase,
       clickhouseSecret,

@@ -145,6 +145,7 @@ describe('the functions', () => {
     expect(env('stage-batch')).toMatchObject({
       K2_STAGE: 'test',
       K2_CATALOG: 'glue',
+      K2_LEASE_SECONDS: '900',
       WAREHOUSE: expect.objectContaining({ 'Fn::Join': expect.anything() }),
       K2_CLICKHOUSE_SECRET_ARN: { Ref: expect.stringMatching(/^ClickHouseSecret/) },
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },

@@ -80,7 +80,11 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
     expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/cold/*']);
     expect(resources('secretsmanager:GetSecretValue').sort()).toEqual([CLICKHOUSE, POSTGRES]);
     expect(fn('stage-batch').Properties.Environment).toMatchObject({
-      Variables: { WAREHOUSE: 's3://k2-cold-tier-prod', K2_CONFIG: '/var/task/tables.json' },
+      Variables: {
+        WAREHOUSE: 's3://k2-cold-tier-prod',
+        K2_CONFIG: '/var/task/tables.json',
+        K2_LEASE_SECONDS: '1800',
+      },
     });
   });
 
