@@ -226,6 +226,12 @@ export async function collectHealth(
         facts.oldestPending = r.value.oldest;
         const age = r.value.oldest ? (now.getTime() - Date.parse(r.value.oldest)) / 1000 : 0;
         facts.ttlHeadroomHours = Math.round(((table.ttlSeconds - Math.max(0, age)) / 3600) * 10) / 10;
+        // A watermark that never moved sits at the initial cursor (1970): behind is its oldest row.
+        const w = byTable.get(table.name);
+        if (w && w.version === 0 && w.lastBatchId === null) {
+          const behind = r.value.oldest ? reachableBound(table, now) - Date.parse(r.value.oldest) : 0;
+          facts.lagMinutes = Math.round((Math.max(0, behind) / 60_000) * 10) / 10;
+        }
       } else
         problems.push({
           severity: 'warning',

@@ -1,4 +1,4 @@
-import { rowHistogram } from '../clickhouse/inspect.ts';
+import { cursorRange, rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
@@ -19,6 +19,8 @@ export type TablePreview = {
   storedCursor: string | null;
   /** Where the next cycle starts: the stored cursor, or Iceberg's newest marker when that is ahead. */
   cursor: string;
+  /** Set on a table's first offload: the cycle moves its cursor up to its oldest row in ClickHouse. */
+  firstOffloadFrom: string | null;
   /** Set when Iceberg is ahead of Postgres: the next cycle reconciles the watermark forward first. */
   reconcile: { from: string; to: string; batchId: string } | null;
   iceberg: { table: string; exists: boolean; newestWindowEnd: string | null };
@@ -73,16 +75,27 @@ export async function previewCycle(
   const leasedByOthers: LeaseHeld[] = [];
   const facts = new Map<string, Omit<TablePreview, 'batches' | 'skip'>>();
 
+  const selectedNames = new Set(selected.map((t) => t.name));
   for (const table of deps.config.tables) {
     const w = stored.get(table.name);
     const storedCursor = w?.cursor ?? null;
-    const initial = new Date(table.initialCursor).toISOString();
+    const live = w?.lease ? Date.parse(w.lease.expiresAt) > now.getTime() : false;
+    let base = storedCursor ?? new Date(table.initialCursor).toISOString();
+    // As the cycle does: a watermark that never moved starts at the table's oldest row.
+    let firstOffloadFrom: string | null = null;
+    if (selectedNames.has(table.name) && (!w || (w.version === 0 && w.lastBatchId === null && !live))) {
+      const range = await cursorRange(deps.clickhouse, table);
+      const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
+      const oldest = range ? Math.floor(Date.parse(range.min) / step) * step : Number.NEGATIVE_INFINITY;
+      if (oldest > Date.parse(base)) {
+        firstOffloadFrom = new Date(oldest).toISOString();
+        base = firstOffloadFrom;
+      }
+    }
     const ice = await icebergState(deps, table);
-    const base = storedCursor ?? initial;
     const ahead = ice.marker && Date.parse(ice.marker.windowEnd) > Date.parse(base) ? ice.marker : undefined;
     const cursor = ahead ? ahead.windowEnd : base;
     cursors[table.name] = cursor;
-    const live = w?.lease ? Date.parse(w.lease.expiresAt) > now.getTime() : false;
     if (w?.lease && live)
       leasedByOthers.push({ table: table.name, holder: w.lease.holder, expiresAt: w.lease.expiresAt });
     facts.set(table.name, {
@@ -90,6 +103,7 @@ export async function previewCycle(
       layer: table.layer,
       storedCursor,
       cursor,
+      firstOffloadFrom,
       reconcile: ahead ? { from: base, to: ahead.windowEnd, batchId: ahead.batchId } : null,
       iceberg: { table: ice.table, exists: ice.exists, newestWindowEnd: ice.marker?.windowEnd ?? null },
       lease: w?.lease ? { ...w.lease, live } : null,

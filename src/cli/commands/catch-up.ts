@@ -43,10 +43,11 @@ export const catchUpCommand: Command = {
   usage: '--table NAME [--until ISO] [--max-cycles N] [--config PATH] [--json]',
   description: [
     'Runs cycles for one table until the plan has no batch left for it: its cursor reaches now minus',
-    'the lateness (candles: the last closed bucket), --until, or its upstream tables (catch those up',
-    'first). Each pass offloads bounded batches in order, so memory stays flat whatever the backlog.',
-    'On a terminal a progress bar shows the cursor moving toward that bound.',
-    'Exit code 1 when a cycle fails for the table or another cycle holds its lease.',
+    'the lateness (candles: the last closed bucket) as of the start, or --until. Each pass offloads',
+    'bounded batches in order, so memory stays flat whatever the backlog. On a terminal a progress bar',
+    'shows the cursor moving toward that bound; otherwise one line per cycle.',
+    'Exit code 1 when a cycle fails for the table, another cycle holds its lease, or it waits for an',
+    'upstream table (silver for bronze, gold for silver) that is further behind: catch that one up first.',
   ].join('\n'),
   options: {
     table: { type: 'string', value: 'NAME', description: 'the table to catch up (required)' },
@@ -64,7 +65,7 @@ export const catchUpCommand: Command = {
       const bound = Math.min(reachableBound(table, rt.clock()), until ? Date.parse(until) : Infinity);
       const input = { tables: [name], until: new Date(bound).toISOString() };
       const first = (await previewCycle(rt, input)).tables.find((t) => t.table === name);
-      const from = first?.storedCursor ?? first?.cursor ?? table.initialCursor;
+      const from = first?.cursor ?? table.initialCursor;
       const target = new Date(Math.max(bound, Date.parse(from))).toISOString();
       const span = Date.parse(target) - Date.parse(from);
       const bar = progressBar(ctx.io.stdout as NodeJS.WriteStream, name);
@@ -85,7 +86,8 @@ export const catchUpCommand: Command = {
       while (cycles < maxCycles) {
         const next = (await previewCycle(rt, input)).tables.find((t) => t.table === name);
         if (next && next.batches.length === 0 && !next.reconcile) {
-          caughtUp = next.skip?.reason !== 'leased';
+          // Waiting for upstream is not caught up: the table cannot pass its inputs, catch those up first.
+          caughtUp = next.skip?.reason === 'up-to-date' || next.skip?.reason === 'bucket-open';
           failed = !caughtUp;
           stoppedBecause = next.skip ? `${next.skip.reason}: ${next.skip.detail}` : 'nothing to offload';
           break;

@@ -29,7 +29,10 @@ export function renderPreview(preview: CyclePreview, title: string): string {
       ? t.batches.reduce((n, b) => n + (b.estimatedRows ?? 0), 0)
       : null;
     const why = t.skip ? `${t.skip.reason}: ${t.skip.detail}` : '';
-    const reconcile = t.reconcile ? `reconciles from ${t.reconcile.from} first; ` : '';
+    const reconcile = [
+      t.firstOffloadFrom ? `first offload: starts at the oldest row, ${t.firstOffloadFrom}; ` : '',
+      t.reconcile ? `reconciles from ${t.reconcile.from} first; ` : '',
+    ].join('');
     return [
       t.table,
       t.cursor,
