@@ -16,6 +16,12 @@ export const targetOf = (table: TableConfig): TableIdent => ({
   name: table.target.name,
 });
 
+/**
+ * Batches of one table in one pass. The whole plan travels as Step Functions state (256 KB at most,
+ * about 0.5 KB a batch), so a long backlog drains over loop-back passes instead of one huge plan.
+ */
+export const MAX_BATCHES_PER_PASS = 8;
+
 /** Parses the execution input; a malformed one fails the execution here, before anything is written. */
 export function parseCycleInput(raw: unknown): CycleInput {
   const parsed = cycleInputSchema.safeParse(raw ?? {});
@@ -152,6 +158,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     now: now.toISOString(),
     ...(input.until ? { until: input.until } : {}),
     estimates: await estimatesFor(deps, planned, watermarks, now),
+    maxBatchesPerTable: MAX_BATCHES_PER_PASS,
   });
 
   const byName = new Map(deps.config.tables.map((t) => [t.name, t]));
