@@ -70,7 +70,17 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
   });
   afterAll(() => world?.close());
 
-  it('offloads what is there; an immediate re-run writes nothing new', async () => {
+  it('plan shows the batches of the first pass, which the run then commits, and that more follow', async () => {
+    const plan = await run(['plan', '--json'], at(30));
+    expect(plan.code).toBe(0);
+    const preview = plan.json() as CyclePreview;
+    const planned = preview.tables.flatMap((t) => t.batches.map((b) => b.batchId));
+    expect(planned.length).toBeGreaterThan(0);
+    // Silver and gold move in loop-back passes, once bronze has: the preview says so.
+    expect(preview.more).toBe(true);
+    // Planning wrote nothing: no watermark row, no lease.
+    expect(await world.deps().watermarks.list()).toEqual([]);
+
     const first = await run(['run', '--json'], at(30));
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -80,6 +90,14 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
       rows: 4,
       cursor: new Date(at(25)).toISOString(),
     });
+    const committed = (await world.deps().watermarks.history({ limit: 1000 }))
+      .filter((h) => h.outcome === 'committed')
+      .map((h) => h.batchId);
+    expect(committed).toEqual(expect.arrayContaining(planned));
+    expect(committed.length).toBeGreaterThan(planned.length);
+  });
+
+  it('an immediate re-run writes nothing new', async () => {
     const files = await metadataFiles();
     const again = await run(['run', '--json'], at(30));
     expect(again.code).toBe(0);
