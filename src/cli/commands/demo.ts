@@ -32,6 +32,7 @@ export type DemoTable = {
 
 export type DemoReport = {
   generated: { rows: number; from: string; to: string };
+  seedOnly: boolean;
   cycles: number;
   seconds: number;
   caughtUp: boolean;
@@ -57,7 +58,7 @@ async function icebergFacts(rt: Runtime, name: string) {
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'seed demo trades into embedded ClickHouse, offload until caught up, check with a second reader',
-  usage: '[--rows N] [--hours H] [--late-fraction F] [--seed N] [--keep] [--force] [--json]',
+  usage: '[--rows N] [--hours H] [--late-fraction F] [--seed N] [--keep] [--seed-only] [--force] [--json]',
   description: [
     'Runs the whole pipeline on a laptop with nothing installed: embedded ClickHouse (chDB) with the',
     'hot-tier schema (3 bronze trade tables, silver, 6 candle tables fed by materialized views), an',
@@ -84,6 +85,10 @@ export const demoCommand: Command = {
     seed: { type: 'string', value: 'N', description: 'random seed: same seed, same trades (default 1)' },
     'max-cycles': { type: 'string', value: 'N', description: 'give up after N cycles (default 20)' },
     keep: { type: 'boolean', description: 'keep earlier demo state instead of starting clean' },
+    'seed-only': {
+      type: 'boolean',
+      description: 'only generate the trades; offload them yourself (run, catch-up)',
+    },
     force: { type: 'boolean', description: 'run even though CLICKHOUSE_URL / DATABASE_URL / ... are set' },
   },
   async run(args, ctx) {
@@ -115,7 +120,8 @@ export const demoCommand: Command = {
       const done = new Map<string, { batches: number; rows: number }>();
       let cycles = 0;
       let caughtUp = false;
-      while (cycles < maxCycles) {
+      if (flag(args, 'seed-only')) caughtUp = false;
+      while (!flag(args, 'seed-only') && cycles < maxCycles) {
         const preview = await previewCycle(rt, { until });
         if (preview.tables.every((t) => t.batches.length === 0 && !t.reconcile)) {
           caughtUp = true;
@@ -156,6 +162,7 @@ export const demoCommand: Command = {
       }
       return {
         generated: { rows, from: generated.from, to: generated.to },
+        seedOnly: flag(args, 'seed-only'),
         cycles,
         seconds: (Date.now() - started) / 1000,
         caughtUp,
@@ -166,11 +173,16 @@ export const demoCommand: Command = {
     });
     ctx.emit(report);
     ctx.say(renderDemo(report));
-    return report.caughtUp && report.auditOk ? 0 : 1;
+    return (report.caughtUp || flag(args, 'seed-only')) && report.auditOk ? 0 : 1;
   },
 };
 
 export function renderDemo(r: DemoReport): string {
+  if (r.seedOnly)
+    return [
+      `Nothing offloaded (--seed-only). ClickHouse data is under the K2_HOME folder, Iceberg will be under ${r.warehouse}.`,
+      'Try: k2-offload plan | k2-offload catch-up --table bronze_trades_binance | k2-offload run | k2-offload status',
+    ].join('\n');
   return [
     '',
     formatTable(
