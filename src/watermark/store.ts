@@ -193,9 +193,10 @@ export function createPostgresWatermarkStore(
       const q = normalizeHistoryQuery(query_);
       if (q.table !== null) await get(q.table);
       const rows = await query<RunRow>(
-        `SELECT ${RUN_COLUMNS} FROM ${R}
+        // `r.id`, the bigint: a bare `id` would name the selected `id::text` and sort 9 before 10.
+        `SELECT ${RUN_COLUMNS} FROM ${R} r
          WHERE ($1::text IS NULL OR table_name = $1) AND ($2::timestamptz IS NULL OR recorded_at >= $2)
-         ORDER BY id DESC LIMIT $3`,
+         ORDER BY r.id DESC LIMIT $3`,
         [q.table, q.since, q.limit],
       );
       return rows.map(toRun);
@@ -206,7 +207,7 @@ export function createPostgresWatermarkStore(
       const limit = normalizeLimit(query_.limit);
       if (table !== null) await get(table);
       const rows = await query<AuditRow>(
-        `SELECT ${AUDIT_COLUMNS} FROM ${A} WHERE ($1::text IS NULL OR table_name = $1) ORDER BY id DESC LIMIT $2`,
+        `SELECT ${AUDIT_COLUMNS} FROM ${A} a WHERE ($1::text IS NULL OR table_name = $1) ORDER BY a.id DESC LIMIT $2`,
         [table, limit],
       );
       return rows.map(toAudit);
