@@ -67,7 +67,8 @@ export type TablePlan = z.infer<typeof tablePlanSchema>;
 
 export const skipSchema = z.strictObject({
   table: tableName,
-  reason: z.enum(['up-to-date', 'waiting-for-upstream', 'bucket-open', 'leased', 'not-selected']),
+  /** `failed`: the table's own metadata or data failed it at planning (recorded as its failure). */
+  reason: z.enum(['up-to-date', 'waiting-for-upstream', 'bucket-open', 'leased', 'not-selected', 'failed']),
   detail: z.string(),
 });
 export type Skip = z.infer<typeof skipSchema>;

@@ -2,14 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { cursorRange, rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
-import { ConfigError, InputError } from '../errors.ts';
+import { ConfigError, InputError, InvalidMetadataError, OffloadError } from '../errors.ts';
 import { identString, type TableIdent } from '../iceberg/catalog.ts';
+import type { TableMetadata } from '../iceberg/metadata.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { joinUri } from '../iceberg/object-store.ts';
 import { createTable, newestMarker } from '../iceberg/table.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import { icebergDeps, type PipelineDeps } from './deps.ts';
-import { type CycleInput, type CyclePlan, cycleInputSchema, type TablePlan } from './events.ts';
+import { type CycleInput, type CyclePlan, cycleInputSchema, type Skip, type TablePlan } from './events.ts';
 
 export const targetOf = (table: TableConfig): TableIdent => ({
   namespace: table.target.namespace,
@@ -38,20 +39,40 @@ export function parseCycleInput(raw: unknown): CycleInput {
 }
 
 /** Per-minute row counts of the un-offloaded range, so a backlog splits into batches of bounded rows. */
-async function estimatesFor(
-  deps: PipelineDeps,
-  tables: TableConfig[],
-  cursors: Record<string, string>,
-  now: Date,
+async function estimateFor(deps: PipelineDeps, table: TableConfig, from: string | undefined, now: Date) {
+  if (table.cursor.kind !== 'ingestion_time') return undefined;
+  if (!from || Date.parse(from) >= now.getTime()) return undefined;
+  return rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
+}
+
+/** Errors of one table's metadata, config or data, not an outage: that table fails alone. */
+const failsTableAlone = (error: unknown): error is OffloadError =>
+  error instanceof OffloadError && !error.retryable;
+
+/**
+ * The catalog must point at this table's own metadata: located where the table lives, its markers naming
+ * this table. Pointed at another table's metadata, a reconcile would take that table's progress for this
+ * one's (skipping rows) and a commit would append this table's rows to the other's.
+ */
+function checkOwnMetadata(
+  table: TableConfig,
+  expected: string,
+  loaded: { metadataLocation: string; metadata: TableMetadata },
 ) {
-  const estimates: Record<string, RowBucket[]> = {};
-  for (const table of tables) {
-    if (table.cursor.kind !== 'ingestion_time') continue;
-    const from = cursors[table.name];
-    if (!from || Date.parse(from) >= now.getTime()) continue;
-    estimates[table.name] = await rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
-  }
-  return estimates;
+  const ident = identString(targetOf(table));
+  const trim = (uri: string) => uri.replace(/\/+$/, '');
+  const marker = newestMarker(loaded.metadata);
+  const foreign =
+    trim(loaded.metadata.location) !== trim(expected)
+      ? `describes a table located at ${loaded.metadata.location}, not ${expected}`
+      : marker && marker.table !== table.name
+        ? `carries offload markers of table ${marker.table} (batch ${marker.batchId})`
+        : undefined;
+  if (foreign)
+    throw new InvalidMetadataError(
+      `Iceberg ${ident}: the catalog points at ${loaded.metadataLocation}, which ${foreign}; nothing of ${table.name} is read or written until the catalog points back at this table's own metadata under ${trim(expected)}/metadata/`,
+      { table: table.name, metadataLocation: loaded.metadataLocation, location: loaded.metadata.location },
+    );
 }
 
 /**
@@ -121,83 +142,141 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     else leasedByOthers.push({ table: table.name, holder: lease.holder, expiresAt: lease.expiresAt });
   }
 
-  // Iceberg is the truth: a crash after its commit and before the watermark is repaired here.
-  const locations = new Map<string, string>();
-  for (const table of selected) {
-    const token = tokens.get(table.name);
-    if (!token) continue;
-    const ident = targetOf(table);
-    const { metadata } = await createTable(icebergDeps(deps), {
-      table: ident,
-      config: table,
-      location: defaultTableLocation(deps.warehouse, ident),
-    });
-    locations.set(table.name, metadata.location);
-    const marker = newestMarker(metadata);
-    const current = await deps.watermarks.get(table.name);
-    if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
-      await deps.watermarks.reconcile({
-        table: table.name,
-        batchId: marker.batchId,
-        windowEnd: marker.windowEnd,
-        rows: marker.rows,
-        leaseToken: token,
-        note: `Iceberg ${identString(ident)} snapshot ${marker.snapshotId} carries batch ${marker.batchId} ending ${marker.windowEnd}`,
-      });
-      deps.log({ event: 'reconciled', table: table.name, from: current.cursor, to: marker.windowEnd });
-    }
-  }
-
-  const watermarks = Object.fromEntries((await deps.watermarks.list()).map((w) => [w.table, w.cursor]));
-  const planned = selected.filter((t) => tokens.has(t.name));
-  const pass = planPass({
-    config: deps.config,
-    tables: selected.map((t) => t.name),
-    watermarks,
-    leasedByOthers,
-    now: now.toISOString(),
-    ...(input.until ? { until: input.until } : {}),
-    estimates: await estimatesFor(deps, planned, watermarks, now),
-    maxBatchesPerTable: MAX_BATCHES_PER_PASS,
-  });
-
-  const byName = new Map(deps.config.tables.map((t) => [t.name, t]));
-  const plans: TablePlan[] = [];
-  for (const { table: name, layer, batches } of pass.tables) {
-    const token = tokens.get(name);
-    const table = byName.get(name);
-    const location = locations.get(name);
-    if (!token || !table || !location || batches.length === 0) continue;
-    plans.push({
-      table: name,
-      layer,
+  const planFailures: Skip[] = [];
+  const failTable = async (table: TableConfig, token: string, error: OffloadError) => {
+    tokens.delete(table.name);
+    const message = error.message;
+    await deps.watermarks.recordFailure({
+      table: table.name,
       leaseToken: token,
-      batches: batches.map((b, i) => ({
-        cycleId,
+      error: { name: error.name, message },
+      durationMs: 0,
+    });
+    planFailures.push({
+      table: table.name,
+      reason: 'failed',
+      detail: `${error.name}: ${message}`.slice(0, 1000),
+    });
+    deps.metrics([
+      {
+        timestamp: now.getTime(),
+        dimensions: { Table: table.name, ErrorType: error.name },
+        values: { errors: 1 },
+        properties: { cycleId, message: message.slice(0, 500) },
+      },
+    ]);
+    deps.log({ event: 'table-failed', step: 'PlanCycle', table: table.name, error: error.name, message });
+  };
+
+  let plans: TablePlan[];
+  let pass: ReturnType<typeof planPass>;
+  try {
+    // Iceberg is the truth: a crash after its commit and before the watermark is repaired here.
+    const locations = new Map<string, string>();
+    for (const table of selected) {
+      const token = tokens.get(table.name);
+      if (!token) continue;
+      try {
+        const ident = targetOf(table);
+        const location = defaultTableLocation(deps.warehouse, ident);
+        const loaded = await createTable(icebergDeps(deps), { table: ident, config: table, location });
+        checkOwnMetadata(table, location, loaded);
+        const { metadata } = loaded;
+        locations.set(table.name, metadata.location);
+        const marker = newestMarker(metadata);
+        const current = await deps.watermarks.get(table.name);
+        if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
+          await deps.watermarks.reconcile({
+            table: table.name,
+            batchId: marker.batchId,
+            windowEnd: marker.windowEnd,
+            rows: marker.rows,
+            leaseToken: token,
+            note: `Iceberg ${identString(ident)} snapshot ${marker.snapshotId} carries batch ${marker.batchId} ending ${marker.windowEnd}`,
+          });
+          deps.log({ event: 'reconciled', table: table.name, from: current.cursor, to: marker.windowEnd });
+        }
+      } catch (error) {
+        if (!failsTableAlone(error)) throw error;
+        await failTable(table, token, error);
+      }
+    }
+
+    const watermarks = Object.fromEntries((await deps.watermarks.list()).map((w) => [w.table, w.cursor]));
+    const estimates: Record<string, RowBucket[]> = {};
+    for (const table of selected) {
+      const token = tokens.get(table.name);
+      if (!token) continue;
+      try {
+        const buckets = await estimateFor(deps, table, watermarks[table.name], now);
+        if (buckets) estimates[table.name] = buckets;
+      } catch (error) {
+        if (!failsTableAlone(error)) throw error;
+        await failTable(table, token, error);
+      }
+    }
+    const failedNow = new Set(planFailures.map((f) => f.table));
+    const remaining = selected.filter((t) => !failedNow.has(t.name)).map((t) => t.name);
+    pass =
+      remaining.length === 0
+        ? { tables: [], skipped: [], more: false }
+        : planPass({
+            config: deps.config,
+            tables: remaining,
+            watermarks,
+            leasedByOthers,
+            now: now.toISOString(),
+            ...(input.until ? { until: input.until } : {}),
+            estimates,
+          });
+    // A table that failed here is reported as failed, not as "not selected".
+    pass = { ...pass, skipped: [...pass.skipped.filter((s) => !failedNow.has(s.table)), ...planFailures] };
+
+    const byName = new Map(deps.config.tables.map((t) => [t.name, t]));
+    plans = [];
+    for (const { table: name, layer, batches } of pass.tables) {
+      const token = tokens.get(name);
+      const table = byName.get(name);
+      const location = locations.get(name);
+      if (!token || !table || !location || batches.length === 0) continue;
+      plans.push({
         table: name,
         layer,
-        batchId: b.batchId,
-        windowStart: b.windowStart,
-        windowEnd: b.windowEnd,
         leaseToken: token,
-        committer: table.committer,
-        target: targetOf(table),
-        // Inside the table's data folder: our committer adopts the staged files as the table's data files.
-        stagingPrefix: `${joinUri(location, 'data', b.batchId)}/`,
-        lastOfTable: i === batches.length - 1,
-      })),
-    });
-  }
-  const withWork = new Set(plans.map((p) => p.table));
-  for (const [name, token] of tokens) {
-    if (withWork.has(name)) continue;
-    const reason = pass.skipped.find((s) => s.table === name);
-    await deps.watermarks.recordNoop({
-      table: name,
-      leaseToken: token,
-      reason: reason?.detail ?? 'nothing to offload',
-    });
-    await deps.watermarks.releaseLease(name, token);
+        batches: batches.map((b, i) => ({
+          cycleId,
+          table: name,
+          layer,
+          batchId: b.batchId,
+          windowStart: b.windowStart,
+          windowEnd: b.windowEnd,
+          leaseToken: token,
+          committer: table.committer,
+          target: targetOf(table),
+          // Inside the table's data folder: our committer adopts the staged files as the table's data files.
+          stagingPrefix: `${joinUri(location, 'data', b.batchId)}/`,
+          lastOfTable: i === batches.length - 1,
+        })),
+      });
+    }
+    const withWork = new Set(plans.map((p) => p.table));
+    for (const [name, token] of tokens) {
+      if (withWork.has(name)) continue;
+      const reason = pass.skipped.find((s) => s.table === name);
+      await deps.watermarks.recordNoop({
+        table: name,
+        leaseToken: token,
+        reason: reason?.detail ?? 'nothing to offload',
+      });
+      await deps.watermarks.releaseLease(name, token);
+    }
+  } catch (error) {
+    // A plan that fails once it holds leases gives them back: its retry runs under a new cycle id, and
+    // leases left behind would make that retry skip every table until they expire.
+    await Promise.all(
+      [...tokens].map(([name, token]) => deps.watermarks.releaseLease(name, token).catch(() => undefined)),
+    );
+    throw error;
   }
 
   if (firstPass)

@@ -51,13 +51,17 @@ export async function publishCycle(deps: PipelineDeps, raw: unknown): Promise<Cy
   const input = parseEvent(publishInputSchema, raw, 'PublishCycle input');
   const now = deps.clock().getTime();
   const outcomes = input.layers.flat();
-  const tables = outcomes.map((o) => ({
+  const tables: CycleSummary['tables'] = outcomes.map((o) => ({
     table: o.table,
     status: o.status,
     batches: o.batches?.length ?? 0,
     rows: (o.batches ?? []).reduce((n, b) => n + b.rows, 0),
     ...(o.error ? { error: `${o.error.Error}: ${o.error.Cause ?? ''}`.slice(0, 300) } : {}),
   }));
+  // Tables the plan itself failed (their own metadata or data) count as failed tables of the cycle.
+  for (const s of input.skipped)
+    if (s.reason === 'failed')
+      tables.push({ table: s.table, status: 'failed', batches: 0, rows: 0, error: s.detail.slice(0, 300) });
   const failed = tables.filter((t) => t.status === 'failed').length;
   const status: CycleStatus = failed === 0 ? 'succeeded' : failed === tables.length ? 'failed' : 'partial';
   const rows = tables.reduce((n, t) => n + t.rows, 0);
