@@ -1,0 +1,332 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import type { OffloadConfig } from '../../src/config/schema.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { freshDatabase } from '../support/pg.ts';
+import { CYCLE_MS, fakeClock, MINUTE, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
+import { verifyAll } from './verify.ts';
+
+/**
+ * Bad input gets a clear error and loses nothing (QUALITY.md): names that try to be SQL, malformed
+ * execution input, a catalog pointing at garbage or at another table, and schema drift in ClickHouse.
+ * "Nothing written" is checked on everything a cycle could touch: watermarks (cursor, version, lease
+ * token), run history, each table's current Iceberg metadata, and ClickHouse's tables.
+ */
+describe('hostile input', () => {
+  const clock = fakeClock(pastStart(3));
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let rig: Rig;
+  let feed: ReturnType<typeof tradeFeed>;
+
+  const state = async () => {
+    const deps = rig.deps();
+    const watermarks = (await deps.watermarks.list()).map((w) => [
+      w.table,
+      w.cursor,
+      w.version,
+      w.leaseToken,
+    ]);
+    const history = (await deps.watermarks.history({ limit: 10_000 })).length;
+    const metadata = await Promise.all(
+      deps.config.tables.map((t) => deps.catalog.currentMetadataLocation(t.target)),
+    );
+    const result = await rig.clickhouse.query({
+      query: `SELECT name, total_rows FROM system.tables WHERE database = 'k2' ORDER BY name`,
+      format: 'JSONEachRow',
+    });
+    return { watermarks, history, metadata, clickhouse: await result.json() };
+  };
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    rig = await openRig({ dir: await mkdtemp(join(tmpdir(), 'k2-hostile-')), databaseUrl: db.url, clock });
+    feed = tradeFeed(rig.clickhouse, clock, {
+      from: clock.now().getTime() - 3 * 3_600_000,
+      seed: 41,
+      rowsPerHour: 1_500,
+    });
+    await feed({ lateFraction: 0.05 });
+    await runCycle(rig.deps(), {});
+    clock.advance(CYCLE_MS);
+    await feed();
+  });
+  afterAll(async () => {
+    await rig?.close();
+    await db?.drop();
+    if (rig) await rm(rig.dir, { recursive: true, force: true });
+  });
+
+  it('SQL-ish table and column names in config are refused at load, naming the field', () => {
+    const bronze = DEFAULT_TABLES[0] as Record<string, unknown>;
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['table name', { name: 'x; DROP TABLE k2.silver_trades' }, /tables\.0\.name/],
+      [
+        'source table',
+        { source: { database: 'k2', table: 'bronze_trades_binance` --' } },
+        /tables\.0\.source\.table/,
+      ],
+      [
+        'source database',
+        { source: { database: "k2' OR '1'='1", table: 't' } },
+        /tables\.0\.source\.database/,
+      ],
+      [
+        'target namespace',
+        { target: { namespace: '../../etc', name: 'passwd' } },
+        /tables\.0\.target\.namespace/,
+      ],
+      [
+        'column name',
+        { columns: [{ name: 'price); DROP TABLE k2.bronze_trades_binance; --', type: 'String' }] },
+        /tables\.0\.columns\.0\.name/,
+      ],
+      [
+        'cursor column',
+        { cursor: { kind: 'ingestion_time', column: 'ingestion_timestamp OR 1=1' } },
+        /cursor\.column/,
+      ],
+      ['natural key', { naturalKey: ['symbol', "sequence_number'--"] }, /naturalKey\.1/],
+      ['column type', { columns: [{ name: 'x', type: "String') ENGINE = Log; --" }] }, /column x/],
+    ];
+    for (const [what, change, field] of cases) {
+      const raw = { tables: [{ ...bronze, ...change }, ...DEFAULT_TABLES.slice(1)] };
+      expect(() => parseConfig(raw, 'tables.json'), what).toThrow(ConfigError);
+      expect(() => parseConfig(raw, 'tables.json'), what).toThrow(field);
+    }
+    const candle = DEFAULT_TABLES.find((t) => t.name === 'ohlcv_1m') as Record<string, unknown>;
+    const reaggregate = candle.reaggregate as { groupBy: string[]; columns: Record<string, string> };
+    const injected = {
+      ...candle,
+      reaggregate: {
+        ...reaggregate,
+        columns: { ...reaggregate.columns, volume: 'sum(volume)); DROP TABLE k2.ohlcv_1m; --' },
+      },
+    };
+    const raw = { tables: DEFAULT_TABLES.map((t) => (t.name === 'ohlcv_1m' ? injected : t)) };
+    expect(() => parseConfig(raw)).toThrow(/reaggregate\.columns\.volume: .* must be fn\(column\)/);
+  });
+
+  it('a config that skipped validation still cannot put a name into SQL: the step refuses, nothing is written', async () => {
+    const before = await state();
+    const base = defaultConfig();
+    const hostile: OffloadConfig = {
+      tables: base.tables.map((t) =>
+        t.name === 'bronze_trades_kraken'
+          ? { ...t, source: { database: 'k2', table: 'bronze_trades_kraken; DROP TABLE k2.silver_trades' } }
+          : t,
+      ),
+    };
+    const result = await runCycle(rig.deps({ config: hostile }), { tables: ['bronze_trades_kraken'] });
+    const kraken = result.passes.flatMap((p) => p.tables).find((t) => t.table === 'bronze_trades_kraken');
+    expect(kraken?.status).toBe('failed');
+    expect(kraken?.error).toMatch(/not a plain identifier/);
+    const after = await state();
+    expect(after.clickhouse).toEqual(before.clickhouse);
+    expect(after.metadata).toEqual(before.metadata);
+    const w = await rig.deps().watermarks.get('bronze_trades_kraken');
+    expect(w.cursor).toBe(before.watermarks.find(([t]) => t === 'bronze_trades_kraken')?.[1]);
+  });
+
+  it('SQL-ish or unknown names in the tables input are refused before anything is written', async () => {
+    const before = await state();
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        { tables: ['bronze_trades_binance; DROP TABLE k2.silver_trades'] },
+        /execution input tables\.0: must be a configured table name/,
+      ],
+      [{ tables: ["silver_trades' OR '1'='1"] }, /execution input tables\.0/],
+      [{ tables: ['`k2`.`silver_trades`'] }, /execution input tables\.0/],
+      [
+        { tables: ['silver_trades', 'no_such_table'] },
+        /unknown table "no_such_table"; configured tables: bronze_trades_binance/,
+      ],
+    ];
+    for (const [input, message] of cases)
+      await expect(runCycle(rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
+    expect(await state()).toEqual(before);
+  });
+
+  it('malformed state machine input fails at PlanCycle with the field named, before anything is written', async () => {
+    const before = await state();
+    const future = new Date(clock.now().getTime() + 3_600_000).toISOString();
+    const cases: Array<[unknown, RegExp]> = [
+      ['bronze_trades_binance', /execution input \(input\): .*expected \{"tables"/],
+      [[1, 2], /execution input \(input\)/],
+      [{ tables: 'bronze_trades_binance' }, /execution input tables: /],
+      [{ tables: [] }, /execution input tables: /],
+      [{ tables: [42] }, /execution input tables\.0: /],
+      [{ until: 'yesterday' }, /execution input until: /],
+      [{ until: '2026-13-45T99:00:00Z' }, /execution input until: /],
+      [{ until: future }, /until .* is in the future/],
+      [{ table: 'silver_trades' }, /execution input \(input\): .*\(table\)/],
+      [{ cycleId: '' }, /execution input cycleId: /],
+    ];
+    for (const [input, message] of cases)
+      await expect(runCycle(rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
+    expect(await state()).toEqual(before);
+  });
+
+  it('a catalog pointing at garbage: that table fails with a clear error, the others go on, nothing committed', async () => {
+    const deps = rig.deps();
+    const kraken = deps.config.tables.find((t) => t.name === 'bronze_trades_kraken')
+      ?.target as OffloadConfig['tables'][number]['target'];
+    const good = (await deps.catalog.currentMetadataLocation(kraken)) as string;
+    const garbage = good.replace(/[^/]+$/, '99999-garbage.metadata.json');
+    await deps.store.put(garbage, new TextEncoder().encode('{"format-version": 2, "location": '));
+    await deps.catalog.swapMetadataLocation(kraken, good, garbage);
+    const cursor = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
+
+    clock.advance(CYCLE_MS);
+    await feed();
+    const result = await runCycle(deps, {});
+    const outcomes = result.passes.flatMap((p) => p.tables);
+    expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
+      'bronze_trades_kraken',
+    ]);
+    expect(outcomes.find((t) => t.table === 'bronze_trades_binance')?.status).toBe('succeeded');
+    const w = await deps.watermarks.get('bronze_trades_kraken');
+    expect(w.lastError?.name).toBe('InvalidMetadataError');
+    expect(w.lastError?.message).toContain('99999-garbage.metadata.json');
+    expect(w.cursor).toBe(cursor);
+    expect(await deps.catalog.currentMetadataLocation(kraken)).toBe(garbage);
+
+    // Put right by hand, the next cycle catches up with nothing lost or doubled.
+    await deps.catalog.swapMetadataLocation(kraken, garbage, good);
+    clock.advance(CYCLE_MS);
+    await feed();
+    await runCycle(deps, {});
+    expect((await verifyAll(deps)).problems).toEqual([]);
+  });
+
+  it("a catalog pointing at another table's metadata is refused, nothing committed to either table", async () => {
+    const deps = rig.deps();
+    const target = (name: string) =>
+      deps.config.tables.find((t) => t.name === name)?.target as OffloadConfig['tables'][number]['target'];
+    const own = (await deps.catalog.currentMetadataLocation(target('bronze_trades_kraken'))) as string;
+    const binance = (await deps.catalog.currentMetadataLocation(target('bronze_trades_binance'))) as string;
+    await deps.catalog.swapMetadataLocation(target('bronze_trades_kraken'), own, binance);
+    const before = await deps.watermarks.get('bronze_trades_kraken');
+
+    clock.advance(CYCLE_MS);
+    await feed();
+    const result = await runCycle(deps, {});
+    const outcomes = result.passes.flatMap((p) => p.tables);
+    expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
+      'bronze_trades_kraken',
+    ]);
+    const w = await deps.watermarks.get('bronze_trades_kraken');
+    expect(w.lastError?.name).toBe('InvalidMetadataError');
+    expect(w.lastError?.message).toMatch(/bronze_trades_binance/);
+    expect(w.cursor).toBe(before.cursor);
+    expect(await deps.catalog.currentMetadataLocation(target('bronze_trades_kraken'))).toBe(binance);
+    // Binance's table got binance's batch and nothing of kraken's.
+    const binanceVerdict = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_binance');
+    expect(
+      binanceVerdict && [
+        binanceVerdict.extra.length,
+        binanceVerdict.duplicated.length,
+        binanceVerdict.missing.length,
+      ],
+    ).toEqual([0, 0, 0]);
+
+    await deps.catalog.swapMetadataLocation(target('bronze_trades_kraken'), binance, own);
+    clock.advance(CYCLE_MS);
+    await feed();
+    await runCycle(deps, {});
+    expect((await verifyAll(deps)).problems).toEqual([]);
+  });
+
+  it('schema drift (a column added in one table, retyped in another): those fail, the others go on, nothing partly committed', async () => {
+    const deps = rig.deps();
+    await rig.clickhouse.command({
+      query: `ALTER TABLE k2.bronze_trades_kraken ADD COLUMN venue String DEFAULT 'x'`,
+    });
+    await rig.clickhouse.command({
+      query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt32',
+    });
+    const before = await state();
+    clock.advance(CYCLE_MS);
+    await feed();
+    const result = await runCycle(deps, {});
+    const outcomes = result.passes.flatMap((p) => p.tables);
+    expect(
+      outcomes
+        .filter((t) => t.status === 'failed')
+        .map((t) => t.table)
+        .sort(),
+    ).toEqual(['bronze_trades_coinbase', 'bronze_trades_kraken']);
+    expect(outcomes.find((t) => t.table === 'bronze_trades_binance')).toMatchObject({ status: 'succeeded' });
+    expect((outcomes.find((t) => t.table === 'bronze_trades_binance')?.rows ?? 0) > 0).toBe(true);
+    const after = await state();
+    for (const name of ['bronze_trades_kraken', 'bronze_trades_coinbase']) {
+      const w = await deps.watermarks.get(name);
+      expect(w.lastError?.name, name).toBe('SchemaDriftError');
+      expect(w.lastError?.message, name).toMatch(
+        name === 'bronze_trades_kraken' ? /venue/ : /kafka_partition/,
+      );
+      const i = deps.config.tables.findIndex((t) => t.name === name);
+      expect(after.metadata[i], name).toBe(before.metadata[i]);
+      // Cursor and version as they were (the lease token moves: the table was leased, then released).
+      expect(after.watermarks[i]?.slice(0, 3), name).toEqual(before.watermarks[i]?.slice(0, 3));
+    }
+
+    // Drift undone: the next cycle offloads what waited, nothing lost, nothing twice.
+    await rig.clickhouse.command({ query: 'ALTER TABLE k2.bronze_trades_kraken DROP COLUMN venue' });
+    await rig.clickhouse.command({
+      query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt16',
+    });
+    clock.advance(CYCLE_MS);
+    await feed();
+    await runCycle(deps, {});
+    expect((await verifyAll(deps)).problems).toEqual([]);
+  });
+
+  it('a watermark set ahead of ClickHouse data: the jump is in the audit trail, Iceberg loses nothing it had', async () => {
+    const deps = rig.deps();
+    clock.advance(CYCLE_MS);
+    await feed();
+    await runCycle(deps, {});
+    const held = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_kraken');
+    const old = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
+    clock.advance(2 * CYCLE_MS);
+    await feed();
+    const ahead = new Date(Date.parse(old) + 20 * MINUTE).toISOString();
+    await deps.watermarks.setCursor({
+      table: 'bronze_trades_kraken',
+      cursor: ahead,
+      actor: 'oncall@example.com',
+      reason: 'runbook step',
+      allowBackwards: false,
+    });
+    const [audit] = await deps.watermarks.audit({ table: 'bronze_trades_kraken', limit: 1 });
+    expect(audit).toMatchObject({
+      oldCursor: old,
+      newCursor: ahead,
+      backwards: false,
+      actor: 'oncall@example.com',
+      reason: 'runbook step',
+    });
+
+    await runCycle(deps, {});
+    const verdict = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_kraken');
+    // Exactly the rows of the skipped range are missing; every row Iceberg had is still there, once.
+    const [skipped] = (await (
+      await rig.clickhouse.query({
+        query: `SELECT toString(count()) AS n FROM k2.bronze_trades_kraken
+                WHERE ingestion_timestamp >= parseDateTime64BestEffort('${old}', 6, 'UTC')
+                  AND ingestion_timestamp < parseDateTime64BestEffort('${ahead}', 6, 'UTC')`,
+        format: 'JSONEachRow',
+      })
+    ).json()) as Array<{ n: string }>;
+    expect(Number(skipped?.n)).toBeGreaterThan(0);
+    expect(verdict?.missing.length).toBe(Number(skipped?.n));
+    expect(verdict?.duplicated).toEqual([]);
+    expect(verdict?.extra).toEqual([]);
+    expect(verdict?.icebergRows).toBeGreaterThan(held?.icebergRows ?? 0);
+  });
+});
