@@ -22,7 +22,8 @@ export async function selection(args: Parsed, ctx: Context) {
 }
 
 export function renderPreview(preview: CyclePreview, title: string): string {
-  const rows = preview.tables.map((t) => {
+  const shown = preview.tables.filter((t) => t.skip?.reason !== 'not-selected');
+  const rows = shown.map((t) => {
     const first = t.batches[0];
     const last = t.batches.at(-1);
     const estimated = t.batches.every((b) => b.estimatedRows !== null)
