@@ -102,6 +102,15 @@ describe('k2-offload end to end, as child processes', () => {
     expect(r.code).toBe(0);
   });
 
+  it('demo again on the same named database: refused before deleting anything, exit 2', async () => {
+    const before = await metadataFiles(join(dir, 'warehouse'));
+    const r = await run(['demo', '--rows', '100', '--force']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('the database in DATABASE_URL already holds offload state');
+    expect(await metadataFiles(join(dir, 'warehouse'))).toEqual(before);
+    expect((await run(['audit', '--json'])).code).toBe(0);
+  });
+
   it('unreachable ClickHouse: one clear line, exit 1, nothing written', async () => {
     const before = await metadataFiles(join(dir, 'warehouse'));
     const r = await spawnCli(['run'], { env: { ...env, CLICKHOUSE_URL: 'http://127.0.0.1:1' }, cwd: dir });

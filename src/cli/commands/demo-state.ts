@@ -1,10 +1,12 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import pg from 'pg';
 import type { OffloadConfig } from '../../config/schema.ts';
-import { InputError } from '../../errors.ts';
+import { ConfigError, InputError } from '../../errors.ts';
 import { localPath } from '../../iceberg/local-store.ts';
 import { defaultTableLocation } from '../../iceberg/new-table.ts';
 import type { Settings } from '../../runtime/settings.ts';
+import { createPostgresWatermarkStore } from '../../watermark/store.ts';
 
 /**
  * The demo runs on what it can throw away: chDB and Postgres under K2_HOME, a local warehouse. Named
@@ -43,4 +45,29 @@ export async function resetDemoState(settings: Settings, config: OffloadConfig):
       await remove(localPath(defaultTableLocation(settings.warehouse, table.target)));
     }
   return removed;
+}
+
+/**
+ * The reset clears embedded state only. A named database that already holds offloads would point at
+ * Iceberg tables the reset is about to delete: refuse before deleting anything.
+ */
+export async function assertNoNamedState(settings: Settings): Promise<void> {
+  if (!settings.databaseUrl) return;
+  const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 1 });
+  pool.on('error', () => undefined);
+  let used: string[] = [];
+  try {
+    const store = createPostgresWatermarkStore(pool, { schema: settings.pgSchema });
+    used = (await store.list()).filter((w) => w.version > 0 || w.lastBatchId !== null).map((w) => w.table);
+  } catch (error) {
+    // A database never migrated holds no state; anything else (unreachable) is reported when opened.
+    if (!(error instanceof ConfigError || error instanceof InputError)) throw error;
+  } finally {
+    await pool.end();
+  }
+  if (used.length > 0)
+    throw new InputError(
+      `the database in DATABASE_URL already holds offload state (${used.join(', ')}); the demo resets only its embedded state: use an empty database, unset DATABASE_URL, or pass --keep`,
+      { tables: used },
+    );
 }

@@ -12,7 +12,7 @@ import { flag, intOpt, numberOpt } from '../args.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { formatTable, humanDuration } from '../output.ts';
 import { runAudit } from './audit.ts';
-import { checkDemoTargets, resetDemoState } from './demo-state.ts';
+import { assertNoNamedState, checkDemoTargets, resetDemoState } from './demo-state.ts';
 
 export type DemoTable = {
   table: string;
@@ -101,7 +101,10 @@ export const demoCommand: Command = {
     const config = await loadConfig(ctx.configPath);
     const named = checkDemoTargets(settings, flag(args, 'force'));
     const started = Date.now();
-    if (!flag(args, 'keep')) await resetDemoState(settings, config);
+    if (!flag(args, 'keep')) {
+      await assertNoNamedState(settings);
+      await resetDemoState(settings, config);
+    }
     if (named.length) ctx.say(`Using ${named.join(', ')} as set in the environment (--force).`);
 
     const report = await withRuntime(ctx, async (rt): Promise<DemoReport> => {
