@@ -142,6 +142,7 @@ async function auditTable(
         { client: options.reader, from: iceFrom },
         table,
         hour,
+        { since: compared.from, until: compared.to },
       );
       h.missingKeys = diff.onlyInA;
       h.extraKeys = diff.onlyInB;

@@ -60,16 +60,19 @@ const MAX_BUCKETS_FETCHED = 64;
 /**
  * Keys of one hour present on one side only. Narrows with per-bucket digests first, then fetches the
  * hashes of differing buckets only, so memory stays small however big the hour. `exact` is false when
- * too many buckets differ to fetch them all (then the counts are the key-count difference).
+ * too many buckets differ to fetch them all (then the counts are the key-count difference). `within`
+ * clips the hour to the compared range: rows past the watermark are lag, not missing keys.
  */
 export async function diffKeys(
   a: { client: ClickHouseClient; from: string },
   b: { client: ClickHouseClient; from: string },
   table: TableConfig,
   hour: string,
+  within?: { since: string; until: string },
 ): Promise<{ onlyInA: number; onlyInB: number; exact: boolean }> {
-  const start = hour;
-  const end = new Date(Date.parse(hour) + 3_600_000).toISOString();
+  const hourEnd = Date.parse(hour) + 3_600_000;
+  const start = new Date(Math.max(Date.parse(hour), Date.parse(within?.since ?? hour))).toISOString();
+  const end = new Date(Math.min(hourEnd, within ? Date.parse(within.until) : hourEnd)).toISOString();
   const buckets = async (side: typeof a) =>
     new Map(
       (
