@@ -2,11 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditTables } from '../../src/audit/audit.ts';
 import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { cli } from '../cli/support.ts';
 import { freshDatabase } from '../support/pg.ts';
 import { CYCLE_MS, fakeClock, MINUTE, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
 import { verifyAll } from './verify.ts';
@@ -286,7 +288,7 @@ describe('hostile input', () => {
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
-  it('a watermark set ahead of ClickHouse data: the jump is in the audit trail, Iceberg loses nothing it had', async () => {
+  it('a watermark set ahead of ClickHouse data: refused without --force; forced, the gap shows in the audit trail and the count audit, Iceberg loses nothing it had', async () => {
     const deps = rig.deps();
     clock.advance(CYCLE_MS);
     await feed();
@@ -296,20 +298,31 @@ describe('hostile input', () => {
     clock.advance(2 * CYCLE_MS);
     await feed();
     const ahead = new Date(Date.parse(old) + 20 * MINUTE).toISOString();
-    await deps.watermarks.setCursor({
-      table: 'bronze_trades_kraken',
-      cursor: ahead,
-      actor: 'oncall@example.com',
-      reason: 'runbook step',
-      allowBackwards: false,
-    });
+    // The operator's path: the CLI, on the same Postgres, warehouse and hot tier.
+    const env = {
+      ...process.env,
+      DATABASE_URL: db.url,
+      K2_HOME: rig.dir,
+      WAREHOUSE: join(rig.dir, 'warehouse'),
+    };
+    const set = ['watermark', 'set', '--table', 'bronze_trades_kraken', '--to', ahead];
+    const refused = await cli(set, env, clock.now);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/refused: it would skip \d+ rows that ClickHouse holds in/);
+    expect((await deps.watermarks.get('bronze_trades_kraken')).cursor).toBe(old);
+    const forced = await cli(
+      [...set, '--force', '--reason', 'INC-7 bad feed', '--actor', 'oncall'],
+      env,
+      clock.now,
+    );
+    expect(forced.code, forced.stderr).toBe(0);
     const [audit] = await deps.watermarks.audit({ table: 'bronze_trades_kraken', limit: 1 });
     expect(audit).toMatchObject({
       oldCursor: old,
       newCursor: ahead,
       backwards: false,
-      actor: 'oncall@example.com',
-      reason: 'runbook step',
+      actor: 'oncall',
+      reason: 'INC-7 bad feed',
     });
 
     await runCycle(deps, {});
@@ -323,10 +336,21 @@ describe('hostile input', () => {
         format: 'JSONEachRow',
       })
     ).json()) as Array<{ n: string }>;
-    expect(Number(skipped?.n)).toBeGreaterThan(0);
-    expect(verdict?.missing.length).toBe(Number(skipped?.n));
+    const gap = Number(skipped?.n);
+    expect(gap).toBeGreaterThan(0);
+    expect(verdict?.missing.length).toBe(gap);
     expect(verdict?.duplicated).toEqual([]);
     expect(verdict?.extra).toEqual([]);
     expect(verdict?.icebergRows).toBeGreaterThan(held?.icebergRows ?? 0);
+    // The daily count audit shows the same hole, hour by hour, and nothing doubled.
+    const report = await auditTables(deps, {
+      hours: 6,
+      tables: ['bronze_trades_kraken'],
+      reader: rig.clickhouse,
+    });
+    const totals = report.tables[0]?.totals;
+    expect(report.ok).toBe(false);
+    expect(totals?.missingKeys).toBe(gap);
+    expect([totals?.duplicateKeys, totals?.extraKeys]).toEqual([0, 0]);
   });
 });
