@@ -78,29 +78,28 @@ function checkOwnMetadata(
 /**
  * A table's first offload starts at its oldest row in ClickHouse rather than at the configured initial
  * cursor (1970 by default): nothing can arrive below the oldest ingestion time, and a 50-year empty
- * backlog would otherwise be walked an hour at a time. Only a watermark that never moved is touched,
- * through the audited set, and only forward.
+ * backlog would otherwise be walked an hour at a time. An empty table starts at its current bound
+ * (now minus lateness), below which no row can still arrive. Only a watermark that never moved is
+ * touched, through the audited set, and only forward.
  */
 async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]) {
+  const now = deps.clock().getTime();
   for (const table of tables) {
     const w = await deps.watermarks.get(table.name);
-    if (
-      !w ||
-      w.version !== 0 ||
-      w.lastBatchId !== null ||
-      (w.lease && Date.parse(w.lease.expiresAt) > deps.clock().getTime())
-    )
+    if (!w || w.version !== 0 || w.lastBatchId !== null || (w.lease && Date.parse(w.lease.expiresAt) > now))
       continue;
     const range = await cursorRange(deps.clickhouse, table);
-    if (!range) continue;
     const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
-    const oldest = Math.floor(Date.parse(range.min) / step) * step;
-    if (oldest <= Date.parse(w.cursor)) continue;
+    const from = range ? Date.parse(range.min) : now - table.latenessSeconds * 1000;
+    const start = Math.floor(from / step) * step;
+    if (start <= Date.parse(w.cursor)) continue;
     await deps.watermarks.setCursor({
       table: table.name,
-      cursor: new Date(oldest).toISOString(),
+      cursor: new Date(start).toISOString(),
       actor: 'k2-offload',
-      reason: `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`,
+      reason: range
+        ? `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`
+        : `first offload: the table is empty, rows can only arrive after ${new Date(start).toISOString()}`,
       allowBackwards: false,
     });
   }
@@ -228,6 +227,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
             now: now.toISOString(),
             ...(input.until ? { until: input.until } : {}),
             estimates,
+            maxBatchesPerTable: MAX_BATCHES_PER_PASS,
           });
     // A table that failed here is reported as failed, not as "not selected".
     pass = { ...pass, skipped: [...pass.skipped.filter((s) => !failedNow.has(s.table)), ...planFailures] };
