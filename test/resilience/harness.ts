@@ -139,10 +139,10 @@ export function tradeFeed(
 ) {
   let next = options.from;
   let calls = 0;
-  return async (override: { lateFraction?: number } = {}): Promise<number> => {
+  return async (override: { lateFraction?: number; rowsPerHour?: number } = {}): Promise<number> => {
     const end = clock.now().getTime();
     const span = end - next;
-    const rows = Math.round((options.rowsPerHour * span) / 3_600_000);
+    const rows = Math.round(((override.rowsPerHour ?? options.rowsPerHour) * span) / 3_600_000);
     if (span < MINUTE || rows === 0) return 0;
     calls++;
     const fed = await generateTrades(clickhouse, {
