@@ -1,6 +1,8 @@
 import type { TableConfigInput } from './schema.ts';
 
 const DAY = 86_400;
+/** How late a trade may arrive and still be in its candle when the candle is offloaded. */
+export const GOLD_LATENESS_SECONDS = 2 * 3600 + 300;
 
 const bronzeColumns = [
   { name: 'exchange_timestamp', type: 'DateTime64(3)', required: true },
@@ -87,6 +89,10 @@ const gold = ({ suffix, seconds }: (typeof CANDLE_INTERVALS)[number]): TableConf
   target: { namespace: 'cold', name: `gold_ohlcv_${suffix}` },
   dependsOn: ['silver_trades'],
   cursor: { kind: 'closed_bucket', column: 'window_start', intervalSeconds: seconds },
+  // Candles are keyed by trade time, not arrival time: a trade arriving late still changes a closed
+  // candle. A candle is offloaded once trades that late are no longer expected (the feed's trades
+  // arrive up to 2 h late); a later trade than that is visible to `audit` as a value mismatch.
+  latenessSeconds: GOLD_LATENESS_SECONDS,
   // A window holds whole buckets: at least one, and about a day of small candles per batch.
   maxWindowSeconds: Math.max(seconds, DAY),
   ttlSeconds: (suffix === '1d' ? 730 : 365) * DAY,

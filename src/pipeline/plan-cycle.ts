@@ -9,6 +9,7 @@ import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { joinUri } from '../iceberg/object-store.ts';
 import { createTable, newestMarker } from '../iceberg/table.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
+import type { Watermark } from '../watermark/types.ts';
 import { icebergDeps, type PipelineDeps } from './deps.ts';
 import { type CycleInput, type CyclePlan, cycleInputSchema, type Skip, type TablePlan } from './events.ts';
 
@@ -39,7 +40,12 @@ export function parseCycleInput(raw: unknown): CycleInput {
 }
 
 /** Per-minute row counts of the un-offloaded range, so a backlog splits into batches of bounded rows. */
-async function estimateFor(deps: PipelineDeps, table: TableConfig, from: string | undefined, now: Date) {
+export async function estimateFor(
+  deps: PipelineDeps,
+  table: TableConfig,
+  from: string | undefined,
+  now: Date,
+) {
   if (table.cursor.kind !== 'ingestion_time') return undefined;
   if (!from || Date.parse(from) >= now.getTime()) return undefined;
   return rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
@@ -76,33 +82,56 @@ function checkOwnMetadata(
 }
 
 /**
- * A table's first offload starts at its oldest row in ClickHouse rather than at the configured initial
- * cursor (1970 by default): nothing can arrive below the oldest ingestion time, and a 50-year empty
- * backlog would otherwise be walked an hour at a time. An empty table starts at its current bound
- * (now minus lateness), below which no row can still arrive. Only a watermark that never moved is
- * touched, through the audited set, and only forward.
+ * Where a table's first offload starts, when that is after its stored cursor: at its oldest row in
+ * ClickHouse rather than at the configured initial cursor (1970 by default), since nothing can arrive
+ * below the oldest ingestion time and a 50-year empty backlog would otherwise be walked an hour at a
+ * time; an empty table at its current bound (now minus lateness), below which no row can still arrive.
+ * Only for a watermark that never moved and is not leased; undefined otherwise.
  */
+export async function firstOffloadStart(
+  deps: PipelineDeps,
+  table: TableConfig,
+  w: Watermark | undefined,
+  now: number,
+): Promise<{ cursor: string; reason: string } | undefined> {
+  const cursor = w?.cursor ?? new Date(table.initialCursor).toISOString();
+  if (w && (w.version !== 0 || w.lastBatchId !== null || (w.lease && Date.parse(w.lease.expiresAt) > now)))
+    return undefined;
+  const range = await cursorRange(deps.clickhouse, table);
+  const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
+  const start =
+    Math.floor((range ? Date.parse(range.min) : now - table.latenessSeconds * 1000) / step) * step;
+  if (start <= Date.parse(cursor)) return undefined;
+  const at = new Date(start).toISOString();
+  return {
+    cursor: at,
+    reason: range
+      ? `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`
+      : `first offload: the table is empty, rows can only arrive after ${at}`,
+  };
+}
+
 async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]) {
   const now = deps.clock().getTime();
   for (const table of tables) {
-    const w = await deps.watermarks.get(table.name);
-    if (!w || w.version !== 0 || w.lastBatchId !== null || (w.lease && Date.parse(w.lease.expiresAt) > now))
-      continue;
-    const range = await cursorRange(deps.clickhouse, table);
-    const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
-    const from = range ? Date.parse(range.min) : now - table.latenessSeconds * 1000;
-    const start = Math.floor(from / step) * step;
-    if (start <= Date.parse(w.cursor)) continue;
-    await deps.watermarks.setCursor({
-      table: table.name,
-      cursor: new Date(start).toISOString(),
-      actor: 'k2-offload',
-      reason: range
-        ? `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`
-        : `first offload: the table is empty, rows can only arrive after ${new Date(start).toISOString()}`,
-      allowBackwards: false,
-    });
+    const start = await firstOffloadStart(deps, table, await deps.watermarks.get(table.name), now);
+    if (start)
+      await deps.watermarks.setCursor({
+        table: table.name,
+        ...start,
+        actor: 'k2-offload',
+        allowBackwards: false,
+      });
   }
+}
+
+/** `until` bounds a console rerun; in the future it would offload rows that are not final yet. */
+export function assertUntilPast(until: string | undefined, now: Date): void {
+  if (until && Date.parse(until) > now.getTime())
+    throw new InputError(
+      `until ${until} is in the future (now ${now.toISOString()}); rows after now are not final yet, give an instant in the past or omit it`,
+      { field: 'until', value: until },
+    );
 }
 
 /**
@@ -112,11 +141,7 @@ async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]) {
 export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<CyclePlan> {
   const input = parseCycleInput(raw);
   const now = deps.clock();
-  if (input.until && Date.parse(input.until) > now.getTime())
-    throw new InputError(
-      `until ${input.until} is in the future (now ${now.toISOString()}); rows after now are not final yet, give an instant in the past or omit it`,
-      { field: 'until', value: input.until },
-    );
+  assertUntilPast(input.until, now);
   const requested = selectTables(deps.config, input.tables);
   const cycleId =
     input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;

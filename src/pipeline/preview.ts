@@ -8,7 +8,13 @@ import type { Batch } from '../plan/batch.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { Skip } from './events.ts';
-import { targetOf } from './plan-cycle.ts';
+import {
+  assertUntilPast,
+  estimateFor,
+  firstOffloadStart,
+  MAX_BATCHES_PER_PASS,
+  targetOf,
+} from './plan-cycle.ts';
 
 export type PreviewBatch = Batch & { estimatedRows: number | null };
 
@@ -64,11 +70,7 @@ export async function previewCycle(
   options: { tables?: readonly string[] | undefined; until?: string | undefined } = {},
 ): Promise<CyclePreview> {
   const now = deps.clock();
-  if (options.until && Date.parse(options.until) > now.getTime())
-    throw new InputError(
-      `until ${options.until} is in the future (now ${now.toISOString()}); rows after now are not final yet, give an instant in the past or omit it`,
-      { field: 'until', value: options.until },
-    );
+  assertUntilPast(options.until, now);
   const selected = selectTables(deps.config, options.tables);
   const stored = new Map((await deps.watermarks.list()).map((w) => [w.table, w]));
   const cursors: Record<string, string> = {};
@@ -80,18 +82,12 @@ export async function previewCycle(
     const w = stored.get(table.name);
     const storedCursor = w?.cursor ?? null;
     const live = w?.lease ? Date.parse(w.lease.expiresAt) > now.getTime() : false;
-    let base = storedCursor ?? new Date(table.initialCursor).toISOString();
     // As the cycle does: a watermark that never moved starts at the table's oldest row.
-    let firstOffloadFrom: string | null = null;
-    if (selectedNames.has(table.name) && (!w || (w.version === 0 && w.lastBatchId === null && !live))) {
-      const range = await cursorRange(deps.clickhouse, table);
-      const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
-      const oldest = range ? Math.floor(Date.parse(range.min) / step) * step : Number.NEGATIVE_INFINITY;
-      if (oldest > Date.parse(base)) {
-        firstOffloadFrom = new Date(oldest).toISOString();
-        base = firstOffloadFrom;
-      }
-    }
+    const start = selectedNames.has(table.name)
+      ? await firstOffloadStart(deps, table, w, now.getTime())
+      : undefined;
+    const firstOffloadFrom = start?.cursor ?? null;
+    const base = firstOffloadFrom ?? storedCursor ?? new Date(table.initialCursor).toISOString();
     const ice = await icebergState(deps, table);
     const ahead = ice.marker && Date.parse(ice.marker.windowEnd) > Date.parse(base) ? ice.marker : undefined;
     const cursor = ahead ? ahead.windowEnd : base;
@@ -112,10 +108,8 @@ export async function previewCycle(
 
   const estimates: Record<string, RowBucket[]> = {};
   for (const table of selected) {
-    if (table.cursor.kind !== 'ingestion_time') continue;
-    const from = cursors[table.name] as string;
-    if (Date.parse(from) >= now.getTime()) continue;
-    estimates[table.name] = await rowHistogram(deps.clickhouse, table, { from, to: now }, 60);
+    const buckets = await estimateFor(deps, table, cursors[table.name], now);
+    if (buckets) estimates[table.name] = buckets;
   }
   const pass = planPass({
     config: deps.config,
@@ -125,6 +119,7 @@ export async function previewCycle(
     now: now.toISOString(),
     until: options.until,
     estimates,
+    maxBatchesPerTable: MAX_BATCHES_PER_PASS,
   });
 
   const tables: TablePreview[] = deps.config.tables.map((table) => {

@@ -1,8 +1,9 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../../src/audit/audit.ts';
 import type { RunReport } from '../../src/cli/commands/run.ts';
+import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { tableByName } from '../../src/config/load.ts';
 import type { CyclePreview } from '../../src/pipeline/preview.ts';
 import { compareKeys, icebergSource, openWorld, rows, type World } from '../support/world.ts';
@@ -32,12 +33,15 @@ async function insertTrades(world: World, trades: Trade[], exchange = 'binance',
 
 /**
  * The CLI in this process against the world's components (same chDB data directory, the world's
- * Postgres database and warehouse), with the clock set by each step.
+ * Postgres database and warehouse), with the clock set by each step. The table config closes candles
+ * 5 minutes after their end (the default waits 2 h 5 min for late trades), so that a late trade can
+ * arrive after its candle was offloaded, the case the audit must catch.
  */
 describe('k2-offload run: late rows, re-runs and open candles', () => {
   let world: World;
   let env: NodeJS.ProcessEnv;
-  const run = (argv: string[], now: number) => cli(argv, env, () => new Date(now));
+  let configPath: string;
+  const run = (argv: string[], now: number) => cli([...argv, '--config', configPath], env, () => new Date(now));
   const metadataFiles = async () =>
     (await readdir(join(world.dir, 'warehouse'), { recursive: true })).filter((f) =>
       f.endsWith('.metadata.json'),
@@ -45,6 +49,9 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
 
   beforeAll(async () => {
     world = await openWorld();
+    configPath = join(world.dir, 'tables.json');
+    const tables = DEFAULT_TABLES.map((t) => (t.layer === 'gold' ? { ...t, latenessSeconds: 300 } : t));
+    await writeFile(configPath, JSON.stringify({ tables }));
     env = { K2_HOME: world.dir, WAREHOUSE: join(world.dir, 'warehouse'), DATABASE_URL: world.databaseUrl };
     // Minute 10-12: trades of closed candles. Minute 20: the first trade of the 15-minute candle
     // [15, 30), still open when the first cycle runs at minute 30 (it closes at 30 + 5 min lateness).

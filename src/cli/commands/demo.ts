@@ -117,8 +117,9 @@ export const demoCommand: Command = {
         seed,
       });
       ctx.say(`Generated ${rows} trades from ${generated.from} to ${generated.to}; offloading...`);
-      // A fixed bound: chasing a `now - lateness` that moves while cycles run would end in 1-second batches.
-      const lateness = Math.max(...rt.config.tables.map((t) => t.latenessSeconds));
+      // A fixed bound: chasing a `now - lateness` that moves while cycles run would end in 1-second
+      // batches. Tables with a longer lateness (candles) stay below it by their own cap.
+      const lateness = Math.min(...rt.config.tables.map((t) => t.latenessSeconds));
       const until = new Date(rt.clock().getTime() - lateness * 1000).toISOString();
       const done = new Map<string, { batches: number; rows: number }>();
       let cycles = 0;
