@@ -1,7 +1,5 @@
-import { cursorRange, rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
-import { InputError } from '../errors.ts';
 import { identString } from '../iceberg/catalog.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
 import type { Batch } from '../plan/batch.ts';

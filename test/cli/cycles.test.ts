@@ -41,7 +41,8 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
   let world: World;
   let env: NodeJS.ProcessEnv;
   let configPath: string;
-  const run = (argv: string[], now: number) => cli([...argv, '--config', configPath], env, () => new Date(now));
+  const run = (argv: string[], now: number) =>
+    cli([...argv, '--config', configPath], env, () => new Date(now));
   const metadataFiles = async () =>
     (await readdir(join(world.dir, 'warehouse'), { recursive: true })).filter((f) =>
       f.endsWith('.metadata.json'),
