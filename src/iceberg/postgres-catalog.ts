@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { CommitConflictError, InputError, UnavailableError } from '../errors.ts';
+import { translatePgError } from '../postgres/errors.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
 
 /**
@@ -26,7 +27,7 @@ export const ICEBERG_NAMESPACE_PROPERTIES_DDL = `CREATE TABLE IF NOT EXISTS iceb
 )`;
 
 /** Anything that runs a parameterised query: a pg.Pool (concurrent commits need one) or a pg.Client. */
-export type Queryable = Pick<pg.Pool, 'query'>;
+export type Queryable = Pick<pg.Pool, 'query' | 'options'>;
 
 export type PostgresCatalogOptions = {
   /** The `catalog_name` of every row; other engines must be configured with the same name. */
@@ -41,28 +42,6 @@ export type PostgresCatalog = Catalog & {
   /** Creates the two catalog tables if missing. Every other method calls it first; safe to call again. */
   ensureSchema(): Promise<void>;
 };
-
-// SQLSTATEs meaning "the server or connection is gone, try again": connection exceptions (08xxx),
-// shutdown (57P01-57P03), too many connections (53300).
-const UNAVAILABLE_SQLSTATES = /^(08|57P0[123]|53300)/;
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-
-const CONNECTION_LOST = /Connection terminated|connection timeout|Client has encountered a connection error/i;
-
-function mapPgError(error: unknown, action: string): Error {
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  const unavailable =
-    (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.test(code) || NETWORK_CODES.has(code))) ||
-    CONNECTION_LOST.test(message);
-  if (!unavailable) return error instanceof Error ? error : new Error(message);
-  return new UnavailableError(
-    `Postgres catalog unavailable while trying to ${action} (${String(code ?? 'no code')}: ${message}); ` +
-      'check DATABASE_URL and that the server is up, then retry',
-    { code },
-    { cause: error },
-  );
-}
 
 /**
  * An Iceberg catalog in Postgres tables. A commit is one conditional UPDATE: Postgres row locking makes
@@ -79,14 +58,14 @@ export function createPostgresCatalog(pool: Queryable, options: PostgresCatalogO
     try {
       return await pool.query<T>(sql, values);
     } catch (error) {
-      throw mapPgError(error, action);
+      throw translatePgError(error, pool, action);
     }
   };
 
   function ensureSchema(): Promise<void> {
     schemaReady ??= createSchema().catch((error: unknown) => {
       schemaReady = undefined;
-      throw mapPgError(error, 'create the Iceberg catalog tables');
+      throw translatePgError(error, pool, 'create the Iceberg catalog tables');
     });
     return schemaReady;
   }
@@ -97,9 +76,10 @@ export function createPostgresCatalog(pool: Queryable, options: PostgresCatalogO
         await pool.query(ddl);
       } catch (error) {
         // Two processes creating the same table at once: IF NOT EXISTS is not atomic in Postgres, the
-        // loser fails on the catalog's unique index (23505) or on the relation (42P07). It exists now.
+        // loser fails on the catalog's unique index (23505), on the relation (42P07) or on its row type
+        // (42710). It exists now.
         const code = (error as { code?: string }).code;
-        if (code !== '23505' && code !== '42P07') throw error;
+        if (code !== '23505' && code !== '42P07' && code !== '42710') throw error;
       }
     }
   }

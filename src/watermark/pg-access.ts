@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ConfigError } from '../errors.ts';
+import { describeTarget, translatePgError } from '../postgres/errors.ts';
 import { quoteIdent } from './migrations.ts';
-import { describeTarget, translatePgError } from './pg-errors.ts';
 import { toWatermark, WATERMARK_COLUMNS, type WatermarkRow } from './pg-rows.ts';
 import { checkSchemaName, checkTableName, unknownTable } from './rules.ts';
 import type { Watermark } from './types.ts';

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError, UnavailableError } from '../../src/errors.ts';
-import { describeTarget, translatePgError } from '../../src/watermark/pg-errors.ts';
+import { describeTarget, translatePgError } from '../../src/postgres/errors.ts';
 
 // Pools are created but never connected: only their options are read.
 const pool = new pg.Pool({ connectionString: 'postgres://offload:hunter2-secret@db.internal:6543/k2' });

@@ -26,7 +26,7 @@ function isTransientSqlState(code: string): boolean {
 }
 
 /** `host:port/database` of the pool, never its user or password. */
-export function describeTarget(pool: pg.Pool): string {
+export function describeTarget(pool: Pick<pg.Pool, 'options'>): string {
   const o = pool.options as pg.PoolConfig;
   let host = o.host;
   let port = o.port ? String(o.port) : undefined;
@@ -44,7 +44,7 @@ export function describeTarget(pool: pg.Pool): string {
   return `${host ?? process.env.PGHOST ?? 'localhost'}:${port ?? process.env.PGPORT ?? '5432'}/${database ?? process.env.PGDATABASE ?? ''}`;
 }
 
-function scrub(message: string, pool: pg.Pool): string {
+function scrub(message: string, pool: Pick<pg.Pool, 'options'>): string {
   const o = pool.options as pg.PoolConfig;
   const secrets: string[] = [];
   if (typeof o.password === 'string' && o.password !== '') secrets.push(o.password);
@@ -62,7 +62,7 @@ function scrub(message: string, pool: pg.Pool): string {
  * (retryable) naming the host, rejected credentials a ConfigError. Our own errors and SQL errors pass
  * through unchanged.
  */
-export function translatePgError(error: unknown, pool: pg.Pool): unknown {
+export function translatePgError(error: unknown, pool: Pick<pg.Pool, 'options'>, doing = ''): unknown {
   if (error instanceof OffloadError || !(error instanceof Error)) return error;
   const code = (error as { code?: unknown }).code;
   const target = describeTarget(pool);
@@ -70,7 +70,7 @@ export function translatePgError(error: unknown, pool: pg.Pool): unknown {
   const message = scrub(error.message || (typeof code === 'string' ? code : error.name), pool);
   if (typeof code === 'string' && (code === '28P01' || code === '28000'))
     return new ConfigError(
-      `Postgres at ${target} refused the credentials: ${message}; check the user and password of the watermark database`,
+      `Postgres at ${target} refused the credentials: ${message}; check the user and password in DATABASE_URL`,
       { target, code },
     );
   const transient =
@@ -80,7 +80,7 @@ export function translatePgError(error: unknown, pool: pg.Pool): unknown {
     );
   if (transient)
     return new UnavailableError(
-      `Postgres at ${target} is unavailable (${message}); check that the server is running and reachable, then retry`,
+      `Postgres at ${target} is unavailable${doing ? ` while trying to ${doing}` : ''} (${message}); check DATABASE_URL and that the server is running and reachable, then retry`,
       { target, code: typeof code === 'string' ? code : undefined },
     );
   return error;
