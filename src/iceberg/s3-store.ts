@@ -98,6 +98,9 @@ export class S3ObjectStore implements ObjectStore {
         forcePathStyle: options.forcePathStyle,
         credentials: options.credentials,
         maxAttempts: options.maxAttempts,
+        // S3-compatible servers (LocalStack, moto) echo an object's upload Content-MD5 on ranged reads,
+        // which the SDK rejects as a checksum mismatch (a Parquet footer read fails); S3 never sends it.
+        ...(options.endpoint ? { responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),
       });
     const region = options.region ?? process.env.AWS_REGION ?? 'the default region';
     this.endpointLabel = options.endpoint ?? `the AWS S3 endpoint of ${region}`;
