@@ -143,7 +143,12 @@ export function tradeFeed(
     const end = clock.now().getTime();
     const span = end - next;
     const rows = Math.round(((override.rowsPerHour ?? options.rowsPerHour) * span) / 3_600_000);
-    if (span < MINUTE || rows === 0) return 0;
+    if (span < MINUTE) return 0;
+    // No rows in this span is a fact too: a later call must not back-fill it.
+    if (rows === 0) {
+      next = end;
+      return 0;
+    }
     calls++;
     const fed = await generateTrades(clickhouse, {
       rows,
