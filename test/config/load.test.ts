@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
+import { DEFAULT_TABLES, GOLD_LATENESS_SECONDS } from '../../src/config/defaults.ts';
 import { defaultConfig, loadConfig, parseConfig, selectTables } from '../../src/config/load.ts';
 import { ConfigError, InputError } from '../../src/errors.ts';
 
@@ -38,7 +38,10 @@ describe('default tables', () => {
       column: 'window_start',
       intervalSeconds: 86_400,
     });
-    for (const t of config.tables) expect(t.latenessSeconds).toBe(300);
+    // Candles wait for trades arriving up to 2 h late; everything else 5 minutes.
+    for (const t of config.tables)
+      expect(t.latenessSeconds).toBe(t.layer === 'gold' ? GOLD_LATENESS_SECONDS : 300);
+    expect(GOLD_LATENESS_SECONDS).toBe(2 * 3600 + 300);
   });
 
   it('load from a file, and the same tables without one', async () => {

@@ -87,7 +87,7 @@ describe('row estimates: bronze', () => {
 
 describe('row estimates: candles', () => {
   const table = 'ohlcv_5m';
-  const config = configWith({ [table]: { maxRowsPerBatch: 1000 } });
+  const config = configWith({ [table]: { maxRowsPerBatch: 1000, latenessSeconds: 300 } });
   const plan = (rows: (minute: number) => number) =>
     batchesOf(
       planPass({

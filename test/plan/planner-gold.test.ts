@@ -13,7 +13,10 @@ import {
   watermarks,
 } from './fixtures.ts';
 
-const config = configWith();
+// Candles closing 5 minutes after their end (the default waits longer for late trades; same rules).
+const config = configWith(
+  Object.fromEntries(CANDLE_INTERVALS.map((c) => [`ohlcv_${c.suffix}`, { latenessSeconds: 300 }])),
+);
 const C = ms('2026-11-22T00:00:00Z'); // a boundary of every interval, 1d included (UTC midnight)
 const LATE = 5 * 60_000;
 const at = (gold: number, silver: number) =>
