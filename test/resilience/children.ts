@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FaultPoint } from '../../src/pipeline/faults.ts';
 
@@ -19,8 +20,8 @@ export type ChildPlan = {
   databaseUrl: string;
   /** The chDB data dir under `dir` (default `chdb`): a second process gets a copy of the first's. */
   chdb?: string;
-  /** Wall-clock instant (epoch ms) to wait for after opening everything: two children start together. */
-  startAtWall?: number;
+  /** Once everything is open: create `ready`, then wait for `go` (see `startTogether`). */
+  barrier?: { ready: string; go: string };
   /** Per-table caps, as a test config would set them. */
   caps?: { maxWindowSeconds?: number; maxRowsPerBatch?: number };
   steps: ChildStep[];
@@ -67,4 +68,20 @@ export function runChild(plan: ChildPlan): Promise<ChildRun> {
       resolve({ code, lines, stderr: err });
     });
   });
+}
+
+/**
+ * Starts children that each open everything, report ready and wait; once all are ready, lets them go
+ * at the same instant. A child that exits before it is ready ends the wait.
+ */
+export async function startTogether(plans: ChildPlan[], go: string): Promise<ChildRun[]> {
+  const runs = plans.map((p) => runChild(p));
+  let ended = false;
+  const finished = Promise.all(runs).finally(() => {
+    ended = true;
+  });
+  const ready = plans.map((p) => p.barrier?.ready as string);
+  while (!ended && !ready.every((r) => existsSync(r))) await new Promise((r) => setTimeout(r, 20));
+  writeFileSync(go, '');
+  return finished;
 }

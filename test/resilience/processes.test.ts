@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/pg.ts';
-import { type ChildPlan, CRASH_EXIT_CODE, runChild } from './children.ts';
+import { type ChildPlan, type ChildRun, CRASH_EXIT_CODE, runChild, startTogether } from './children.ts';
 import { LEASE_SECONDS, MINUTE, pastStart } from './harness.ts';
 
 /**
@@ -90,11 +90,14 @@ describe('crashes and overlap across processes', () => {
     expect(seeded.code, seeded.stderr).toBe(0);
     await cp(join(dir, 'chdb'), join(dir, 'chdb-b'), { recursive: true });
 
-    const startAtWall = Date.now() + 8_000;
-    const [a, b] = await Promise.all([
-      runChild(plan([{ at: T5, cycle: {} }], { startAtWall })),
-      runChild(plan([{ at: T5, cycle: {} }], { startAtWall, chdb: 'chdb-b' })),
-    ]);
+    const barrier = (name: string) => ({ ready: join(dir, `ready-${name}`), go: join(dir, 'go') });
+    const [a, b] = (await startTogether(
+      [
+        plan([{ at: T5, cycle: {} }], { barrier: barrier('a') }),
+        plan([{ at: T5, cycle: {} }], { barrier: barrier('b'), chdb: 'chdb-b' }),
+      ],
+      join(dir, 'go'),
+    )) as [ChildRun, ChildRun];
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     expect([...(a.lines[0]?.failed ?? []), ...(b.lines[0]?.failed ?? [])]).toEqual([]);

@@ -8,7 +8,7 @@
  * point: the process then dies right there (exit code CRASH_EXIT_CODE), with nothing after it run, no
  * connection closed and no lease released, as a killed Lambda or a host losing power would.
  */
-import { writeSync } from 'node:fs';
+import { existsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crashAt, type FaultPoint, type Faults } from '../../src/pipeline/faults.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
@@ -33,6 +33,16 @@ function dyingAt(point: FaultPoint, table: string | undefined): Faults {
   };
 }
 
+/** Says it is ready (everything open), then waits for the go file: two children start together. */
+async function atBarrier(barrier: { ready: string; go: string }) {
+  writeFileSync(barrier.ready, '');
+  const deadline = Date.now() + 120_000;
+  while (!existsSync(barrier.go)) {
+    if (Date.now() > deadline) throw new Error(`no ${barrier.go} within 120 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function main(plan: ChildPlan) {
   const clock = fakeClock(plan.steps[0]?.at ?? Date.now());
   const caps = plan.caps ?? {};
@@ -43,8 +53,7 @@ async function main(plan: ChildPlan) {
     chdbDir: join(plan.dir, plan.chdb ?? 'chdb'),
     ...(plan.caps ? { config: configWith(() => caps) } : {}),
   });
-  const start = plan.startAtWall ?? 0;
-  await new Promise((r) => setTimeout(r, Math.max(0, start - Date.now())));
+  if (plan.barrier) await atBarrier(plan.barrier);
   for (const [index, step] of plan.steps.entries()) {
     clock.set(step.at);
     if (step.feed) await tradeFeed(rig.clickhouse, clock, step.feed)();
