@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { CommitConflictError, InputError, UnavailableError } from '../errors.ts';
+import { CommitConflictError, InputError } from '../errors.ts';
 import { translatePgError } from '../postgres/errors.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
 
