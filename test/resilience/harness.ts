@@ -161,3 +161,21 @@ export function tradeFeed(
     return Object.values(fed.rows).reduce((n, r) => n + r, 0);
   };
 }
+
+/**
+ * Everything a cycle could write, to compare before and after: watermarks (cursor, version, lease
+ * token), the number of run history rows, each table's current Iceberg metadata, ClickHouse's tables.
+ */
+export async function stateOf(rig: Rig) {
+  const deps = rig.deps();
+  const watermarks = (await deps.watermarks.list()).map((w) => [w.table, w.cursor, w.version, w.leaseToken]);
+  const history = (await deps.watermarks.history({ limit: 10_000 })).length;
+  const metadata = await Promise.all(
+    deps.config.tables.map((t) => deps.catalog.currentMetadataLocation(t.target)),
+  );
+  const result = await rig.clickhouse.query({
+    query: `SELECT name, total_rows FROM system.tables WHERE database = 'k2' ORDER BY name`,
+    format: 'JSONEachRow',
+  });
+  return { watermarks, history, metadata, clickhouse: await result.json() };
+}
