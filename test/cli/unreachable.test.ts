@@ -41,7 +41,7 @@ describe('k2-offload against unreachable or untouched components', () => {
     const r = await cli(['run'], { ...env, DATABASE_URL: 'postgres://127.0.0.1:1/x' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /^k2-offload run: Postgres at 127\.0\.0\.1:1\/x is unavailable \(.+\); check that the server is running and reachable, then retry\n$/,
+      /^k2-offload run: Postgres at 127\.0\.0\.1:1\/x is unavailable \(.+\); check DATABASE_URL and that the server is running and reachable, then retry\n$/,
     );
     expect(existsSync(join(dir, 'warehouse'))).toBe(false);
   });
