@@ -54,7 +54,8 @@ describe('k2-offload end to end, as child processes', () => {
         duplicated: 0,
       });
       expect(t.readerRows, t.table).toBe(t.clickhouseRows);
-      expect(t.snapshotId, t.table).not.toBeNull();
+      // A 3-hour demo may hold no closed daily candle (it closes 2 h 5 min after its day ends).
+      if (t.table !== 'ohlcv_1d') expect(t.snapshotId, t.table).not.toBeNull();
     }
     const bronze = r.tables.filter((t) => t.table.startsWith('bronze_'));
     // Everything generated up to the bound (now - 5 min lateness) is offloaded: about 3 h of 3 h 5 min.
