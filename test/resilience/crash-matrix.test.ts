@@ -1,22 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { icebergTableFunction } from '../../src/audit/iceberg-source.ts';
 import { instantLiteral } from '../../src/clickhouse/sql.ts';
 import { crashAt, type FaultPoint, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
-import { freshDatabase } from '../support/pg.ts';
-import {
-  CYCLE_MS,
-  fakeClock,
-  LEASE_SECONDS,
-  MINUTE,
-  openRig,
-  pastStart,
-  type Rig,
-  tradeFeed,
-} from './harness.ts';
+import { useFedRig } from './fed-rig.ts';
+import { CYCLE_MS, LEASE_SECONDS, MINUTE } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -38,35 +26,20 @@ const MATRIX: Array<{ point: FaultPoint; table?: string }> = [
 ];
 
 describe('crash matrix (one process): each fault point, then the next cycle', () => {
-  const clock = fakeClock(pastStart(3));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  let feed: ReturnType<typeof tradeFeed>;
+  // Four hours of history (late trades included) before the first cycle ever runs.
+  const fed = useFedRig({ name: 'crash', seed: 11, rowsPerHour: 2000, hours: 4 });
+  const { clock } = fed;
   beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({ dir: await mkdtemp(join(tmpdir(), 'k2-crash-')), databaseUrl: db.url, clock });
-    feed = tradeFeed(rig.clickhouse, clock, {
-      from: clock.now().getTime() - 4 * 3_600_000,
-      seed: 11,
-      rowsPerHour: 2_000,
-    });
-    // Four hours of history (late trades included) before the first cycle ever runs.
-    await feed({ lateFraction: 0.05 });
-    const first = await runCycle(rig.deps(), {});
+    const first = await runCycle(fed.rig.deps(), {});
     expect(first.passes.at(-1)?.status).toBe('succeeded');
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
   });
 
   for (const { point, table } of MATRIX) {
     it(`${point}${table ? ` (${table})` : ''}: repaired by the next cycle, each key once`, async () => {
       clock.advance(2 * CYCLE_MS);
-      await feed();
+      await fed.feed();
       const faults = crashAt(point, table ? { table } : {});
-      const dying = runCycle(rig.deps({ faults }), {});
+      const dying = runCycle(fed.rig.deps({ faults }), {});
       if (point === 'lost-commit-response') {
         // The commit landed but its answer was lost: the step is retried in the same cycle and finds it.
         const survived = await dying;
@@ -81,29 +54,29 @@ describe('crash matrix (one process): each fault point, then the next cycle', ()
       if (point === 'during-watermark' || point === 'after-watermark') {
         // The dead cycle's leases are still live: a cycle now skips those tables and says why.
         clock.advance(MINUTE);
-        await feed();
-        const early = await runCycle(rig.deps(), {});
+        await fed.feed();
+        const early = await runCycle(fed.rig.deps(), {});
         const leased = early.passes[0]?.skipped.filter((s) => s.reason === 'leased').map((s) => s.table);
         expect(leased).toContain(table);
       }
 
       // The next scheduled cycle after the leases expired: no person, no manual step.
       clock.advance(LEASE_SECONDS * 1000 + MINUTE);
-      await feed();
-      const rerun = await runCycle(rig.deps(), {});
+      await fed.feed();
+      const rerun = await runCycle(fed.rig.deps(), {});
       const outcomes = rerun.passes.flatMap((p) => p.tables);
       expect(outcomes.filter((t) => t.status === 'failed')).toEqual([]);
       expect(rerun.passes.flatMap((p) => p.skipped).filter((s) => s.reason === 'leased')).toEqual([]);
       if (point === 'after-iceberg-commit') {
         // Iceberg had the batch, Postgres did not: the watermark was moved to the marker, not re-offloaded.
-        const history = await rig.deps().watermarks.history({ table: table as string, limit: 20 });
+        const history = await fed.rig.deps().watermarks.history({ table: table as string, limit: 20 });
         expect(history.map((r) => r.outcome)).toContain('reconciled');
       }
-      const { problems, verdicts } = await verifyAll(rig.deps());
+      const { problems, verdicts } = await verifyAll(fed.rig.deps());
       expect(problems).toEqual([]);
       for (const v of verdicts.filter((v) => v.table !== 'ohlcv_1d'))
         expect(v.icebergRows, v.table).toBeGreaterThan(0);
-      for (const w of await rig.deps().watermarks.list()) {
+      for (const w of await fed.rig.deps().watermarks.list()) {
         expect({ table: w.table, status: w.status, lease: w.lease }).toEqual({
           table: w.table,
           status: 'ok',
@@ -114,14 +87,14 @@ describe('crash matrix (one process): each fault point, then the next cycle', ()
   }
 
   it("silver's arrays and maps came through whole: the rows compared above carry them (seed failure 11)", async () => {
-    const deps = rig.deps();
+    const deps = fed.rig.deps();
     const { cursor } = await deps.watermarks.get('silver_trades');
     const location = (await deps.catalog.currentMetadataLocation({
       namespace: 'cold',
       name: 'silver_trades',
     })) as string;
     const profile = async (from: string) => {
-      const result = await rig.clickhouse.query({
+      const result = await fed.rig.clickhouse.query({
         query: `SELECT toString(count()) AS rows, toString(countIf(has(trade_conditions, 'late_arrival'))) AS late,
                   toString(countIf(mapContains(vendor_data, 'kafka_offset') AND length(vendor_data) = 2)) AS maps
                 FROM ${from}`,

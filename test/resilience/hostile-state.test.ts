@@ -1,13 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { auditTables } from '../../src/audit/audit.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { cli } from '../cli/support.ts';
-import { freshDatabase } from '../support/pg.ts';
-import { CYCLE_MS, fakeClock, MINUTE, openRig, pastStart, type Rig, stateOf, tradeFeed } from './harness.ts';
+import { useFedRig } from './fed-rig.ts';
+import { CYCLE_MS, MINUTE, stateOf } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -16,36 +14,16 @@ import { verifyAll } from './verify.ts';
  * fault fails alone; the others go on; nothing is partly committed.
  */
 describe('hostile state', () => {
-  const clock = fakeClock(pastStart(3));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  let feed: ReturnType<typeof tradeFeed>;
-
+  const fed = useFedRig({ name: 'hostile-state', seed: 42, rowsPerHour: 1500, hours: 3 });
+  const { clock } = fed;
   beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({
-      dir: await mkdtemp(join(tmpdir(), 'k2-hostile-state-')),
-      databaseUrl: db.url,
-      clock,
-    });
-    feed = tradeFeed(rig.clickhouse, clock, {
-      from: clock.now().getTime() - 3 * 3_600_000,
-      seed: 42,
-      rowsPerHour: 1_500,
-    });
-    await feed({ lateFraction: 0.05 });
-    await runCycle(rig.deps(), {});
+    await runCycle(fed.rig.deps(), {});
     clock.advance(CYCLE_MS);
-    await feed();
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
+    await fed.feed();
   });
 
   it('a catalog pointing at garbage: that table fails with a clear error, the others go on, nothing committed', async () => {
-    const deps = rig.deps();
+    const deps = fed.rig.deps();
     const kraken = deps.config.tables.find((t) => t.name === 'bronze_trades_kraken')
       ?.target as OffloadConfig['tables'][number]['target'];
     const good = (await deps.catalog.currentMetadataLocation(kraken)) as string;
@@ -55,7 +33,7 @@ describe('hostile state', () => {
     const cursor = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
 
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     const result = await runCycle(deps, {});
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
@@ -71,13 +49,13 @@ describe('hostile state', () => {
     // Put right by hand, the next cycle catches up with nothing lost or doubled.
     await deps.catalog.swapMetadataLocation(kraken, garbage, good);
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     await runCycle(deps, {});
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
   it("a catalog pointing at another table's metadata is refused, nothing committed to either table", async () => {
-    const deps = rig.deps();
+    const deps = fed.rig.deps();
     const target = (name: string) =>
       deps.config.tables.find((t) => t.name === name)?.target as OffloadConfig['tables'][number]['target'];
     const own = (await deps.catalog.currentMetadataLocation(target('bronze_trades_kraken'))) as string;
@@ -86,7 +64,7 @@ describe('hostile state', () => {
     const before = await deps.watermarks.get('bronze_trades_kraken');
 
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     const result = await runCycle(deps, {});
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
@@ -109,22 +87,22 @@ describe('hostile state', () => {
 
     await deps.catalog.swapMetadataLocation(target('bronze_trades_kraken'), binance, own);
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     await runCycle(deps, {});
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
   it('schema drift (a column added in one table, retyped in another): those fail, the others go on, nothing partly committed', async () => {
-    const deps = rig.deps();
-    await rig.clickhouse.command({
+    const deps = fed.rig.deps();
+    await fed.rig.clickhouse.command({
       query: `ALTER TABLE k2.bronze_trades_kraken ADD COLUMN venue String DEFAULT 'x'`,
     });
-    await rig.clickhouse.command({
+    await fed.rig.clickhouse.command({
       query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt32',
     });
-    const before = await stateOf(rig);
+    const before = await stateOf(fed.rig);
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     const result = await runCycle(deps, {});
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(
@@ -135,7 +113,7 @@ describe('hostile state', () => {
     ).toEqual(['bronze_trades_coinbase', 'bronze_trades_kraken']);
     expect(outcomes.find((t) => t.table === 'bronze_trades_binance')).toMatchObject({ status: 'succeeded' });
     expect((outcomes.find((t) => t.table === 'bronze_trades_binance')?.rows ?? 0) > 0).toBe(true);
-    const after = await stateOf(rig);
+    const after = await stateOf(fed.rig);
     for (const name of ['bronze_trades_kraken', 'bronze_trades_coinbase']) {
       const w = await deps.watermarks.get(name);
       expect(w.lastError?.name, name).toBe('SchemaDriftError');
@@ -149,32 +127,32 @@ describe('hostile state', () => {
     }
 
     // Drift undone: the next cycle offloads what waited, nothing lost, nothing twice.
-    await rig.clickhouse.command({ query: 'ALTER TABLE k2.bronze_trades_kraken DROP COLUMN venue' });
-    await rig.clickhouse.command({
+    await fed.rig.clickhouse.command({ query: 'ALTER TABLE k2.bronze_trades_kraken DROP COLUMN venue' });
+    await fed.rig.clickhouse.command({
       query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt16',
     });
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     await runCycle(deps, {});
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
   it('a watermark set ahead of ClickHouse data: refused without --force; forced, the gap shows in the audit trail and the count audit, Iceberg loses nothing it had', async () => {
-    const deps = rig.deps();
+    const deps = fed.rig.deps();
     clock.advance(CYCLE_MS);
-    await feed();
+    await fed.feed();
     await runCycle(deps, {});
     const held = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_kraken');
     const old = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
     clock.advance(2 * CYCLE_MS);
-    await feed();
+    await fed.feed();
     const ahead = new Date(Date.parse(old) + 20 * MINUTE).toISOString();
     // The operator's path: the CLI, on the same Postgres, warehouse and hot tier.
     const env = {
       ...process.env,
-      DATABASE_URL: db.url,
-      K2_HOME: rig.dir,
-      WAREHOUSE: join(rig.dir, 'warehouse'),
+      DATABASE_URL: fed.databaseUrl,
+      K2_HOME: fed.rig.dir,
+      WAREHOUSE: join(fed.rig.dir, 'warehouse'),
     };
     const set = ['watermark', 'set', '--table', 'bronze_trades_kraken', '--to', ahead];
     const refused = await cli(set, env, clock.now);
@@ -200,7 +178,7 @@ describe('hostile state', () => {
     const verdict = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_kraken');
     // Exactly the rows of the skipped range are missing; every row Iceberg had is still there, once.
     const [skipped] = (await (
-      await rig.clickhouse.query({
+      await fed.rig.clickhouse.query({
         query: `SELECT toString(count()) AS n FROM k2.bronze_trades_kraken
                 WHERE ingestion_timestamp >= parseDateTime64BestEffort('${old}', 6, 'UTC')
                   AND ingestion_timestamp < parseDateTime64BestEffort('${ahead}', 6, 'UTC')`,
@@ -217,7 +195,7 @@ describe('hostile state', () => {
     const report = await auditTables(deps, {
       hours: 6,
       tables: ['bronze_trades_kraken'],
-      reader: rig.clickhouse,
+      reader: fed.rig.clickhouse,
     });
     const totals = report.tables[0]?.totals;
     expect(report.ok).toBe(false);

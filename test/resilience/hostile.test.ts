@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
-import { freshDatabase } from '../support/pg.ts';
-import { CYCLE_MS, fakeClock, openRig, pastStart, type Rig, stateOf, tradeFeed } from './harness.ts';
+import { useFedRig } from './fed-rig.ts';
+import { CYCLE_MS, stateOf } from './harness.ts';
 
 /**
  * Bad input gets a clear error and loses nothing (QUALITY.md): names that try to be SQL, in the config
@@ -16,28 +13,12 @@ import { CYCLE_MS, fakeClock, openRig, pastStart, type Rig, stateOf, tradeFeed }
  * a cycle could touch (`stateOf`). Hostile state (metadata, drift, a watermark set ahead): hostile-state.test.ts.
  */
 describe('hostile names and input', () => {
-  const clock = fakeClock(pastStart(3));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  let feed: ReturnType<typeof tradeFeed>;
-
+  const fed = useFedRig({ name: 'hostile', seed: 41, rowsPerHour: 1500, hours: 3 });
+  const { clock } = fed;
   beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({ dir: await mkdtemp(join(tmpdir(), 'k2-hostile-')), databaseUrl: db.url, clock });
-    feed = tradeFeed(rig.clickhouse, clock, {
-      from: clock.now().getTime() - 3 * 3_600_000,
-      seed: 41,
-      rowsPerHour: 1_500,
-    });
-    await feed({ lateFraction: 0.05 });
-    await runCycle(rig.deps(), {});
+    await runCycle(fed.rig.deps(), {});
     clock.advance(CYCLE_MS);
-    await feed();
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
+    await fed.feed();
   });
 
   it('SQL-ish table and column names in config are refused at load, naming the field', () => {
@@ -91,7 +72,7 @@ describe('hostile names and input', () => {
   });
 
   it('a config that skipped validation still cannot put a name into SQL: the step refuses, nothing is written', async () => {
-    const before = await stateOf(rig);
+    const before = await stateOf(fed.rig);
     const base = defaultConfig();
     const hostile: OffloadConfig = {
       tables: base.tables.map((t) =>
@@ -100,19 +81,19 @@ describe('hostile names and input', () => {
           : t,
       ),
     };
-    const result = await runCycle(rig.deps({ config: hostile }), { tables: ['bronze_trades_kraken'] });
+    const result = await runCycle(fed.rig.deps({ config: hostile }), { tables: ['bronze_trades_kraken'] });
     const kraken = result.passes.flatMap((p) => p.tables).find((t) => t.table === 'bronze_trades_kraken');
     expect(kraken?.status).toBe('failed');
     expect(kraken?.error).toMatch(/not a plain identifier/);
-    const after = await stateOf(rig);
+    const after = await stateOf(fed.rig);
     expect(after.clickhouse).toEqual(before.clickhouse);
     expect(after.metadata).toEqual(before.metadata);
-    const w = await rig.deps().watermarks.get('bronze_trades_kraken');
+    const w = await fed.rig.deps().watermarks.get('bronze_trades_kraken');
     expect(w.cursor).toBe(before.watermarks.find(([t]) => t === 'bronze_trades_kraken')?.[1]);
   });
 
   it('SQL-ish or unknown names in the tables input are refused before anything is written', async () => {
-    const before = await stateOf(rig);
+    const before = await stateOf(fed.rig);
     const cases: Array<[unknown, RegExp]> = [
       [
         { tables: ['bronze_trades_binance; DROP TABLE k2.silver_trades'] },
@@ -126,12 +107,12 @@ describe('hostile names and input', () => {
       ],
     ];
     for (const [input, message] of cases)
-      await expect(runCycle(rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
-    expect(await stateOf(rig)).toEqual(before);
+      await expect(runCycle(fed.rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
+    expect(await stateOf(fed.rig)).toEqual(before);
   });
 
   it('malformed state machine input fails at PlanCycle with the field named, before anything is written', async () => {
-    const before = await stateOf(rig);
+    const before = await stateOf(fed.rig);
     const future = new Date(clock.now().getTime() + 3_600_000).toISOString();
     const cases: Array<[unknown, RegExp]> = [
       ['bronze_trades_binance', /execution input \(input\): .*expected \{"tables"/],
@@ -146,7 +127,7 @@ describe('hostile names and input', () => {
       [{ cycleId: '' }, /execution input cycleId: /],
     ];
     for (const [input, message] of cases)
-      await expect(runCycle(rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
-    expect(await stateOf(rig)).toEqual(before);
+      await expect(runCycle(fed.rig.deps(), input), JSON.stringify(input)).rejects.toThrow(message);
+    expect(await stateOf(fed.rig)).toEqual(before);
   });
 });

@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import type { WatermarkStore } from '../../src/watermark/store.ts';
-import { freshDatabase } from '../support/pg.ts';
-import { CYCLE_MS, fakeClock, MINUTE, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
+import { useFedRig } from './fed-rig.ts';
+import { CYCLE_MS, MINUTE } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -15,28 +12,11 @@ import { verifyAll } from './verify.ts';
  * reason `leased` (naming the holder), and Iceberg holds every key once.
  */
 describe('overlapping cycles in one process', () => {
-  const clock = fakeClock(pastStart(3));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  let feed: ReturnType<typeof tradeFeed>;
-  beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({ dir: await mkdtemp(join(tmpdir(), 'k2-overlap-')), databaseUrl: db.url, clock });
-    feed = tradeFeed(rig.clickhouse, clock, {
-      from: clock.now().getTime() - 3 * 3_600_000,
-      seed: 31,
-      rowsPerHour: 2_000,
-    });
-    await feed({ lateFraction: 0.05 });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
-  });
+  const fed = useFedRig({ name: 'overlap', seed: 31, rowsPerHour: 2000, hours: 3 });
+  const { clock } = fed;
 
   it('two cycles started at the same moment: each table is run by one of them, no key twice', async () => {
-    const [a, b] = await Promise.all([runCycle(rig.deps(), {}), runCycle(rig.deps(), {})]);
+    const [a, b] = await Promise.all([runCycle(fed.rig.deps(), {}), runCycle(fed.rig.deps(), {})]);
     const failed = [a, b].flatMap((r) =>
       r.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed')),
     );
@@ -47,12 +27,12 @@ describe('overlapping cycles in one process', () => {
     expect(leased.length).toBeGreaterThan(0);
     for (const skip of leased)
       expect(skip.detail).toMatch(/^leased by cycle-\S+ until \S+; skipped in this pass, not waited on$/);
-    expect((await verifyAll(rig.deps())).problems).toEqual([]);
+    expect((await verifyAll(fed.rig.deps())).problems).toEqual([]);
   });
 
   it('a console rerun during a scheduled cycle skips the tables the schedule holds and says so', async () => {
     clock.advance(2 * CYCLE_MS);
-    await feed();
+    await fed.feed();
     // The scheduled cycle stops just before its first watermark write, holding every lease it took.
     let reached!: () => void;
     const atWatermark = new Promise<void>((r) => {
@@ -62,7 +42,7 @@ describe('overlapping cycles in one process', () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
-    const store = rig.deps().watermarks;
+    const store = fed.rig.deps().watermarks;
     const paused: WatermarkStore = {
       ...store,
       advance: async (input) => {
@@ -71,12 +51,12 @@ describe('overlapping cycles in one process', () => {
         return store.advance(input);
       },
     };
-    const scheduled = runCycle(rig.deps({ watermarks: paused }), {});
+    const scheduled = runCycle(fed.rig.deps({ watermarks: paused }), {});
     await atWatermark;
 
     const until = new Date(clock.now().getTime() - 10 * MINUTE).toISOString();
     const tables = ['bronze_trades_binance', 'bronze_trades_kraken', 'silver_trades'];
-    const console_ = await runCycle(rig.deps(), { tables, until });
+    const console_ = await runCycle(fed.rig.deps(), { tables, until });
     const skipped = console_.passes[0]?.skipped ?? [];
     const holder = skipped.find((s) => s.table === 'bronze_trades_binance')?.detail;
     expect(skipped.filter((s) => s.reason === 'leased').map((s) => s.table)).toEqual(tables.slice(0, 2));
@@ -90,11 +70,11 @@ describe('overlapping cycles in one process', () => {
     release();
     const done = await scheduled;
     expect(done.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed'))).toEqual([]);
-    expect((await verifyAll(rig.deps())).problems).toEqual([]);
+    expect((await verifyAll(fed.rig.deps())).problems).toEqual([]);
 
     // Once the schedule is through, the same console rerun finds its windows already done.
-    const again = await runCycle(rig.deps(), { tables, until });
+    const again = await runCycle(fed.rig.deps(), { tables, until });
     expect(again.passes.reduce((n, p) => n + p.rows, 0)).toBe(0);
-    expect((await verifyAll(rig.deps())).problems).toEqual([]);
+    expect((await verifyAll(fed.rig.deps())).problems).toEqual([]);
   });
 });

@@ -1,0 +1,45 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { freshDatabase } from '../support/pg.ts';
+import { type FakeClock, fakeClock, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
+
+export type FedRig = { clock: FakeClock; rig: Rig; feed: ReturnType<typeof tradeFeed>; databaseUrl: string };
+
+/**
+ * The common setup of a resilience suite, registered as its beforeAll/afterAll: a fake clock days in
+ * the past, a rig on a fresh database, and `hours` of trades (some late) fed before the first cycle.
+ * The returned object is filled in by beforeAll.
+ */
+export function useFedRig(options: {
+  name: string;
+  seed: number;
+  rowsPerHour: number;
+  hours: number;
+}): FedRig {
+  const clock = fakeClock(pastStart(3));
+  const fed = { clock } as FedRig;
+  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+  beforeAll(async () => {
+    db = await freshDatabase();
+    fed.databaseUrl = db.url;
+    fed.rig = await openRig({
+      dir: await mkdtemp(join(tmpdir(), `k2-${options.name}-`)),
+      databaseUrl: db.url,
+      clock,
+    });
+    fed.feed = tradeFeed(fed.rig.clickhouse, clock, {
+      from: clock.now().getTime() - options.hours * 3_600_000,
+      seed: options.seed,
+      rowsPerHour: options.rowsPerHour,
+    });
+    await fed.feed({ lateFraction: 0.05 });
+  });
+  afterAll(async () => {
+    await fed.rig?.close();
+    await db?.drop();
+    if (fed.rig) await rm(fed.rig.dir, { recursive: true, force: true });
+  });
+  return fed;
+}
