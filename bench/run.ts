@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openClickHouse, queryRows } from '../src/clickhouse/client.ts';
@@ -33,7 +33,7 @@ const { values } = parseArgs({
   },
 });
 const backlogRows = Number(values.rows);
-const outPath = join(process.cwd(), values.out as string);
+const outPath = resolve(values.out as string);
 const BRONZE = ['bronze_trades_binance', 'bronze_trades_kraken', 'bronze_trades_coinbase'];
 const rssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
