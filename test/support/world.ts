@@ -124,3 +124,12 @@ export async function compareKeys(world: World, deps: PipelineDeps, table: Table
     extra,
   };
 }
+
+/** A key comparison as tests assert on it: counts of missing, duplicated and extra keys of a table. */
+export const mismatches = (table: string, diff: Awaited<ReturnType<typeof compareKeys>>) => ({
+  table,
+  missing: diff.missing.length,
+  duplicated: diff.duplicated.length,
+  extra: diff.extra.length,
+});
+export const exact = (table: string) => ({ table, missing: 0, duplicated: 0, extra: 0 });
