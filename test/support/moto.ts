@@ -28,9 +28,15 @@ export function motoAvailability(): MotoAvailability {
   };
 }
 
-/** Use as `describe.skipIf(skipMoto(m))(...)`: prints why the suite is skipped, once, when it is. */
+/**
+ * Use as `describe.skipIf(skipMoto(m))(...)`. On a laptop without moto the suite is skipped with the
+ * reason printed; in CI (`CI` set) a missing moto is an error, so these suites can never silently stop
+ * running there.
+ */
 export function skipMoto(availability: MotoAvailability, suite: string): boolean {
   if (availability.available) return false;
+  if (process.env.CI)
+    throw new Error(`${suite}: ${availability.reason}; CI must run the AWS-protocol suites`);
   console.warn(`[skipped] ${suite}: ${availability.reason}`);
   return true;
 }
