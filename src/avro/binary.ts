@@ -139,6 +139,20 @@ export class ByteReader {
     return Number(v);
   }
 
+  /**
+   * Reads the blocks of an Avro array or map, calling `item` once per element. A block is a count
+   * (negative when the block's byte size follows, which we do not need); a zero count ends them.
+   */
+  blocks(item: () => void): void {
+    for (let n = this.safeLong(); n !== 0; n = this.safeLong()) {
+      if (n < 0) {
+        n = -n;
+        this.safeLong();
+      }
+      for (let i = 0; i < n; i++) item();
+    }
+  }
+
   int(): number {
     let result = 0;
     let factor = 1;

@@ -123,16 +123,10 @@ export function readContainer(bytes: Uint8Array): Container {
   const input = new ByteReader(bytes);
   input.raw(4);
   const metadata: Record<string, string> = {};
-  for (let n = input.safeLong(); n !== 0; n = input.safeLong()) {
-    if (n < 0) {
-      n = -n;
-      input.safeLong();
-    }
-    for (let i = 0; i < n; i++) {
-      const key = input.string();
-      metadata[key] = fromUtf8.decode(input.bytes());
-    }
-  }
+  input.blocks(() => {
+    const key = input.string();
+    metadata[key] = fromUtf8.decode(input.bytes());
+  });
   const sync = input.raw(16).slice();
   const schemaJson = metadata['avro.schema'];
   if (schemaJson === undefined) throw new Error('Avro container header has no avro.schema');

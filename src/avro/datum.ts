@@ -163,28 +163,15 @@ export function decodeDatum(type: Resolved, input: ByteReader): unknown {
     }
     case 'array': {
       const items: unknown[] = [];
-      for (let n = input.safeLong(); n !== 0; n = input.safeLong()) {
-        // A negative count is followed by the block's byte size, which we do not need.
-        if (n < 0) {
-          n = -n;
-          input.safeLong();
-        }
-        for (let i = 0; i < n; i++) items.push(decodeDatum(type.items, input));
-      }
+      input.blocks(() => items.push(decodeDatum(type.items, input)));
       return items;
     }
     case 'map': {
       const map: Record<string, unknown> = {};
-      for (let n = input.safeLong(); n !== 0; n = input.safeLong()) {
-        if (n < 0) {
-          n = -n;
-          input.safeLong();
-        }
-        for (let i = 0; i < n; i++) {
-          const key = input.string();
-          map[key] = decodeDatum(type.values, input);
-        }
-      }
+      input.blocks(() => {
+        const key = input.string();
+        map[key] = decodeDatum(type.values, input);
+      });
       return map;
     }
     case 'record': {
