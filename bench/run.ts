@@ -115,6 +115,8 @@ async function main() {
     t = Date.now();
     const offload = await runCycle(deps, { tables: BRONZE });
     const offloadMs = Date.now() - t;
+    // Read now: the high-water mark would otherwise include the baseline export below.
+    const rssOffload = rssMb();
     const offloaded = offload.passes.reduce((n, p) => n + p.rows, 0);
     const batches = offload.passes.reduce((n, p) => n + p.tables.reduce((m, x) => m + x.batches, 0), 0);
     const ours = offloaded / (offloadMs / 1000);
@@ -148,7 +150,7 @@ async function main() {
     );
     say(`| ratio ours / ClickHouse | ${(ours / theirs).toFixed(2)} | >= 0.70 |`);
     say(
-      `| peak RSS (process incl. embedded ClickHouse) | ${rssMb()} MB (${rssBefore} MB before the offload) | <= 512 MB |`,
+      `| peak RSS during the offload (process incl. embedded ClickHouse) | ${rssOffload} MB (${rssBefore} MB before it) | <= 512 MB |`,
     );
 
     // 3. A normal cycle: ~100K new bronze rows in the last 15 minutes, all ten tables.

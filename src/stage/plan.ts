@@ -4,6 +4,8 @@
  * A slice reads only its own cursor range, so a big window is read once, not once per file; and a
  * statement holds at most one slice of rows, so memory does not grow with the window. A single bucket
  * with more than `maxRows` rows (a burst inside a few milliseconds) is split further by a hash of the key.
+ * The same histogram says how many rows each slice's files must hold, so checking the written files
+ * needs their footers only, not another read of the window.
  */
 export type BucketCount = { bucket: number; key: string[]; rows: number };
 
@@ -15,6 +17,8 @@ export type StageStatement = {
   share: { part: number; of: number };
   /** Partitions present in the slice, in order; file `firstFile + i` holds `keys[i]`. */
   keys: string[][];
+  /** Rows of `keys[i]` in the whole slice, all shares together: what the slice's files must hold. */
+  rows: number[];
   firstFile: number;
 };
 
@@ -28,7 +32,7 @@ export function planStatements(
   window: { startMs: number; endMs: number; bucketMs: number },
   maxRows: number,
 ): StageStatement[] {
-  type Slice = { from: number; rows: number; keys: Map<string, string[]> };
+  type Slice = { from: number; rows: number; keys: Map<string, { key: string[]; rows: number }> };
   const slices: Slice[] = [];
   const byBucket = new Map<number, BucketCount[]>();
   for (const c of counts) byBucket.set(c.bucket, [...(byBucket.get(c.bucket) ?? []), c]);
@@ -41,7 +45,12 @@ export function planStatements(
       slices.push(slice);
     }
     slice.rows += rows;
-    for (const e of entries) slice.keys.set(JSON.stringify(e.key), e.key);
+    for (const e of entries) {
+      const id = JSON.stringify(e.key);
+      const seen = slice.keys.get(id);
+      if (seen) seen.rows += e.rows;
+      else slice.keys.set(id, { key: e.key, rows: e.rows });
+    }
   }
   const instant = (ms: number) => new Date(Math.min(ms, window.endMs)).toISOString();
   const statements: StageStatement[] = [];
@@ -50,10 +59,14 @@ export function planStatements(
     const next = slices[i + 1];
     const start = instant(window.startMs + slice.from * window.bucketMs);
     const end = next ? instant(window.startMs + next.from * window.bucketMs) : instant(window.endMs);
-    const keys = [...slice.keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
+    const sorted = [...slice.keys.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, k]) => k);
+    const keys = sorted.map((k) => k.key);
+    const rows = sorted.map((k) => k.rows);
     const of = Math.max(1, Math.ceil(slice.rows / maxRows));
     for (let part = 0; part < of; part++) {
-      statements.push({ start, end, share: { part, of }, keys, firstFile });
+      statements.push({ start, end, share: { part, of }, keys, rows, firstFile });
       firstFile += keys.length;
     }
   });

@@ -76,16 +76,21 @@ export function s3HttpUrl(bucket: string, key: string, access: S3Access = {}): s
  * The table function ClickHouse reads or writes `<prefix><name>` through; `name` may hold ClickHouse's
  * `{_partition_id}` placeholder or a `*` glob (we write both; neither comes from input).
  */
-export function tableFunctionSql(target: StagingTarget, name: string, access: S3Access = {}): string {
-  if (target.kind === 'file') return `file(${stringLiteral(`${target.dir}${name}`)}, 'Parquet')`;
+export function tableFunctionSql(
+  target: StagingTarget,
+  name: string,
+  access: S3Access = {},
+  format: 'Parquet' | 'ParquetMetadata' = 'Parquet',
+): string {
+  if (target.kind === 'file') return `file(${stringLiteral(`${target.dir}${name}`)}, '${format}')`;
   const url = stringLiteral(s3HttpUrl(target.bucket, `${target.key}${name}`, access));
-  if (!access.accessKeyId || !access.secretAccessKey) return `s3(${url}, 'Parquet')`;
+  if (!access.accessKeyId || !access.secretAccessKey) return `s3(${url}, '${format}')`;
   const secrets = [
     access.accessKeyId,
     access.secretAccessKey,
     ...(access.sessionToken ? [access.sessionToken] : []),
   ];
-  return `s3(${url}, ${secrets.map(stringLiteral).join(', ')}, 'Parquet')`;
+  return `s3(${url}, ${secrets.map(stringLiteral).join(', ')}, '${format}')`;
 }
 
 /** `part-00000.parquet`: five digits, more only past 99999 files. */

@@ -46,6 +46,19 @@ describe('embedded ClickHouse (chDB)', () => {
     await assertReachable(next);
     await next.close();
   });
+
+  it('gives the query after a failed one its own result, not the output the failure left behind', async () => {
+    const client = openClickHouse({ dataDir: join(dir, 'four') });
+    try {
+      const failing = client.exec({
+        query: `SELECT number FROM numbers(1000000) WHERE throwIf(number = 999999, 'late failure') = 0 FORMAT Parquet`,
+      });
+      await expect(failing).rejects.toThrow(/late failure/);
+      expect(await queryRows(client, 'SELECT 1 AS x')).toEqual([{ x: 1 }]);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('remote ClickHouse', () => {

@@ -18,6 +18,7 @@ describe('planStatements', () => {
         end: '2026-11-22T01:00:00.000Z',
         share: { part: 0, of: 1 },
         keys: [['20261122']],
+        rows: [15],
         firstFile: 0,
       },
     ]);
@@ -45,6 +46,7 @@ describe('planStatements', () => {
       ['20261122', 'binance'],
       ['20261122', 'kraken'],
     ]);
+    expect(only?.rows).toEqual([3, 3, 3]);
   });
 
   it('splits a bucket bigger than maxRows into hash shares, each with its own files', () => {
@@ -60,6 +62,8 @@ describe('planStatements', () => {
       [{ part: 1, of: 3 }, 3],
       [{ part: 2, of: 3 }, 5],
     ]);
+    // Every share of a slice carries the slice's rows per partition: the shares' files hold them together.
+    expect(statements.map((s) => s.rows)).toEqual([[10], [2500, 1], [2500, 1], [2500, 1]]);
   });
 
   it('plans nothing for an empty window', () => {

@@ -215,6 +215,56 @@ describe('stageBatch to local Parquet', () => {
     await expect(stageBatch(flaky, spec, { client: ch.client })).rejects.toThrow(StagingMismatchError);
   });
 
+  it.each(['clickhouse', 'stream'] as const)(
+    'is not disturbed by rows outside the window in partitions the window lacks, with the %s writer',
+    async (writer) => {
+      await ch.client.command({ query: `DROP TABLE IF EXISTS t.wide` });
+      await ch.client.command({
+        query: `CREATE TABLE t.wide ENGINE = MergeTree ORDER BY id AS SELECT * FROM t.events`,
+      });
+      await ch.client.command({
+        query: `INSERT INTO t.wide SELECT * REPLACE (1000 AS id, toDateTime64('2026-12-01 00:00:00', 3) AS at,
+          toDateTime('2026-11-22 05:00:00', 'UTC') AS ingested) FROM (SELECT * FROM t.events WHERE id = 1)`,
+      });
+      const wide = { ...table, name: 'wide', source: { database: 't', table: 'wide' } };
+      const spec = batchSpec(wide, '2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z', join(ch.dir, 'staging'));
+      const result = await stageBatch(wide, spec, { client: ch.client, writer });
+      expect(result.rows).toBe(300);
+      expect(result.files.length).toBe(4);
+    },
+  );
+
+  it.each(['clickhouse', 'stream'] as const)(
+    'refuses a row of a new partition inserted after planning, with the %s writer',
+    async (writer) => {
+      await ch.client.command({ query: `DROP TABLE IF EXISTS t.late` });
+      await ch.client.command({
+        query: `CREATE TABLE t.late ENGINE = MergeTree ORDER BY id AS SELECT * FROM t.events`,
+      });
+      const late = { ...table, name: 'late', source: { database: 't', table: 'late' } };
+      // The late row lands between the histogram (the plan's only read) and the write.
+      const query = ch.client.query.bind(ch.client);
+      ch.client.query = (async (params: Parameters<typeof query>[0]) => {
+        const result = await query(params);
+        if (/GROUP BY b, k/.test(params.query)) {
+          ch.client.query = query;
+          await ch.client.command({
+            query: `INSERT INTO t.late SELECT * REPLACE (1000 AS id, toDateTime64('2026-12-01 00:00:00', 3) AS at)
+              FROM (SELECT * FROM t.events WHERE id = 1)`,
+          });
+        }
+        return result;
+      }) as typeof query;
+      const spec = batchSpec(late, '2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z', join(ch.dir, 'staging'));
+      await expect(stageBatch(late, spec, { client: ch.client, writer })).rejects.toThrow(
+        /appeared after planning/,
+      );
+      await expect(stageBatch(late, spec, { client: ch.client, writer })).resolves.toMatchObject({
+        rows: 301,
+      });
+    },
+  );
+
   it('refuses a batch for another table and a staging prefix that is not a safe URI', async () => {
     const spec = batchSpec(table, '2026-11-22T00:00:00Z', '2026-11-22T01:00:00Z', join(ch.dir, 'staging'));
     await expect(stageBatch(table, { ...spec, table: 'other' }, { client: ch.client })).rejects.toThrow(
