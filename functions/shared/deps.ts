@@ -155,6 +155,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     },
     clock,
     leaseSeconds: env.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+    cycleBudgetSeconds: env.cycleBudgetSeconds,
     faults: NO_FAULTS,
     metrics: (records) => {
       if (records.length > 0) write(renderEmfLines(records));

@@ -15,6 +15,7 @@ export const LAMBDA_ENV = {
   configJson: 'K2_CONFIG_JSON',
   pgSchema: 'K2_PG_SCHEMA',
   leaseSeconds: 'K2_LEASE_SECONDS',
+  cycleBudgetSeconds: 'K2_CYCLE_BUDGET_SECONDS',
   stage: 'K2_STAGE',
   s3Endpoint: 'S3_ENDPOINT',
   region: 'AWS_REGION',
@@ -46,6 +47,7 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower case SQL identifier')
     .default('k2_offload'),
   [E.leaseSeconds]: z.coerce.number().int().min(60).max(86_400).optional(),
+  [E.cycleBudgetSeconds]: z.coerce.number().int().min(1).max(86_400).optional(),
   [E.stage]: z.string().min(1).optional(),
   [E.s3Endpoint]: z.url().optional(),
 });
@@ -60,6 +62,7 @@ export type LambdaEnv = {
   configJson: string | undefined;
   pgSchema: string;
   leaseSeconds: number | undefined;
+  cycleBudgetSeconds: number | undefined;
   stage: string | undefined;
   s3Endpoint: string | undefined;
 };
@@ -111,6 +114,7 @@ export function readLambdaEnv(env: NodeJS.ProcessEnv): LambdaEnv {
     configJson: e[E.configJson],
     pgSchema: e[E.pgSchema],
     leaseSeconds: e[E.leaseSeconds],
+    cycleBudgetSeconds: e[E.cycleBudgetSeconds],
     stage: e[E.stage],
     s3Endpoint: e[E.s3Endpoint],
   };

@@ -22,6 +22,8 @@ export const FUNCTION_ENV = {
   config: 'K2_CONFIG',
   /** Table lease lifetime: one schedule period, so a lease outlives its execution but not the next. */
   leaseSeconds: 'K2_LEASE_SECONDS',
+  /** Loop-back passes start only this soon after the execution started (half its timeout). */
+  cycleBudgetSeconds: 'K2_CYCLE_BUDGET_SECONDS',
 } as const;
 
 /** The table config is copied next to each bundle under this name. */
@@ -113,6 +115,7 @@ export type OffloadFunctionsProps = {
   tablesConfigPath?: string;
   stageName: string;
   leaseSeconds: number;
+  cycleBudgetSeconds: number;
   warehouse: Warehouse;
   glueDatabase: string;
   clickhouseSecret: secrets.ISecret;
@@ -134,6 +137,7 @@ export class OffloadFunctions extends Construct {
       [FUNCTION_ENV.warehouse]: props.warehouse.uri,
       [FUNCTION_ENV.catalog]: 'glue',
       [FUNCTION_ENV.leaseSeconds]: String(props.leaseSeconds),
+      [FUNCTION_ENV.cycleBudgetSeconds]: String(props.cycleBudgetSeconds),
       ...(access.clickhouse ? { [FUNCTION_ENV.clickhouseSecretArn]: props.clickhouseSecret.secretArn } : {}),
       ...(access.postgres ? { [FUNCTION_ENV.postgresSecretArn]: props.postgresSecret.secretArn } : {}),
       ...(props.tablesConfigPath ? { [FUNCTION_ENV.config]: `/var/task/${BUNDLED_CONFIG}` } : {}),

@@ -106,6 +106,8 @@ export class OffloadStack extends Stack {
       stageName: stage.stage,
       // The execution times out a minute before the next start; the lease lasts until that start.
       leaseSeconds: (executionTimeoutMinutes(stage) + 1) * 60,
+      // The last loop-back pass starts by half the timeout and has the other half to finish.
+      cycleBudgetSeconds: (executionTimeoutMinutes(stage) * 60) / 2,
       warehouse,
       glueDatabase: stage.glueDatabase,
       clickhouseSecret,

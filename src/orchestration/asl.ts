@@ -336,12 +336,12 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
         Parameters: {
           'pass.$': 'States.MathAdd($.pass, 1)',
           'input.$': '$.plan.input',
-          carry: { 'cycleId.$': '$.plan.cycleId' },
+          carry: { 'cycleId.$': '$.plan.cycleId', 'cycleStartedAt.$': '$.plan.startedAt' },
         },
         Next: S.nextPassInput,
       },
       // The same tables and bound as the first pass, plus the cycle id so the planner knows it is a
-      // loop-back pass of the same cycle.
+      // loop-back pass of the same cycle, and the cycle's start for its time budget.
       [S.nextPassInput]: {
         Type: 'Pass',
         Parameters: { 'pass.$': '$.pass', 'input.$': 'States.JsonMerge($.input, $.carry, false)' },

@@ -30,6 +30,11 @@ export type PipelineDeps = {
   clock: () => Date;
   /** How long a table's lease lives without renewal; longer than one cycle, shorter than two. */
   leaseSeconds: number;
+  /**
+   * A loop-back pass starts only this soon after the cycle started; later, the cycle ends and the next
+   * one carries on, instead of the execution timing out mid-batch. Undefined: no budget (local runs).
+   */
+  cycleBudgetSeconds?: number | undefined;
   faults: Faults;
   /** Where metric records go: EMF log lines in a Lambda, a file or nowhere locally. */
   metrics: (records: EmfRecord[]) => void;

@@ -14,6 +14,8 @@ export const cycleInputSchema = z.strictObject({
   until: instant.optional(),
   /** Set by the state machine on loop-back passes; not for operators. */
   cycleId: z.string().min(1).max(80).optional(),
+  /** Set with cycleId: when the cycle's first pass planned, for the cycle's time budget. */
+  cycleStartedAt: instant.optional(),
 });
 export type CycleInput = z.infer<typeof cycleInputSchema>;
 
@@ -67,8 +69,19 @@ export type TablePlan = z.infer<typeof tablePlanSchema>;
 
 export const skipSchema = z.strictObject({
   table: tableName,
-  /** `failed`: the table's own metadata or data failed it at planning (recorded as its failure). */
-  reason: z.enum(['up-to-date', 'waiting-for-upstream', 'bucket-open', 'leased', 'not-selected', 'failed']),
+  /**
+   * `failed`: the table's own metadata or data failed it at planning (recorded as its failure).
+   * `time-budget`: the cycle ran long enough; a loop-back pass would risk the execution timeout.
+   */
+  reason: z.enum([
+    'up-to-date',
+    'waiting-for-upstream',
+    'bucket-open',
+    'leased',
+    'not-selected',
+    'failed',
+    'time-budget',
+  ]),
   detail: z.string(),
 });
 export type Skip = z.infer<typeof skipSchema>;
@@ -76,6 +89,7 @@ export type Skip = z.infer<typeof skipSchema>;
 /** PlanCycle's output: layers in order, each with the tables to run in parallel. */
 export const cyclePlanSchema = z.strictObject({
   cycleId: z.string(),
+  /** When the cycle's first pass planned (by the planner's clock); loop-back passes carry it. */
   startedAt: instant,
   input: cycleInputSchema,
   layers: z.array(z.strictObject({ layer: z.enum(LAYERS), tables: z.array(tablePlanSchema) })),

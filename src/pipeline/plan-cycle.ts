@@ -134,6 +134,34 @@ export function assertUntilPast(until: string | undefined, now: Date): void {
     );
 }
 
+/** What a loop-back pass is given again: the operator's own input. */
+const carriedInput = (input: CycleInput): CyclePlan['input'] => ({
+  ...(input.tables ? { tables: input.tables } : {}),
+  ...(input.until ? { until: input.until } : {}),
+});
+
+/** Why a loop-back pass must not start: the cycle's time budget is spent. */
+function budgetSpent(deps: PipelineDeps, input: CycleInput, now: Date): string | undefined {
+  if (!input.cycleId || !input.cycleStartedAt || deps.cycleBudgetSeconds === undefined) return undefined;
+  const elapsed = (now.getTime() - Date.parse(input.cycleStartedAt)) / 1000;
+  if (elapsed < deps.cycleBudgetSeconds) return undefined;
+  return `the cycle has run ${Math.round(elapsed)} s of its ${deps.cycleBudgetSeconds} s budget for passes; the next cycle carries on`;
+}
+
+/** A pass that plans nothing, takes no lease and ends the cycle. */
+function spentPlan(deps: PipelineDeps, cycleId: string, input: CycleInput, now: Date, detail: string) {
+  const tables = selectTables(deps.config, input.tables);
+  deps.log({ event: 'time-budget', cycleId, detail });
+  return {
+    cycleId,
+    startedAt: input.cycleStartedAt ?? now.toISOString(),
+    input: carriedInput(input),
+    layers: [],
+    skipped: tables.map((t) => ({ table: t.name, reason: 'time-budget' as const, detail })),
+    more: false,
+  } satisfies CyclePlan;
+}
+
 /**
  * Step 1 and 2 of the protocol for one pass: take the leases, reconcile Postgres with Iceberg (forward
  * only), then plan bounded batches from the watermarks. Tables with nothing to do are released at once.
@@ -146,6 +174,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   const cycleId =
     input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const firstPass = input.cycleId === undefined;
+  const spent = budgetSpent(deps, input, now);
+  if (spent) return spentPlan(deps, cycleId, input, now, spent);
 
   await deps.watermarks.ensureTables(
     deps.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
@@ -311,11 +341,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     .filter((l) => l.tables.length > 0);
   const plan: CyclePlan = {
     cycleId,
-    startedAt: now.toISOString(),
-    input: {
-      ...(input.tables ? { tables: input.tables } : {}),
-      ...(input.until ? { until: input.until } : {}),
-    },
+    startedAt: input.cycleStartedAt ?? now.toISOString(),
+    input: carriedInput(input),
     layers,
     skipped: pass.skipped,
     more: pass.more,

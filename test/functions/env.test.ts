@@ -50,6 +50,7 @@ describe('function environment', () => {
       /K2_POSTGRES_SECRET_ARN: must be a Secrets Manager secret ARN/,
     ],
     [{ ...BASE, K2_LEASE_SECONDS: '5' }, /K2_LEASE_SECONDS/],
+    [{ ...BASE, K2_CYCLE_BUDGET_SECONDS: '0' }, /K2_CYCLE_BUDGET_SECONDS/],
     [
       { ...BASE, K2_CONFIG: '/var/task/t.json', K2_CONFIG_JSON: '{}' },
       /K2_CONFIG and K2_CONFIG_JSON are both set/,

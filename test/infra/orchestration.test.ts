@@ -146,6 +146,8 @@ describe('the functions', () => {
       K2_STAGE: 'test',
       K2_CATALOG: 'glue',
       K2_LEASE_SECONDS: '900',
+      // Half the 14-minute execution timeout: the last loop-back pass has the other half.
+      K2_CYCLE_BUDGET_SECONDS: '420',
       WAREHOUSE: expect.objectContaining({ 'Fn::Join': expect.anything() }),
       K2_CLICKHOUSE_SECRET_ARN: { Ref: expect.stringMatching(/^ClickHouseSecret/) },
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },

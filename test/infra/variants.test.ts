@@ -84,6 +84,7 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
         WAREHOUSE: 's3://k2-cold-tier-prod',
         K2_CONFIG: '/var/task/tables.json',
         K2_LEASE_SECONDS: '1800',
+        K2_CYCLE_BUDGET_SECONDS: '870',
       },
     });
   });

@@ -137,18 +137,29 @@ describe('the offload cycle, executed in-process', () => {
     expect(world.entries('publish')).toHaveLength(1);
   });
 
-  it('loops back to the planner while more remains, with the same selection and the cycle id', async () => {
+  it('loops back to the planner while more remains, with the same selection, the cycle id and its start', async () => {
     const world = new FakeCycle(
       TABLES.slice(0, 2).map((t) => ({ ...t, backlog: 5 })),
       2,
     );
     const until = '2026-11-22T06:00:00.000Z';
+    const cycleStartedAt = '2026-11-22T00:00:00.000Z'; // the fake planner's start, carried to every pass
     await execute(world, { tables: ['bronze_trades_binance', 'bronze_trades_kraken'], until });
     expect(world.planCalls).toBe(3);
     expect(world.entries('plan').map((e) => e.detail)).toEqual([
       { tables: ['bronze_trades_binance', 'bronze_trades_kraken'], until },
-      { tables: ['bronze_trades_binance', 'bronze_trades_kraken'], until, cycleId: 'cycle-1' },
-      { tables: ['bronze_trades_binance', 'bronze_trades_kraken'], until, cycleId: 'cycle-1' },
+      {
+        tables: ['bronze_trades_binance', 'bronze_trades_kraken'],
+        until,
+        cycleId: 'cycle-1',
+        cycleStartedAt,
+      },
+      {
+        tables: ['bronze_trades_binance', 'bronze_trades_kraken'],
+        until,
+        cycleId: 'cycle-1',
+        cycleStartedAt,
+      },
     ]);
     expect(world.entries('watermark')).toHaveLength(10);
     expect(world.entries('publish').map((e) => (e.detail as { pass: number; final: boolean }).final)).toEqual(
