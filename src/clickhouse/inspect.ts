@@ -197,27 +197,48 @@ export async function cursorRange(
   return { min: instantFromMicros(row.lo), max: instantFromMicros(row.hi), rows: Number(row.rows) };
 }
 
-export type TtlHeadroom = { oldestUnoffloaded?: string; ageSeconds: number; headroomSeconds: number };
+export type Pending = {
+  rows: number;
+  /** Oldest cursor value among them. */
+  oldest?: string;
+  /** Oldest value of the column the hot tier's TTL runs on (ttlColumn, else the cursor). */
+  oldestForTtl?: string;
+};
 
-/**
- * How close the oldest row not yet offloaded (cursor at or after the watermark) is to the hot tier's
- * TTL: `headroomSeconds` is what remains of `ttlSeconds` at `now`. Measured on the cursor column; the
- * TTL itself may run on another column (bronze: exchange_timestamp), so treat it as an estimate.
- */
-export async function ttlHeadroom(
+/** Rows not offloaded yet (cursor at or after the watermark): how many, and the oldest of them. */
+export async function pendingRows(
   client: ClickHouseClient,
   table: TableConfig,
   watermark: string | Date,
-  now: Date,
-): Promise<TtlHeadroom> {
+): Promise<Pending> {
+  const micros = (column: string) =>
+    `min(toUnixTimestamp64Micro(toDateTime64(${ident(column, 'column')}, 6, 'UTC')))`;
   const cursor = ident(table.cursor.column, 'cursor column');
-  const [row] = await queryRows<{ oldest: string; rows: string }>(
+  const [row] = await queryRows<{ oldest: string; ttl: string; rows: string }>(
     client,
-    `SELECT min(toUnixTimestamp64Micro(toDateTime64(${cursor}, 6, 'UTC'))) AS oldest, count() AS rows
+    `SELECT ${micros(table.cursor.column)} AS oldest, ${micros(table.ttlColumn ?? table.cursor.column)} AS ttl,
+       count() AS rows
      FROM ${qualifiedName(table.source.database, table.source.table)} WHERE ${cursor} >= ${instantLiteral(watermark)}`,
   );
-  if (!row || Number(row.rows) === 0) return { ageSeconds: 0, headroomSeconds: table.ttlSeconds };
-  const oldest = instantFromMicros(row.oldest);
-  const ageSeconds = Math.max(0, (now.getTime() - Date.parse(oldest)) / 1000);
-  return { oldestUnoffloaded: oldest, ageSeconds, headroomSeconds: table.ttlSeconds - ageSeconds };
+  const rows = Number(row?.rows ?? 0);
+  if (!row || rows === 0) return { rows: 0 };
+  return { rows, oldest: instantFromMicros(row.oldest), oldestForTtl: instantFromMicros(row.ttl) };
+}
+
+export type TtlHeadroom = { oldestUnoffloaded?: string; ageSeconds: number; headroomSeconds: number };
+
+/**
+ * How close the oldest row not yet offloaded is to the hot tier's TTL: `headroomSeconds` is what
+ * remains of `ttlSeconds` at `now`, measured on the TTL's own column. On bronze the TTL runs on the
+ * trade time while batches follow ingestion time, so a trade that arrived late is nearer its deletion
+ * than its cursor suggests.
+ */
+export function ttlHeadroom(table: TableConfig, pending: Pending, now: Date): TtlHeadroom {
+  if (!pending.oldestForTtl) return { ageSeconds: 0, headroomSeconds: table.ttlSeconds };
+  const ageSeconds = Math.max(0, (now.getTime() - Date.parse(pending.oldestForTtl)) / 1000);
+  return {
+    oldestUnoffloaded: pending.oldestForTtl,
+    ageSeconds,
+    headroomSeconds: table.ttlSeconds - ageSeconds,
+  };
 }

@@ -25,6 +25,7 @@ const bronze = (exchange: string): TableConfigInput => ({
   cursor: { kind: 'ingestion_time', column: 'ingestion_timestamp' },
   maxWindowSeconds: 3600,
   ttlSeconds: 7 * DAY,
+  ttlColumn: 'exchange_timestamp',
   columns: bronzeColumns,
   naturalKey: ['symbol', 'sequence_number'],
   partitionSpec: [{ column: 'exchange_timestamp', transform: 'day' }],
@@ -39,6 +40,7 @@ const silver: TableConfigInput = {
   cursor: { kind: 'ingestion_time', column: 'processed_at' },
   maxWindowSeconds: 3600,
   ttlSeconds: 30 * DAY,
+  ttlColumn: 'timestamp',
   columns: [
     { name: 'message_id', type: 'UUID', required: true },
     { name: 'trade_id', type: 'String', required: true },

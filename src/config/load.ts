@@ -60,6 +60,15 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
       });
   };
   need(table.cursor.column, 'cursor.column');
+  if (table.ttlColumn) {
+    need(table.ttlColumn, 'ttlColumn');
+    const type = table.columns.find((c) => c.name === table.ttlColumn)?.type ?? '';
+    if (!/^(Date|Date32|DateTime|DateTime64)\b/.test(type))
+      throw new ConfigError(
+        `${where}: ttlColumn: column ${table.ttlColumn} is ${type}; the TTL column must be a Date or DateTime`,
+        { table: table.name, field: 'ttlColumn', value: table.ttlColumn },
+      );
+  }
   for (const k of table.naturalKey) need(k, 'naturalKey');
   for (const p of table.partitionSpec) need(p.column, 'partitionSpec.column');
   if (table.cursor.kind === 'closed_bucket') {

@@ -65,6 +65,8 @@ export const tableConfigSchema = z.strictObject({
   maxRowsPerBatch: z.number().int().positive().default(5_000_000),
   /** Hot-tier TTL, to report how close the oldest un-offloaded row is to deletion. */
   ttlSeconds: z.number().int().positive(),
+  /** The column the hot tier's TTL runs on (bronze: exchange_timestamp); default the cursor column. */
+  ttlColumn: identifier.optional(),
   columns: z.array(columnSchema).min(1),
   naturalKey: z.array(identifier).min(1),
   partitionSpec: z.array(partitionFieldSchema).default([]),

@@ -1,4 +1,4 @@
-import { ident, instantLiteral, qualifiedName } from '../clickhouse/sql.ts';
+import { pendingRows, ttlHeadroom } from '../clickhouse/inspect.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
 import { identString } from '../iceberg/catalog.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
@@ -86,18 +86,6 @@ async function timed<T>(
 export function reachableBound(table: TableConfig, now: Date): number {
   const unit = table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds * 1000 : 1000;
   return floorTo(now.getTime() - table.latenessSeconds * 1000, unit);
-}
-
-async function pending(deps: PipelineDeps, table: TableConfig, cursor: string) {
-  const c = ident(table.cursor.column, 'cursor column');
-  const result = await deps.clickhouse.query({
-    query: `SELECT toString(count()) AS n, toString(toUnixTimestamp64Milli(toDateTime64(min(${c}), 3, 'UTC'))) AS oldest
-            FROM ${qualifiedName(table.source.database, table.source.table)} WHERE ${c} >= ${instantLiteral(cursor)}`,
-    format: 'JSONEachRow',
-  });
-  const [row] = await result.json<{ n: string; oldest: string }>();
-  const rows = Number(row?.n ?? 0);
-  return { rows, oldest: rows > 0 ? new Date(Number(row?.oldest)).toISOString() : null };
 }
 
 function judge(t: TableHealth, table: TableConfig, th: HealthThresholds): Problem[] {
@@ -220,12 +208,12 @@ export async function collectHealth(
       }
     }
     if (chUp && pgUp && facts.cursor !== null) {
-      const r = await timed(limit, () => pending(deps, table, facts.cursor as string));
+      const r = await timed(limit, () => pendingRows(deps.clickhouse, table, facts.cursor as string));
       if (r.value) {
         facts.pendingRows = r.value.rows;
-        facts.oldestPending = r.value.oldest;
-        const age = r.value.oldest ? (now.getTime() - Date.parse(r.value.oldest)) / 1000 : 0;
-        facts.ttlHeadroomHours = Math.round(((table.ttlSeconds - Math.max(0, age)) / 3600) * 10) / 10;
+        facts.oldestPending = r.value.oldest ?? null;
+        const { headroomSeconds } = ttlHeadroom(table, r.value, now);
+        facts.ttlHeadroomHours = Math.round((headroomSeconds / 3600) * 10) / 10;
         // A watermark that never moved sits at the initial cursor (1970): behind is its oldest row.
         const w = byTable.get(table.name);
         if (w && w.version === 0 && w.lastBatchId === null) {

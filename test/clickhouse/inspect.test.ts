@@ -6,6 +6,7 @@ import {
   detectDrift,
   duplicateKeys,
   hourlyCounts,
+  pendingRows,
   rowHistogram,
   ttlHeadroom,
 } from '../../src/clickhouse/inspect.ts';
@@ -146,15 +147,69 @@ describe('counts for the planner and the audit', () => {
       rows: 105,
     });
     const now = new Date('2026-11-22T20:30:00Z');
-    expect(await ttlHeadroom(ch.client, trades, '2026-11-22T11:00:00Z', now)).toEqual({
+    const pending = await pendingRows(ch.client, trades, '2026-11-22T11:00:00Z');
+    expect(pending).toEqual({
+      rows: 40,
+      oldest: '2026-11-22T11:00:00.000Z',
+      oldestForTtl: '2026-11-22T11:00:00.000Z',
+    });
+    expect(ttlHeadroom(trades, pending, now)).toEqual({
       oldestUnoffloaded: '2026-11-22T11:00:00.000Z',
       ageSeconds: 34_200,
       headroomSeconds: 86_400 - 34_200,
     });
-    expect(await ttlHeadroom(ch.client, trades, '2026-11-23T00:00:00Z', now)).toEqual({
-      ageSeconds: 0,
-      headroomSeconds: 86_400,
+    const none = await pendingRows(ch.client, trades, '2026-11-23T00:00:00Z');
+    expect(none).toEqual({ rows: 0 });
+    expect(ttlHeadroom(trades, none, now)).toEqual({ ageSeconds: 0, headroomSeconds: 86_400 });
+  });
+
+  it('measures TTL headroom on the TTL column: a late trade is nearer deletion than its cursor says', async () => {
+    await ch.client.command({
+      query: `CREATE TABLE i.fills (id UInt64, traded DateTime('UTC'), ingested DateTime('UTC'))
+        ENGINE = MergeTree ORDER BY id`,
     });
+    // Ingested from 11:00; one trade made at 08:00 arrived with them.
+    await ch.client.command({
+      query: `INSERT INTO i.fills SELECT number, if(number = 3, toDateTime('2026-11-22 08:00:00', 'UTC'),
+        toDateTime('2026-11-22 11:00:00', 'UTC') + number * 60), toDateTime('2026-11-22 11:00:00', 'UTC') + number * 60
+        FROM numbers(10)`,
+    });
+    const fills = (ttlColumn?: string) =>
+      parseConfig({
+        tables: [
+          {
+            name: 'fills',
+            layer: 'bronze',
+            source: { database: 'i', table: 'fills' },
+            target: { namespace: 'cold', name: 'fills' },
+            cursor: { kind: 'ingestion_time', column: 'ingested' },
+            ttlSeconds: 86_400,
+            ...(ttlColumn ? { ttlColumn } : {}),
+            columns: [
+              { name: 'id', type: 'UInt64' },
+              { name: 'traded', type: 'DateTime' },
+              { name: 'ingested', type: 'DateTime' },
+            ],
+            naturalKey: ['id'],
+          },
+        ],
+      }).tables[0] as TableConfig;
+    const now = new Date('2026-11-22T20:00:00Z');
+    const byCursor = ttlHeadroom(fills(), await pendingRows(ch.client, fills(), '2026-11-22T11:00:00Z'), now);
+    const byTtl = ttlHeadroom(
+      fills('traded'),
+      await pendingRows(ch.client, fills('traded'), '2026-11-22T11:00:00Z'),
+      now,
+    );
+    expect(byCursor.headroomSeconds).toBe(86_400 - 9 * 3600);
+    expect(byTtl).toEqual({
+      oldestUnoffloaded: '2026-11-22T08:00:00.000Z',
+      ageSeconds: 12 * 3600,
+      headroomSeconds: 86_400 - 12 * 3600,
+    });
+    expect(() => fills('id')).toThrow(
+      /ttlColumn: column id is UInt64; the TTL column must be a Date or DateTime/,
+    );
   });
 
   it('refuses inverted windows and bad identifiers before any SQL runs', async () => {
