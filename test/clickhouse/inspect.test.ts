@@ -175,25 +175,15 @@ describe('counts for the planner and the audit', () => {
         FROM numbers(10)`,
     });
     const fills = (ttlColumn?: string) =>
-      parseConfig({
-        tables: [
-          {
-            name: 'fills',
-            layer: 'bronze',
-            source: { database: 'i', table: 'fills' },
-            target: { namespace: 'cold', name: 'fills' },
-            cursor: { kind: 'ingestion_time', column: 'ingested' },
-            ttlSeconds: 86_400,
-            ...(ttlColumn ? { ttlColumn } : {}),
-            columns: [
-              { name: 'id', type: 'UInt64' },
-              { name: 'traded', type: 'DateTime' },
-              { name: 'ingested', type: 'DateTime' },
-            ],
-            naturalKey: ['id'],
-          },
+      config(
+        'fills',
+        [
+          { name: 'id', type: 'UInt64' },
+          { name: 'traded', type: 'DateTime' },
+          { name: 'ingested', type: 'DateTime' },
         ],
-      }).tables[0] as TableConfig;
+        ttlColumn ? { ttlColumn } : {},
+      );
     const now = new Date('2026-11-22T20:00:00Z');
     const byCursor = ttlHeadroom(fills(), await pendingRows(ch.client, fills(), '2026-11-22T11:00:00Z'), now);
     const byTtl = ttlHeadroom(

@@ -79,6 +79,15 @@ const staged = async (uris: string[]) =>
     (a, b) => Number(a.id) - Number(b.id),
   );
 
+/** A fresh copy of t.events under another name, and its table config. */
+async function copyOfEvents(name: string): Promise<TableConfig> {
+  await ch.client.command({ query: `DROP TABLE IF EXISTS t.${name}` });
+  await ch.client.command({
+    query: `CREATE TABLE t.${name} ENGINE = MergeTree ORDER BY id AS SELECT * FROM t.events`,
+  });
+  return { ...table, name, source: { database: 't', table: name } };
+}
+
 beforeAll(async () => {
   ch = await openTestClickHouse('stage');
   await ch.client.command({ query: 'CREATE DATABASE t' });
@@ -218,15 +227,11 @@ describe('stageBatch to local Parquet', () => {
   it.each(['clickhouse', 'stream'] as const)(
     'is not disturbed by rows outside the window in partitions the window lacks, with the %s writer',
     async (writer) => {
-      await ch.client.command({ query: `DROP TABLE IF EXISTS t.wide` });
-      await ch.client.command({
-        query: `CREATE TABLE t.wide ENGINE = MergeTree ORDER BY id AS SELECT * FROM t.events`,
-      });
+      const wide = await copyOfEvents('wide');
       await ch.client.command({
         query: `INSERT INTO t.wide SELECT * REPLACE (1000 AS id, toDateTime64('2026-12-01 00:00:00', 3) AS at,
           toDateTime('2026-11-22 05:00:00', 'UTC') AS ingested) FROM (SELECT * FROM t.events WHERE id = 1)`,
       });
-      const wide = { ...table, name: 'wide', source: { database: 't', table: 'wide' } };
       const spec = batchSpec(wide, '2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z', join(ch.dir, 'staging'));
       const result = await stageBatch(wide, spec, { client: ch.client, writer });
       expect(result.rows).toBe(300);
@@ -237,11 +242,7 @@ describe('stageBatch to local Parquet', () => {
   it.each(['clickhouse', 'stream'] as const)(
     'refuses a row of a new partition inserted after planning, with the %s writer',
     async (writer) => {
-      await ch.client.command({ query: `DROP TABLE IF EXISTS t.late` });
-      await ch.client.command({
-        query: `CREATE TABLE t.late ENGINE = MergeTree ORDER BY id AS SELECT * FROM t.events`,
-      });
-      const late = { ...table, name: 'late', source: { database: 't', table: 'late' } };
+      const late = await copyOfEvents('late');
       // The late row lands between the histogram (the plan's only read) and the write.
       const query = ch.client.query.bind(ch.client);
       ch.client.query = (async (params: Parameters<typeof query>[0]) => {
