@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import { LeaseError, MarkerMissingError, WatermarkConflictError } from '../../src/errors.ts';
 import type { Catalog } from '../../src/iceberg/catalog.ts';
@@ -14,17 +11,9 @@ import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { planCycle } from '../../src/pipeline/plan-cycle.ts';
 import { stageBatch } from '../../src/pipeline/stage-batch.ts';
-import { freshDatabase } from '../support/pg.ts';
-import {
-  CYCLE_MS,
-  fakeClock,
-  LEASE_SECONDS,
-  MINUTE,
-  openRig,
-  pastStart,
-  type Rig,
-  tradeFeed,
-} from './harness.ts';
+import type { freshDatabase } from '../support/pg.ts';
+import { useRig } from './fed-rig.ts';
+import { CYCLE_MS, fakeClock, LEASE_SECONDS, MINUTE, pastStart, type Rig, tradeFeed } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -38,10 +27,10 @@ const target = { namespace: 'cold', name: TABLE };
 
 describe('exactly-once guards', () => {
   const clock = fakeClock(pastStart(3));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
+  let _db: Awaited<ReturnType<typeof freshDatabase>>;
+  const setup = useRig({ name: 'guards', clock, config });
   let feed: ReturnType<typeof tradeFeed>;
-  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => rig.deps({ config, ...overrides });
+  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
   /** The next cycle's time: the last one's leases have expired, new rows have arrived. */
   const later = async (ms = LEASE_SECONDS * 1000 + MINUTE) => {
     clock.advance(ms);
@@ -59,25 +48,13 @@ describe('exactly-once guards', () => {
   const cursor = async () => (await deps().watermarks.get(TABLE)).cursor;
 
   beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({
-      dir: await mkdtemp(join(tmpdir(), 'k2-guards-')),
-      databaseUrl: db.url,
-      clock,
-      config,
-    });
-    feed = tradeFeed(rig.clickhouse, clock, {
+    feed = tradeFeed(setup.rig.clickhouse, clock, {
       from: clock.now().getTime() - 2 * 3_600_000,
       seed: 51,
       rowsPerHour: 1_200,
     });
     await feed();
     await runCycle(deps(), {});
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
   });
 
   it('lease fencing: a holder whose lease was taken over cannot commit, the new holder can', async () => {

@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { MAX_BATCHES_PER_PASS } from '../../src/pipeline/plan-cycle.ts';
 import type { RunRecord } from '../../src/watermark/store.ts';
-import { freshDatabase } from '../support/pg.ts';
-import { CYCLE_MS, configWith, fakeClock, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
+import { useRig } from './fed-rig.ts';
+import { CYCLE_MS, configWith, fakeClock, pastStart, tradeFeed } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -33,24 +30,10 @@ const config = configWith((t) =>
 
 describe('catch-up after a 24-hour outage', () => {
   const clock = fakeClock(pastStart(4));
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  beforeAll(async () => {
-    db = await freshDatabase();
-    rig = await openRig({
-      dir: await mkdtemp(join(tmpdir(), 'k2-outage-')),
-      databaseUrl: db.url,
-      clock,
-      config,
-    });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
-  });
+  const setup = useRig({ name: 'outage', clock, config });
 
   it('drains in bounded batches, in order, watermarks only forward, lag back under one cycle', async () => {
+    const { rig } = setup;
     const deps = rig.deps();
     const feed = tradeFeed(rig.clickhouse, clock, {
       from: clock.now().getTime() - 2 * H,

@@ -1,22 +1,10 @@
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/load.ts';
 import { crashAt, FAULT_POINTS, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
-import { freshDatabase } from '../support/pg.ts';
-import {
-  CYCLE_MS,
-  configWith,
-  fakeClock,
-  MINUTE,
-  openRig,
-  pastStart,
-  type Rig,
-  tradeFeed,
-} from './harness.ts';
+import { useRig } from './fed-rig.ts';
+import { CYCLE_MS, configWith, fakeClock, MINUTE, pastStart, tradeFeed } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -66,27 +54,15 @@ function prng(seed: number) {
 
 describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
   const clock = fakeClock(pastStart(3) - CYCLES * CYCLE_MS);
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let rig: Rig;
-  beforeAll(async () => {
+  const setup = useRig({ name: 'soak', clock, config });
+  beforeAll(() => {
     console.log(
       `soak seed ${SEED} (replay: K2_SOAK_SEED=${SEED} npx vitest run test/resilience/soak.test.ts)`,
     );
-    db = await freshDatabase();
-    rig = await openRig({
-      dir: await mkdtemp(join(tmpdir(), 'k2-soak-')),
-      databaseUrl: db.url,
-      clock,
-      config,
-    });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await db?.drop();
-    if (rig) await rm(rig.dir, { recursive: true, force: true });
   });
 
   it('ends with every key once, rows equal, watermarks at their markers', { timeout: 600_000 }, async () => {
+    const { rig } = setup;
     const random = prng(SEED);
     const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
     const feed = tradeFeed(rig.clickhouse, clock, {
