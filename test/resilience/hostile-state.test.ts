@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditTables } from '../../src/audit/audit.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { cli } from '../cli/support.ts';
 import { useFedRig } from './fed-rig.ts';
@@ -16,6 +17,12 @@ import { verifyAll } from './verify.ts';
 describe('hostile state', () => {
   const fed = useFedRig({ name: 'hostile-state', seed: 42, rowsPerHour: 1500, hours: 3 });
   const { clock } = fed;
+  /** A quarter later, with the trades of that quarter: one more cycle. */
+  const nextCycle = async (deps: PipelineDeps) => {
+    clock.advance(CYCLE_MS);
+    await fed.feed();
+    return runCycle(deps, {});
+  };
   beforeAll(async () => {
     await runCycle(fed.rig.deps(), {});
     clock.advance(CYCLE_MS);
@@ -32,9 +39,7 @@ describe('hostile state', () => {
     await deps.catalog.swapMetadataLocation(kraken, good, garbage);
     const cursor = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
 
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    const result = await runCycle(deps, {});
+    const result = await nextCycle(deps);
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
       'bronze_trades_kraken',
@@ -48,9 +53,7 @@ describe('hostile state', () => {
 
     // Put right by hand, the next cycle catches up with nothing lost or doubled.
     await deps.catalog.swapMetadataLocation(kraken, garbage, good);
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    await runCycle(deps, {});
+    await nextCycle(deps);
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
@@ -63,9 +66,7 @@ describe('hostile state', () => {
     await deps.catalog.swapMetadataLocation(target('bronze_trades_kraken'), own, binance);
     const before = await deps.watermarks.get('bronze_trades_kraken');
 
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    const result = await runCycle(deps, {});
+    const result = await nextCycle(deps);
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(outcomes.filter((t) => t.status === 'failed').map((t) => t.table)).toEqual([
       'bronze_trades_kraken',
@@ -86,9 +87,7 @@ describe('hostile state', () => {
     ).toEqual([0, 0, 0]);
 
     await deps.catalog.swapMetadataLocation(target('bronze_trades_kraken'), binance, own);
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    await runCycle(deps, {});
+    await nextCycle(deps);
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
@@ -101,9 +100,7 @@ describe('hostile state', () => {
       query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt32',
     });
     const before = await stateOf(fed.rig);
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    const result = await runCycle(deps, {});
+    const result = await nextCycle(deps);
     const outcomes = result.passes.flatMap((p) => p.tables);
     expect(
       outcomes
@@ -131,17 +128,13 @@ describe('hostile state', () => {
     await fed.rig.clickhouse.command({
       query: 'ALTER TABLE k2.bronze_trades_coinbase MODIFY COLUMN kafka_partition UInt16',
     });
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    await runCycle(deps, {});
+    await nextCycle(deps);
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
   it('a watermark set ahead of ClickHouse data: refused without --force; forced, the gap shows in the audit trail and the count audit, Iceberg loses nothing it had', async () => {
     const deps = fed.rig.deps();
-    clock.advance(CYCLE_MS);
-    await fed.feed();
-    await runCycle(deps, {});
+    await nextCycle(deps);
     const held = (await verifyAll(deps)).verdicts.find((v) => v.table === 'bronze_trades_kraken');
     const old = (await deps.watermarks.get('bronze_trades_kraken')).cursor;
     clock.advance(2 * CYCLE_MS);
