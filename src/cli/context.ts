@@ -40,7 +40,9 @@ export function processIo(): Io {
 
 export function makeContext(io: Io, command: string, args: Parsed): Context {
   const json = args.values.json === true;
-  const configPath = typeof args.values.config === 'string' ? args.values.config : undefined;
+  // `K2_CONFIG` lets a stage's runbooks work without repeating --config on every command.
+  const configPath =
+    typeof args.values.config === 'string' ? args.values.config : io.env.K2_CONFIG || undefined;
   const debug = io.env.K2_DEBUG === '1';
   return {
     io,

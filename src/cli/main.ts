@@ -10,6 +10,7 @@ import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
 import { type Command, type Io, makeContext, processIo } from './context.ts';
 import { toJson } from './output.ts';
+import { VERSION } from './version.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
@@ -34,7 +35,8 @@ export function overview(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Every command takes --config PATH, --json and --help.',
+    'Every command takes --config PATH (or K2_CONFIG), --json and --help;',
+    'k2-offload help COMMAND shows one command, k2-offload --version the version.',
     'Environment: CLICKHOUSE_URL, DATABASE_URL, WAREHOUSE, S3_ENDPOINT, K2_HOME, K2_CATALOG;',
     'unset, the embedded components are used (chDB, a Postgres under K2_HOME, ./warehouse).',
     'Exit codes: 0 ok, 1 failure / mismatch / unhealthy, 2 bad usage or input.',
@@ -59,6 +61,11 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     io.stderr.write(`${overview()}\n`);
     return EXIT.usage;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout.write(`k2-offload ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (name === 'help' && rest[0] !== undefined) return main([rest[0], '--help'], io);
   if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${overview()}\n`);
     return EXIT.ok;

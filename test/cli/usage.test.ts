@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,7 +36,9 @@ describe('k2-offload usage', () => {
     expect(unknown.stderr).toContain('unknown command "offload"; commands: status, plan, run');
     const option = await cli(['run', '--tabels', 'x'], nowhere);
     expect(option.code).toBe(2);
-    expect(option.stderr).toBe("k2-offload run: Unknown option '--tabels'; see k2-offload run --help\n");
+    expect(option.stderr).toBe(
+      "k2-offload run: Unknown option '--tabels' (did you mean --tables?); see k2-offload run --help\n",
+    );
   });
 
   it('refuses an unknown table in --tables, naming it and the configured ones', async () => {
@@ -106,5 +108,36 @@ describe('k2-offload usage', () => {
     expect(r.code).toBe(2);
     expect(r.json()).toMatchObject({ ok: false, exitCode: 2, error: { name: 'InputError' } });
     expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("prints its version, and one command's help through `help COMMAND`", async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+    for (const flag of ['--version', '-V']) {
+      const r = await cli([flag], nowhere);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`k2-offload ${version}\n`);
+    }
+    const help = await cli(['help', 'status'], nowhere);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: k2-offload status/);
+  });
+
+  it('suggests the option meant, and takes a negative number as the value it is', async () => {
+    const table = await cli(['run', '--table', 'x'], nowhere);
+    expect(table.code).toBe(2);
+    expect(table.stderr).toContain("Unknown option '--table' (did you mean --tables?)");
+    const hours = await cli(['audit', '--hours', '-3'], nowhere);
+    expect(hours.code).toBe(2);
+    expect(hours.stderr).toContain('--hours "-3": must be a whole number from 1');
+  });
+
+  it('reads the table config from K2_CONFIG, and names the line and column of a JSON error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'k2-cli-config-'));
+    const path = join(dir, 'tables.json');
+    await writeFile(path, '{\n  "tables": [\n    {"name": "x",}\n  ]\n}\n');
+    const r = await cli(['plan'], { ...nowhere, K2_CONFIG: path });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`table config ${path} is not valid JSON:`);
+    expect(r.stderr).toContain('at line 3, column 18');
   });
 });
