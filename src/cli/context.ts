@@ -31,6 +31,8 @@ export type Command = {
   description: string;
   options: OptionSpecs;
   maxPositionals?: number;
+  /** The words its first argument takes (`watermark show`), for help and shell completion. */
+  actions?: readonly string[];
   run: (args: Parsed, ctx: Context) => Promise<number>;
 };
 

@@ -2,6 +2,7 @@ import { ConfigError, InputError, OffloadError } from '../errors.ts';
 import { helpText, parseCommandArgs } from './args.ts';
 import { auditCommand } from './commands/audit.ts';
 import { catchUpCommand } from './commands/catch-up.ts';
+import { completionCommand } from './commands/completion.ts';
 import { demoCommand } from './commands/demo.ts';
 import { maintainCommand } from './commands/maintain.ts';
 import { planCommand } from './commands/plan.ts';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   auditCommand,
   maintainCommand,
   demoCommand,
+  completionCommand(() => COMMANDS),
 ];
 
 export function overview(): string {

@@ -135,6 +135,7 @@ export const watermarkCommand: Command = {
     },
   },
   maxPositionals: 1,
+  actions: ACTIONS,
   async run(args, ctx) {
     const action = args.positionals[0];
     if (!action || !(ACTIONS as readonly string[]).includes(action))
