@@ -104,7 +104,7 @@ function createCatalog(
     return createGlueCatalog(new GlueClient({ region: settings.region }), {
       databaseName: (namespace: string) => namespace,
     });
-  return createPostgresCatalog(pool, { catalogName: 'k2' });
+  return createPostgresCatalog(pool, { catalogName: settings.catalogName });
 }
 
 /** ClickHouse's own s3() writes need explicit keys; the SDK finds them itself for everything else. */

@@ -19,11 +19,26 @@ const settingsSchema = z.object({
   K2_HOME: z.string().min(1).default('.k2'),
   K2_CATALOG: z.enum(['postgres', 'glue', 'path']).default('postgres'),
   K2_GLUE_DATABASE_PREFIX: z.string().default(''),
+  // The `catalog_name` column of the JDBC catalog's tables: other engines name the catalog the same way.
+  K2_CATALOG_NAME: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must be letters, digits, _ or -, starting with a letter or _')
+    .default('k2'),
   K2_PG_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/)
     .default('k2_offload'),
 });
+
+/** A value of the right shape for each variable, shown when the one given is refused. */
+const EXAMPLES: Record<string, string> = {
+  CLICKHOUSE_URL: 'http://localhost:8123 (the HTTP interface, with its scheme and port)',
+  DATABASE_URL: 'postgres://user@localhost:5432/k2',
+  S3_ENDPOINT: 'http://127.0.0.1:9000',
+  K2_CATALOG: 'postgres (or glue, path)',
+  K2_CATALOG_NAME: 'k2',
+  K2_PG_SCHEMA: 'k2_offload',
+};
 
 export type Settings = {
   clickhouseUrl: string | undefined;
@@ -34,6 +49,8 @@ export type Settings = {
   region: string;
   home: string;
   catalog: 'postgres' | 'glue' | 'path';
+  /** Name of the catalog in the Postgres (JDBC) catalog's rows. */
+  catalogName: string;
   pgSchema: string;
 };
 
@@ -56,7 +73,13 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? 'environment');
-    throw new ConfigError(`environment variable ${name}: ${issue?.message}`, { variable: name });
+    const value = env[name];
+    const shown =
+      value === undefined ? '' : ` ${JSON.stringify(/URL|ENDPOINT/.test(name) ? redactUrl(value) : value)}`;
+    const example = EXAMPLES[name] ? `; for example ${name}=${EXAMPLES[name]}` : '';
+    throw new ConfigError(`environment variable ${name}${shown}: ${issue?.message}${example}`, {
+      variable: name,
+    });
   }
   const e = parsed.data;
   const warehouse = toWarehouseUri(e.WAREHOUSE);
@@ -68,6 +91,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     region: e.AWS_REGION,
     home: resolve(e.K2_HOME),
     catalog: e.K2_CATALOG,
+    catalogName: e.K2_CATALOG_NAME,
     pgSchema: e.K2_PG_SCHEMA,
   };
 }
@@ -79,6 +103,7 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return '(unparseable URL)';
+    // Not a URL, but it may still carry `user:password@`: hide what sits between the colon and the @.
+    return url.replace(/:[^:@/]*@/, ':***@');
   }
 }

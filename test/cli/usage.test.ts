@@ -140,4 +140,18 @@ describe('k2-offload usage', () => {
     expect(r.stderr).toContain(`table config ${path} is not valid JSON:`);
     expect(r.stderr).toContain('at line 3, column 18');
   });
+
+  it('names a malformed variable, its value and an example of a good one', async () => {
+    const url = await cli(['status'], { ...nowhere, CLICKHOUSE_URL: 'localhost' });
+    expect(url.code).toBe(2);
+    expect(url.stderr).toBe(
+      'k2-offload status: environment variable CLICKHOUSE_URL "localhost": Invalid URL; for example CLICKHOUSE_URL=http://localhost:8123 (the HTTP interface, with its scheme and port)\n',
+    );
+    const secret = await cli(['status'], { ...nowhere, CLICKHOUSE_URL: '//k2:hunter2@db:8123' });
+    expect(secret.stderr).toContain('"//k2:***@db:8123"');
+    expect(secret.stderr).not.toContain('hunter2');
+    const name = await cli(['status'], { ...nowhere, K2_CATALOG_NAME: 'my catalog' });
+    expect(name.code).toBe(2);
+    expect(name.stderr).toContain('K2_CATALOG_NAME "my catalog": must be letters, digits, _ or -');
+  });
 });
