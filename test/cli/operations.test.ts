@@ -172,6 +172,15 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     const mergeable = [...byPartition.values()].filter((n) => n >= 2).reduce((a, n) => a + n, 0);
     expect(mergeable).toBeGreaterThanOrEqual(2);
 
+    // A dry run says what the real run would do: skip a table a cycle holds.
+    const held = await deps.watermarks.acquireLease(TABLE, 'cycle-elsewhere', 600);
+    const skipped = await run(['maintain', '--table', TABLE, '--dry-run', '--json']);
+    expect((skipped.json() as { tables: TableMaintenance[] }).tables[0]).toMatchObject({
+      result: 'skipped',
+      note: expect.stringMatching(/^would skip: leased by cycle-elsewhere until /),
+    });
+    if (held.acquired) await deps.watermarks.releaseLease(TABLE, held.token);
+
     const dry = await run(['maintain', '--table', TABLE, '--dry-run', '--json']);
     expect(dry.code).toBe(0);
     expect((dry.json() as { tables: TableMaintenance[] }).tables[0]).toMatchObject({

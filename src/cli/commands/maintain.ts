@@ -23,6 +23,9 @@ export type TableMaintenance = {
   orphanFiles: number;
 };
 
+const leasedNote = (lease: { holder: string; expiresAt: string }, prefix = '') =>
+  `${prefix}leased by ${lease.holder} until ${lease.expiresAt}; try again after that cycle`;
+
 type Limits = { expireBefore: number; orphanBefore: number; targetFileRows: number; dryRun: boolean };
 
 async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): Promise<TableMaintenance> {
@@ -33,6 +36,10 @@ async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): P
     return { ...base, ...none, result: 'skipped', note: 'no Iceberg table yet' };
   const deps = icebergDeps(rt);
   if (limits.dryRun) {
+    // The real run takes the lease first: a table a cycle holds now would be skipped, so say so.
+    const lease = (await rt.watermarks.get(table.name))?.lease;
+    if (lease && Date.parse(lease.expiresAt) > rt.clock().getTime())
+      return { ...base, ...none, result: 'skipped', note: leasedNote(lease, 'would skip: ') };
     const { metadata } = await loadTable(rt, ident);
     const groups = planCompaction(await liveDataFiles(rt.store, metadata), {
       targetFileRows: limits.targetFileRows,
@@ -62,7 +69,7 @@ async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): P
       ...base,
       ...none,
       result: 'skipped',
-      note: `leased by ${lease.holder} until ${lease.expiresAt}; try again after that cycle`,
+      note: leasedNote(lease),
     };
   try {
     const compacted = await compactTable(deps, {
