@@ -21,6 +21,7 @@ export const COMMON_OPTIONS: OptionSpecs = {
     description: 'table config file (JSON); default: the ten hot-tier tables',
   },
   json: { type: 'boolean', description: 'print one JSON document for scripts instead of text' },
+  wide: { type: 'boolean', description: 'print every column in full, however wide the terminal' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 

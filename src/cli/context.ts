@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { openRuntime, type Runtime } from '../runtime/open.ts';
 import type { OptionSpecs, Parsed } from './args.ts';
-import { toJson } from './output.ts';
+import { setOutputWidth, terminalWidth, toJson, wrapText } from './output.ts';
 
 /** Where a command reads and writes: the process in the CLI, buffers in tests. */
 export type Io = {
@@ -46,13 +46,14 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
   const configPath =
     typeof args.values.config === 'string' ? args.values.config : io.env.K2_CONFIG || undefined;
   const debug = io.env.K2_DEBUG === '1';
+  setOutputWidth(args.values.wide === true ? undefined : terminalWidth(io.stdout, io.env));
   return {
     io,
     command,
     json,
     configPath,
     say: (text) => {
-      if (!json) io.stdout.write(`${text}\n`);
+      if (!json) io.stdout.write(`${wrapText(text)}\n`);
     },
     emit: (value) => {
       if (json) io.stdout.write(`${toJson(value)}\n`);

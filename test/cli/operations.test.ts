@@ -5,6 +5,7 @@ import type { TableMaintenance } from '../../src/cli/commands/maintain.ts';
 import type { WatermarkView } from '../../src/cli/commands/watermark.ts';
 import type { WatermarkChange } from '../../src/cli/commands/watermark-change.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
+import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { tableByName } from '../../src/config/load.ts';
 import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
 import type { HealthReport } from '../../src/pipeline/health.ts';
@@ -76,6 +77,18 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     const lag = report.tables.find((t) => t.table === 'bronze_trades_binance')?.lagMinutes ?? 0;
     expect(lag).toBeGreaterThan(170);
     expect(lag).toBeLessThan(200);
+  });
+
+  it('status, plan and watermark show fit an 80-column terminal; --wide prints every column whole', async () => {
+    for (const argv of [['status'], ['plan'], ['watermark', 'show']]) {
+      const narrow = await cli(argv, { ...env, COLUMNS: '80' });
+      const lines = narrow.stdout.split('\n');
+      expect(Math.max(...lines.map((l) => l.length)), argv.join(' ')).toBeLessThanOrEqual(80);
+      // Nothing that names a table is lost to the narrowing.
+      for (const t of DEFAULT_TABLES) expect(narrow.stdout, argv.join(' ')).toContain(t.name);
+    }
+    const wide = await cli(['plan', '--wide'], { ...env, COLUMNS: '80' });
+    expect(Math.max(...wide.stdout.split('\n').map((l) => l.length))).toBeGreaterThan(80);
   });
 
   it('watermark set refuses to skip rows ClickHouse has and Iceberg does not, unless forced, and audits it', async () => {

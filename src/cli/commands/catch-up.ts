@@ -21,12 +21,16 @@ export type CatchUpReport = {
 };
 
 /** The store, reporting every cursor move to `onCursor` (the progress bar) as the cycle makes it. */
-function observed(store: WatermarkStore, table: string, onCursor: (cursor: string) => void): WatermarkStore {
+function observed(
+  store: WatermarkStore,
+  table: string,
+  onCursor: (cursor: string, rows?: number) => void,
+): WatermarkStore {
   return {
     ...store,
     advance: async (input) => {
       const result = await store.advance(input);
-      if (input.table === table) onCursor(input.windowEnd);
+      if (input.table === table) onCursor(input.windowEnd, input.rows);
       return result;
     },
     reconcile: async (input) => {
@@ -71,9 +75,11 @@ export const catchUpCommand: Command = {
       const bar = progressBar(ctx.io.stdout as NodeJS.WriteStream, name);
       const showBar = !ctx.json && ctx.io.stdout.isTTY === true;
       let cursor = from;
-      const move = (c: string) => {
+      let movedRows = 0;
+      const move = (c: string, rows = 0) => {
         cursor = c;
-        if (showBar) bar.update(Date.parse(c) - Date.parse(from), span, c);
+        movedRows += rows;
+        if (showBar) bar.update(Date.parse(c) - Date.parse(from), span, { rows: movedRows, note: c });
       };
       const deps = { ...rt, watermarks: observed(rt.watermarks, name, move) };
       let cycles = 0;
