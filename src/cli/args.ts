@@ -22,6 +22,11 @@ export const COMMON_OPTIONS: OptionSpecs = {
   },
   json: { type: 'boolean', description: 'print one JSON document for scripts instead of text' },
   wide: { type: 'boolean', description: 'print every column in full, however wide the terminal' },
+  'log-format': {
+    type: 'string',
+    value: 'FMT',
+    description: 'events on stderr: text (progress on a terminal) or json, one line each (or K2_LOG)',
+  },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { InputError } from '../errors.ts';
 import { openRuntime, type Runtime } from '../runtime/open.ts';
 import type { OptionSpecs, Parsed } from './args.ts';
 import { setOutputWidth, terminalWidth, toJson, wrapText } from './output.ts';
@@ -20,6 +21,9 @@ export type Context = {
   say: (text: string) => void;
   /** The one JSON document of a `--json` run. */
   emit: (value: unknown) => void;
+  /** An event of the command's work, to stderr: a JSON line (`--log-format json`) or progress text. */
+  event: (line: Record<string, unknown>) => void;
+  logFormat: LogFormat;
   /** The configured servers, or the embedded ones; the caller closes it. */
   open: () => Promise<Runtime>;
 };
@@ -40,13 +44,48 @@ export function processIo(): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, clock: () => new Date() };
 }
 
+/** How events of a command (a batch committed, a table failed, a reconcile) reach stderr. */
+export type LogFormat = 'text' | 'json';
+
+function logFormatOf(args: Parsed, env: NodeJS.ProcessEnv): LogFormat {
+  const given = typeof args.values['log-format'] === 'string' ? args.values['log-format'] : env.K2_LOG;
+  if (given === undefined || given === '' || given === 'text') return 'text';
+  if (given === 'json') return 'json';
+  throw new InputError(`log format ${JSON.stringify(given)} (--log-format or K2_LOG): use text or json`, {
+    value: given,
+  });
+}
+
+/** One line of text for people, for the events worth seeing while a long command runs. */
+function eventText(line: Record<string, unknown>): string | undefined {
+  const rows = typeof line.rows === 'number' ? `${line.rows.toLocaleString('en-US')} rows, ` : '';
+  if (line.event === 'batch-committed') return `  ${line.table}: ${rows}cursor -> ${line.cursor}`;
+  if (line.event === 'reconciled') return `  ${line.table}: reconciled with Iceberg, cursor -> ${line.to}`;
+  if (line.event === 'table-failed') return `  ${line.table}: failed at ${line.step}: ${line.error}`;
+  return undefined;
+}
+
 export function makeContext(io: Io, command: string, args: Parsed): Context {
   const json = args.values.json === true;
   // `K2_CONFIG` lets a stage's runbooks work without repeating --config on every command.
   const configPath =
     typeof args.values.config === 'string' ? args.values.config : io.env.K2_CONFIG || undefined;
   const debug = io.env.K2_DEBUG === '1';
+  const logFormat = logFormatOf(args, io.env);
   setOutputWidth(args.values.wide === true ? undefined : terminalWidth(io.stdout, io.env));
+  // stdout holds the result alone; events go to stderr: JSON lines for log shippers, or progress
+  // lines on a terminal (all of them with K2_DEBUG=1).
+  const event = (line: Record<string, unknown>) => {
+    if (logFormat === 'json') {
+      io.stderr.write(`${JSON.stringify({ time: io.clock().toISOString(), command, ...line })}\n`);
+      return;
+    }
+    if (debug) io.stderr.write(`${JSON.stringify(line)}\n`);
+    else if (io.stderr.isTTY && !json) {
+      const text = eventText(line);
+      if (text) io.stderr.write(`${wrapText(text)}\n`);
+    }
+  };
   return {
     io,
     command,
@@ -58,15 +97,9 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
     emit: (value) => {
       if (json) io.stdout.write(`${toJson(value)}\n`);
     },
-    open: () =>
-      openRuntime({
-        configPath,
-        env: io.env,
-        clock: io.clock,
-        log: (line) => {
-          if (debug) io.stderr.write(`${JSON.stringify(line)}\n`);
-        },
-      }),
+    event,
+    logFormat,
+    open: () => openRuntime({ configPath, env: io.env, clock: io.clock, log: event }),
   };
 }
 

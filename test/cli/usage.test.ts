@@ -154,4 +154,10 @@ describe('k2-offload usage', () => {
     expect(name.code).toBe(2);
     expect(name.stderr).toContain('K2_CATALOG_NAME "my catalog": must be letters, digits, _ or -');
   });
+
+  it('refuses an unknown log format before opening anything', async () => {
+    const r = await cli(['run'], { ...nowhere, K2_LOG: 'xml' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('log format "xml" (--log-format or K2_LOG): use text or json');
+  });
 });
