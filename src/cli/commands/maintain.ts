@@ -3,7 +3,7 @@ import type { TableConfig } from '../../config/schema.ts';
 import { identString } from '../../iceberg/catalog.ts';
 import { compactTable, planCompaction } from '../../iceberg/maintenance/compact.ts';
 import { expireSnapshots, snapshotsToExpire } from '../../iceberg/maintenance/expire.ts';
-import { removeOrphanFiles } from '../../iceberg/maintenance/orphans.ts';
+import { DEFAULT_ORPHAN_GRACE_MS, removeOrphanFiles } from '../../iceberg/maintenance/orphans.ts';
 import { liveDataFiles, loadTable } from '../../iceberg/table.ts';
 import { icebergDeps } from '../../pipeline/deps.ts';
 import { targetOf } from '../../pipeline/plan-cycle.ts';
@@ -25,6 +25,10 @@ export type TableMaintenance = {
 
 const leasedNote = (lease: { holder: string; expiresAt: string }, prefix = '') =>
   `${prefix}leased by ${lease.holder} until ${lease.expiresAt}; try again after that cycle`;
+
+const DAY_MS = 86_400_000;
+/** Unreferenced files younger than this may belong to a commit in flight: the one default for every caller. */
+const DEFAULT_GRACE_DAYS = DEFAULT_ORPHAN_GRACE_MS / DAY_MS;
 
 type Limits = { expireBefore: number; orphanBefore: number; targetFileRows: number; dryRun: boolean };
 
@@ -124,7 +128,7 @@ export const maintainCommand: Command = {
     'orphan-grace-days': {
       type: 'string',
       value: 'N',
-      description: 'remove unreferenced files older than N days (default 3)',
+      description: `remove unreferenced files older than N days (default ${DEFAULT_GRACE_DAYS})`,
     },
     'target-file-rows': {
       type: 'string',
@@ -135,15 +139,15 @@ export const maintainCommand: Command = {
   async run(args, ctx) {
     const name = stringOpt(args, 'table');
     const expireDays = numberOpt(args, 'expire-days', 7, 0, 3650);
-    const graceDays = numberOpt(args, 'orphan-grace-days', 3, 0, 3650);
+    const graceDays = numberOpt(args, 'orphan-grace-days', DEFAULT_GRACE_DAYS, 0, 3650);
     const targetFileRows = intOpt(args, 'target-file-rows', 1_000_000, 1, 1_000_000_000);
     const dryRun = flag(args, 'dry-run');
     const tables = selectTables(await loadConfig(ctx.configPath), name ? [name] : undefined);
     const results = await withRuntime(ctx, async (rt) => {
       const now = rt.clock().getTime();
       const limits = {
-        expireBefore: now - expireDays * 86_400_000,
-        orphanBefore: now - graceDays * 86_400_000,
+        expireBefore: now - expireDays * DAY_MS,
+        orphanBefore: now - graceDays * DAY_MS,
         targetFileRows,
         dryRun,
       };
