@@ -25,7 +25,7 @@ export type Context = {
   event: (line: Record<string, unknown>) => void;
   logFormat: LogFormat;
   /** The configured servers, or the embedded ones; the caller closes it. */
-  open: () => Promise<Runtime>;
+  open: (options?: { createHome?: boolean }) => Promise<Runtime>;
 };
 
 export type Command = {
@@ -42,6 +42,13 @@ export type Command = {
 
 export function processIo(): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, clock: () => new Date() };
+}
+
+/** Commands that change nothing: they wait for a command holding the embedded engines. */
+function isReadOnly(command: string, args: Parsed): boolean {
+  if (['status', 'plan', 'audit'].includes(command)) return true;
+  if (command === 'watermark') return args.positionals[0] === 'show';
+  return (command === 'run' || command === 'maintain') && args.values['dry-run'] === true;
 }
 
 /** How events of a command (a batch committed, a table failed, a reconcile) reach stderr. */
@@ -99,7 +106,19 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
     },
     event,
     logFormat,
-    open: () => openRuntime({ configPath, env: io.env, clock: io.clock, log: event }),
+    open: (options = {}) =>
+      openRuntime({
+        configPath,
+        env: io.env,
+        clock: io.clock,
+        log: event,
+        command: {
+          name: command,
+          readOnly: isReadOnly(command, args),
+          onWait: (message) => io.stderr.write(`${wrapText(message)}\n`),
+        },
+        ...options,
+      }),
   };
 }
 
@@ -116,8 +135,12 @@ export function actorOf(args: Parsed, env: NodeJS.ProcessEnv): string {
 }
 
 /** Runs `body` with an open runtime and always closes it (stopping an embedded Postgres). */
-export async function withRuntime<T>(ctx: Context, body: (rt: Runtime) => Promise<T>): Promise<T> {
-  const rt = await ctx.open();
+export async function withRuntime<T>(
+  ctx: Context,
+  body: (rt: Runtime) => Promise<T>,
+  options: { createHome?: boolean } = {},
+): Promise<T> {
+  const rt = await ctx.open(options);
   try {
     return await body(rt);
   } finally {

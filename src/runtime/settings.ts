@@ -1,7 +1,8 @@
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { findHome, HOME_NAME } from './home.ts';
 
 /**
  * Where the components are, from environment variables, with embedded defaults so that a laptop needs
@@ -13,10 +14,10 @@ const settingsSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
-  WAREHOUSE: z.string().min(1).default('./warehouse'),
+  WAREHOUSE: z.string().min(1).optional(),
   S3_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().default('us-east-1'),
-  K2_HOME: z.string().min(1).default('.k2'),
+  K2_HOME: z.string().min(1).optional(),
   K2_CATALOG: z.enum(['postgres', 'glue', 'path']).default('postgres'),
   K2_GLUE_DATABASE_PREFIX: z.string().default(''),
   // The `catalog_name` column of the JDBC catalog's tables: other engines name the catalog the same way.
@@ -48,6 +49,8 @@ export type Settings = {
   s3Endpoint: string | undefined;
   region: string;
   home: string;
+  /** K2_HOME was given, or a `.k2` folder was found here or above; false: `home` would be created. */
+  homeExists: boolean;
   catalog: 'postgres' | 'glue' | 'path';
   /** Name of the catalog in the Postgres (JDBC) catalog's rows. */
   catalogName: string;
@@ -66,7 +69,7 @@ export function toWarehouseUri(value: string): string {
   return pathToFileURL(resolve(value)).href.replace(/\/+$/, '');
 }
 
-export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+export function readSettings(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
   const parsed = settingsSchema.safeParse(
     Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
   );
@@ -82,14 +85,21 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     });
   }
   const e = parsed.data;
-  const warehouse = toWarehouseUri(e.WAREHOUSE);
+  // As git finds its repository: without K2_HOME, the nearest .k2 here or above, and its warehouse
+  // beside it; with none, the current folder (created only by `demo`, see openRuntime).
+  const found = e.K2_HOME ? undefined : findHome(cwd);
+  const home = e.K2_HOME ? resolve(cwd, e.K2_HOME) : (found ?? resolve(cwd, HOME_NAME));
+  const warehouse = toWarehouseUri(
+    e.WAREHOUSE ?? (found ? join(dirname(found), 'warehouse') : resolve(cwd, 'warehouse')),
+  );
   return {
     clickhouseUrl: e.CLICKHOUSE_URL,
     databaseUrl: e.DATABASE_URL,
     warehouse,
     s3Endpoint: e.S3_ENDPOINT,
     region: e.AWS_REGION,
-    home: resolve(e.K2_HOME),
+    home,
+    homeExists: e.K2_HOME !== undefined || found !== undefined,
     catalog: e.K2_CATALOG,
     catalogName: e.K2_CATALOG_NAME,
     pgSchema: e.K2_PG_SCHEMA,
