@@ -37,6 +37,8 @@ describe('k2-offload on its embedded state', () => {
     expect(demo.stderr).toBe('');
     expect(demo.code).toBe(0);
     expect((demo.json() as DemoReport).auditOk).toBe(true);
+    // The engines are free again for the next command.
+    expect(existsSync(join(project, '.k2', 'in-use.json'))).toBe(false);
 
     const status = await spawnCli(['status', '--json'], { env, cwd: join(project, 'docs') });
     const report = status.json() as HealthReport;

@@ -189,7 +189,7 @@ export const demoCommand: Command = {
         };
       },
       { createHome: true },
-    );
+    ).finally(unlock);
     ctx.emit(report);
     ctx.say(renderDemo(report));
     return (report.caughtUp || flag(args, 'seed-only')) && report.auditOk ? 0 : 1;
