@@ -9,6 +9,12 @@ export type Io = {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   clock: () => Date;
+  /**
+   * Tests that simulate a world: the clocks of ClickHouse (window bounds) and Postgres (lease expiry).
+   * Unset, as in the real CLI, those servers' own clocks are read.
+   */
+  sourceClock?: () => Promise<Date>;
+  databaseClock?: () => Date;
 };
 
 export type Context = {
@@ -58,6 +64,8 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
         configPath,
         env: io.env,
         clock: io.clock,
+        ...(io.sourceClock ? { sourceClock: io.sourceClock } : {}),
+        ...(io.databaseClock ? { databaseClock: io.databaseClock } : {}),
         log: (line) => {
           if (debug) io.stderr.write(`${JSON.stringify(line)}\n`);
         },

@@ -112,6 +112,7 @@ export function createMemoryWatermarkStore(
           version: 0,
           status: 'idle',
           lastBatchId: null,
+          lastMarkerBatchId: null,
           lastSuccessAt: null,
           lastCheckedAt: null,
           lastRows: null,
@@ -206,6 +207,7 @@ export function createMemoryWatermarkStore(
           version: row.version + 1,
           status: 'ok',
           lastBatchId: b.batchId,
+          lastMarkerBatchId: b.rows > 0 ? b.batchId : row.lastMarkerBatchId,
           lastSuccessAt: at,
           lastCheckedAt: at,
           lastRows: b.rows,
@@ -250,6 +252,7 @@ export function createMemoryWatermarkStore(
         version: row.version + 1,
         status: 'ok',
         lastBatchId: r.batchId,
+        lastMarkerBatchId: r.batchId,
         lastSuccessAt: at,
         lastCheckedAt: at,
         lastRows: r.rows,
@@ -341,6 +344,7 @@ export function createMemoryWatermarkStore(
         cursor: s.cursor,
         version: row.version + 1,
         lastBatchId: s.lastBatchId,
+        lastMarkerBatchId: s.lastBatchId,
         status: 'idle',
       });
       // A new token fences out any holder whose lease expired while it was still working.

@@ -41,6 +41,7 @@ export function pgRecordMethods(
         const at = (await timeNow(client)).toISOString();
         await client.query(
           `UPDATE ${W} SET cursor = $2, version = version + 1, status = 'ok', last_batch_id = $3,
+             last_marker_batch_id = $3,
              last_success_at = $4, last_checked_at = $4, last_rows = $5, last_duration_ms = NULL,
              consecutive_failures = 0, last_error_name = NULL, last_error_message = NULL, updated_at = $4
            WHERE table_name = $1`,
@@ -129,7 +130,8 @@ export function pgRecordMethods(
         if (delta < 0) await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
         // A new token fences out any holder whose lease expired while it was still working.
         await client.query(
-          `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = $4, status = 'idle',
+          `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = $4,
+             last_marker_batch_id = $4, status = 'idle',
              lease_token = lease_token + 1, lease_holder = NULL, lease_expires_at = NULL, updated_at = $3
            WHERE table_name = $1`,
           [s.table, s.cursor, at.toISOString(), s.lastBatchId],

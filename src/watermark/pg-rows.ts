@@ -2,7 +2,7 @@ import type { AuditAction, AuditRecord, RunOutcome, RunRecord, Watermark, Waterm
 
 /** Column lists and row mappers of the Postgres store: bigint columns arrive as strings, instants as Dates. */
 
-export const WATERMARK_COLUMNS = `table_name, cursor, version::text, status, last_batch_id, last_success_at,
+export const WATERMARK_COLUMNS = `table_name, cursor, version::text, status, last_batch_id, last_marker_batch_id, last_success_at,
   last_checked_at, last_rows::text, last_duration_ms::text, consecutive_failures, last_error_name,
   last_error_message, lease_holder, lease_token::text, lease_expires_at, lease_host, lease_pid,
   lease_started_at, iceberg_catalog, iceberg_location`;
@@ -25,6 +25,7 @@ export type WatermarkRow = {
   version: string;
   status: string;
   last_batch_id: string | null;
+  last_marker_batch_id: string | null;
   last_success_at: Instant;
   last_checked_at: Instant;
   last_rows: string | null;
@@ -49,6 +50,7 @@ export function toWatermark(r: WatermarkRow): Watermark {
     version: Number(r.version),
     status: r.status as WatermarkStatus,
     lastBatchId: r.last_batch_id,
+    lastMarkerBatchId: r.last_marker_batch_id,
     lastSuccessAt: isoOrNull(r.last_success_at),
     lastCheckedAt: isoOrNull(r.last_checked_at),
     lastRows: num(r.last_rows),

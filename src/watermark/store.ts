@@ -167,6 +167,7 @@ export function createPostgresWatermarkStore(
         const advanced = await query<{ version: string }>(
           `WITH up AS (
              UPDATE ${W} SET cursor = $3, version = version + 1, status = 'ok', last_batch_id = $4,
+               last_marker_batch_id = CASE WHEN $6::bigint > 0 THEN $4 ELSE last_marker_batch_id END,
                last_success_at = $5, last_checked_at = $5, last_rows = $6, last_duration_ms = $7,
                consecutive_failures = 0, last_error_name = NULL, last_error_message = NULL, updated_at = $5,
                lease_holder = CASE WHEN $8::boolean THEN NULL ELSE lease_holder END,

@@ -46,6 +46,11 @@ export type Watermark = {
   version: number;
   status: WatermarkStatus;
   lastBatchId: string | null;
+  /**
+   * The newest batch the cursor passed that Iceberg holds a marker for (empty windows commit nothing):
+   * it must stay in the table's marker chain. Null when unknown (never committed, or a manual change).
+   */
+  lastMarkerBatchId: string | null;
   lastSuccessAt: string | null;
   lastCheckedAt: string | null;
   lastRows: number | null;

@@ -66,7 +66,13 @@ export function leaseHolderCases(ctx: ContractContext) {
     const token = await lease();
     const first = batchInput(T0, T1, token);
     await store.advance(first);
-    await store.advance(batchInput(T1, T2, token, { releaseLease: true }));
+    // An empty window commits nothing to Iceberg: the last batch with a marker stays the first.
+    const empty = batchInput(T1, T2, token, { rows: 0, files: 0, bytes: 0, releaseLease: true });
+    await store.advance(empty);
+    expect(await store.get('trades')).toMatchObject({
+      lastBatchId: empty.batchId,
+      lastMarkerBatchId: first.batchId,
+    });
     const rewound = await store.setCursor({
       table: 'trades',
       cursor: T1,
@@ -77,7 +83,11 @@ export function leaseHolderCases(ctx: ContractContext) {
       lastBatchId: first.batchId,
     });
     expect(rewound).toMatchObject({ changed: true, previousCursor: T2 });
-    expect(await store.get('trades')).toMatchObject({ cursor: T1, lastBatchId: first.batchId });
+    expect(await store.get('trades')).toMatchObject({
+      cursor: T1,
+      lastBatchId: first.batchId,
+      lastMarkerBatchId: first.batchId,
+    });
     const [audit] = await store.audit({ table: 'trades' });
     expect(audit).toMatchObject({ action: 'rewind', oldCursor: T2, newCursor: T1, backwards: true });
   });
