@@ -85,12 +85,17 @@ export function actorOf(args: Parsed, env: NodeJS.ProcessEnv): string {
   }
 }
 
+/** Runtimes open in this process: a signal releases the leases taken through them. */
+export const openRuntimes = new Set<Runtime>();
+
 /** Runs `body` with an open runtime and always closes it (stopping an embedded Postgres). */
 export async function withRuntime<T>(ctx: Context, body: (rt: Runtime) => Promise<T>): Promise<T> {
   const rt = await ctx.open();
+  openRuntimes.add(rt);
   try {
     return await body(rt);
   } finally {
+    openRuntimes.delete(rt);
     await rt.close();
   }
 }

@@ -8,7 +8,7 @@ import { planCommand } from './commands/plan.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
-import { type Command, type Io, makeContext, processIo } from './context.ts';
+import { type Command, type Io, makeContext, openRuntimes, processIo } from './context.ts';
 import { toJson } from './output.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -39,6 +39,26 @@ export function overview(): string {
     'unset, the embedded components are used (chDB, a Postgres under K2_HOME, ./warehouse).',
     'Exit codes: 0 ok, 1 failure / mismatch / unhealthy, 2 bad usage or input.',
   ].join('\n');
+}
+
+/**
+ * Ctrl-C and SIGTERM end any command, but first give back the leases it holds: otherwise the tables
+ * stay locked for a lease period, and `plan` calls a backlog "nothing to offload now". Exit code 128 +
+ * the signal's number, as shells report it.
+ */
+export function releaseLeasesOnSignals(stderr: NodeJS.WritableStream = process.stderr): void {
+  const codes = { SIGINT: 130, SIGTERM: 143 } as const;
+  for (const signal of Object.keys(codes) as Array<keyof typeof codes>)
+    process.once(signal, async () => {
+      const released: string[] = [];
+      for (const rt of openRuntimes)
+        released.push(...(await rt.watermarks.releaseOwnLeases().catch(() => ({ tables: [] }))).tables);
+      stderr.write(
+        `k2-offload: ${signal}: stopped${released.length ? `; released the leases of ${released.join(', ')}` : ''}\n`,
+      );
+      await Promise.all([...openRuntimes].map((rt) => rt.close().catch(() => undefined)));
+      process.exit(codes[signal]);
+    });
 }
 
 /** Bad input (usage, config, arguments) is 2; everything else that went wrong is 1. */
