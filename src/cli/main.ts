@@ -50,6 +50,8 @@ export function releaseLeasesOnSignals(stderr: NodeJS.WritableStream = process.s
   const codes = { SIGINT: 130, SIGTERM: 143 } as const;
   for (const signal of Object.keys(codes) as Array<keyof typeof codes>)
     process.once(signal, async () => {
+      // The command, its connections closed under it, fails on its way out: that is not its result.
+      signalled = codes[signal];
       const released: string[] = [];
       for (const rt of openRuntimes)
         released.push(...(await rt.watermarks.releaseOwnLeases().catch(() => ({ tables: [] }))).tables);
@@ -60,6 +62,8 @@ export function releaseLeasesOnSignals(stderr: NodeJS.WritableStream = process.s
       process.exit(codes[signal]);
     });
 }
+
+let signalled: number | undefined;
 
 /** Bad input (usage, config, arguments) is 2; everything else that went wrong is 1. */
 export function exitCodeOf(error: unknown): number {
@@ -99,8 +103,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       return EXIT.ok;
     }
     json = args.values.json === true;
-    return await command.run(args, makeContext(io, command.name, args));
+    const code = await command.run(args, makeContext(io, command.name, args));
+    return signalled ?? code;
   } catch (error) {
+    if (signalled !== undefined) return signalled;
     io.stderr.write(`k2-offload ${command.name}: ${describe(error, debug)}\n`);
     if (debug && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     const code = exitCodeOf(error);
