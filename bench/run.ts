@@ -97,6 +97,7 @@ async function main() {
       store: new LocalObjectStore(),
       warehouse,
       clock: () => now,
+      sourceClock: async () => now,
       leaseSeconds: 900,
       faults: NO_FAULTS,
       metrics: () => {},

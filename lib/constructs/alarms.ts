@@ -26,6 +26,7 @@ export const RUNBOOKS: Record<AlarmKey, string> = {
   successRateLow: 'success-rate-low.md',
   throughputLow: 'throughput-low.md',
   executionsFailing: 'executions-failing.md',
+  icebergBehind: 'iceberg-behind.md',
   incident: 'README.md',
 };
 
@@ -185,6 +186,14 @@ export class OffloadAlarms extends Construct {
         missing: NOT_BREACHING,
         summary: `Offload throughput averaged below ${t.throughputRowsPerSecond} rows/s over an hour.`,
       }),
+      icebergBehind: make('icebergBehind', offloadMetric('icebergBehind', five), {
+        threshold: 1,
+        comparison: GTE,
+        periods: 1,
+        missing: NOT_BREACHING,
+        summary:
+          'Iceberg lacks batches a watermark has passed (catalog restored or switched); the table is stopped.',
+      }),
       executionsFailing: make(
         'executionsFailing',
         new cw.MathExpression({
@@ -217,6 +226,7 @@ export class OffloadAlarms extends Construct {
       this.alarms.schedulerDown,
       this.alarms.ttlHeadroomLow,
       this.alarms.executionsFailing,
+      this.alarms.icebergBehind,
     ];
     for (const alarm of [
       this.alarms.lagElevated,

@@ -10,6 +10,12 @@ export type Io = {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   clock: () => Date;
+  /**
+   * Tests that simulate a world: the clocks of ClickHouse (window bounds) and Postgres (lease expiry).
+   * Unset, as in the real CLI, those servers' own clocks are read.
+   */
+  sourceClock?: () => Promise<Date>;
+  databaseClock?: () => Date;
 };
 
 export type Context = {
@@ -111,6 +117,8 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
         configPath,
         env: io.env,
         clock: io.clock,
+        ...(io.sourceClock ? { sourceClock: io.sourceClock } : {}),
+        ...(io.databaseClock ? { databaseClock: io.databaseClock } : {}),
         log: event,
         command: {
           name: command,
@@ -134,6 +142,9 @@ export function actorOf(args: Parsed, env: NodeJS.ProcessEnv): string {
   }
 }
 
+/** Runtimes open in this process: a signal releases the leases taken through them. */
+export const openRuntimes = new Set<Runtime>();
+
 /** Runs `body` with an open runtime and always closes it (stopping an embedded Postgres). */
 export async function withRuntime<T>(
   ctx: Context,
@@ -141,9 +152,11 @@ export async function withRuntime<T>(
   options: { createHome?: boolean } = {},
 ): Promise<T> {
   const rt = await ctx.open(options);
+  openRuntimes.add(rt);
   try {
     return await body(rt);
   } finally {
+    openRuntimes.delete(rt);
     await rt.close();
   }
 }

@@ -9,7 +9,7 @@ import { planCommand } from './commands/plan.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
-import { type Command, type Io, makeContext, processIo } from './context.ts';
+import { type Command, type Io, makeContext, openRuntimes, processIo } from './context.ts';
 import { toJson } from './output.ts';
 import { VERSION } from './version.ts';
 
@@ -44,6 +44,30 @@ export function overview(): string {
     'Exit codes: 0 ok, 1 failure / mismatch / unhealthy, 2 bad usage or input.',
   ].join('\n');
 }
+
+/**
+ * Ctrl-C and SIGTERM end any command, but first give back the leases it holds: otherwise the tables
+ * stay locked for a lease period, and `plan` calls a backlog "nothing to offload now". Exit code 128 +
+ * the signal's number, as shells report it.
+ */
+export function releaseLeasesOnSignals(stderr: NodeJS.WritableStream = process.stderr): void {
+  const codes = { SIGINT: 130, SIGTERM: 143 } as const;
+  for (const signal of Object.keys(codes) as Array<keyof typeof codes>)
+    process.once(signal, async () => {
+      // The command, its connections closed under it, fails on its way out: that is not its result.
+      signalled = codes[signal];
+      const released: string[] = [];
+      for (const rt of openRuntimes)
+        released.push(...(await rt.watermarks.releaseOwnLeases().catch(() => ({ tables: [] }))).tables);
+      stderr.write(
+        `k2-offload: ${signal}: stopped${released.length ? `; released the leases of ${released.join(', ')}` : ''}\n`,
+      );
+      await Promise.all([...openRuntimes].map((rt) => rt.close().catch(() => undefined)));
+      process.exit(codes[signal]);
+    });
+}
+
+let signalled: number | undefined;
 
 /** Bad input (usage, config, arguments) is 2; everything else that went wrong is 1. */
 export function exitCodeOf(error: unknown): number {
@@ -88,8 +112,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       return EXIT.ok;
     }
     json = args.values.json === true;
-    return await command.run(args, makeContext(io, command.name, args));
+    const code = await command.run(args, makeContext(io, command.name, args));
+    return signalled ?? code;
   } catch (error) {
+    if (signalled !== undefined) return signalled;
     io.stderr.write(`k2-offload ${command.name}: ${describe(error, debug)}\n`);
     if (debug && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     const code = exitCodeOf(error);

@@ -71,6 +71,14 @@ export const METRICS = {
     statistic: 'Maximum',
     description: 'Failed passes of the table in a row since its last success (from its watermark row).',
   },
+  icebergBehind: {
+    name: 'IcebergBehind',
+    unit: UNITS.count,
+    dimensionSets: perTable,
+    statistic: 'Maximum',
+    description:
+      "1 when Iceberg lacks batches the table's watermark has passed (the catalog points at older metadata, or another catalog has no table): the table is stopped until repaired; 0 otherwise.",
+  },
   // Per table, emitted when a cycle publishes its outcome.
   rows: {
     name: 'RowsOffloaded',
@@ -153,6 +161,7 @@ export const ALARM_NAMES = {
   successRateLow: 'IcebergOffloadSuccessRateLow',
   throughputLow: 'IcebergOffloadThroughputLow',
   executionsFailing: 'IcebergOffloadExecutionsFailing',
+  icebergBehind: 'IcebergOffloadIcebergBehind',
   incident: 'IcebergOffloadIncident',
 } as const;
 export type AlarmKey = keyof typeof ALARM_NAMES;

@@ -4,7 +4,7 @@ import { identString } from '../iceberg/catalog.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
 import type { Batch } from '../plan/batch.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
-import type { PipelineDeps } from './deps.ts';
+import { type PipelineDeps, sourceNow } from './deps.ts';
 import type { Skip } from './events.ts';
 import {
   assertUntilPast,
@@ -67,7 +67,7 @@ export async function previewCycle(
   deps: PipelineDeps,
   options: { tables?: readonly string[] | undefined; until?: string | undefined } = {},
 ): Promise<CyclePreview> {
-  const now = deps.clock();
+  const now = await sourceNow(deps);
   assertUntilPast(options.until, now);
   const selected = selectTables(deps.config, options.tables);
   const stored = new Map((await deps.watermarks.list()).map((w) => [w.table, w]));

@@ -27,6 +27,9 @@ export type OpenOptions = {
   env?: NodeJS.ProcessEnv;
   faults?: Faults;
   clock?: () => Date;
+  /** Tests that simulate time: the source's clock (default ClickHouse `now64()`) and the database's. */
+  sourceClock?: () => Promise<Date>;
+  databaseClock?: () => Date;
   leaseSeconds?: number;
   metrics?: (records: EmfRecord[]) => void;
   log?: (line: Record<string, unknown>) => void;
@@ -73,7 +76,7 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
     closers.push(() => pool.end());
     const watermarks = createPostgresWatermarkStore(pool, {
       schema: settings.pgSchema,
-      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.databaseClock ? { clock: options.databaseClock } : {}),
     });
     await watermarks.migrate();
 
@@ -99,6 +102,7 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
         ...awsCredentialsFromEnv(options.env ?? process.env),
       },
       clock: options.clock ?? (() => new Date()),
+      ...(options.sourceClock ? { sourceClock: options.sourceClock } : {}),
       leaseSeconds: options.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
       faults: options.faults ?? NO_FAULTS,
       metrics: options.metrics ?? (() => {}),

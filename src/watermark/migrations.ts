@@ -100,6 +100,22 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION ${s}.refuse_rewrite();
     `,
   },
+  {
+    version: 3,
+    name: 'lease holder process, catalog of the history, audit action',
+    sql: (s) => `
+      ALTER TABLE ${s}.watermarks
+        ADD COLUMN lease_host text,
+        ADD COLUMN lease_pid integer,
+        ADD COLUMN lease_started_at timestamptz,
+        ADD COLUMN iceberg_catalog text,
+        ADD COLUMN iceberg_location text,
+        ADD COLUMN last_marker_batch_id text;
+      UPDATE ${s}.watermarks SET last_marker_batch_id = last_batch_id WHERE last_rows > 0;
+      ALTER TABLE ${s}.watermark_audit
+        ADD COLUMN action text NOT NULL DEFAULT 'cursor' CHECK (action IN ('cursor', 'rewind', 'release'));
+    `,
+  },
 ];
 
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;

@@ -88,8 +88,13 @@ describe('k2-offload usage', () => {
     );
     expect(noReason.code).toBe(2);
     expect((await cli(['watermark'], nowhere)).stderr).toContain(
-      'an action is required; use show, set or reset',
+      'an action is required; use show, set, reset, rewind, release',
     );
+    for (const action of ['rewind', 'release']) {
+      const bare = await cli(['watermark', action, '--table', 'silver_trades'], nowhere);
+      expect(bare.code, action).toBe(2);
+      expect(bare.stderr, action).toContain('--reason is required');
+    }
     expect((await cli(['watermark', 'set', '--to', '2026-11-21T00:00:00Z'], nowhere)).stderr).toContain(
       '--table is required',
     );

@@ -1,5 +1,5 @@
 import { UnavailableError } from '../../errors.ts';
-import { collectHealth, type HealthReport } from '../../pipeline/health.ts';
+import { collectHealth, describeHolder, type HealthReport } from '../../pipeline/health.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { formatTable } from '../output.ts';
 
@@ -34,7 +34,9 @@ export function renderHealth(report: HealthReport): string {
         ago(t.watermarkAgeSeconds),
         t.status,
         t.consecutiveFailures,
-        t.lease ? `${t.lease.holder}${t.lease.live ? '' : ' (expired)'}` : null,
+        t.lease
+          ? `${describeHolder(t.lease)} until ${t.lease.expiresAt}${t.lease.live ? '' : ' (STALE)'}`
+          : null,
         t.pendingRows,
         t.ttlHeadroomHours,
       ]),
