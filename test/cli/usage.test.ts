@@ -165,4 +165,15 @@ describe('k2-offload usage', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('log format "xml" (--log-format or K2_LOG): use text or json');
   });
+
+  it('refuses a candle watermark inside a candle, naming the interval', async () => {
+    const argv = ['watermark', 'set', '--table', 'ohlcv_5m', '--force', '--reason', 'INC-9'];
+    const inside = await cli([...argv, '--to', '2026-11-21T00:02:00Z'], nowhere);
+    expect(inside.code).toBe(2);
+    expect(inside.stderr).toContain(
+      'ohlcv_5m holds 300-second candles, and a cursor inside a candle would split it',
+    );
+    // On a boundary it gets past the check (and then fails to reach the unreachable servers: exit 1).
+    expect((await cli([...argv, '--to', '2026-11-21T00:05:00Z'], nowhere)).code).toBe(1);
+  });
 });
