@@ -8,14 +8,9 @@ import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import type { Watermark } from '../watermark/types.ts';
 import { type PipelineDeps, sourceNow } from './deps.ts';
 import type { Skip } from './events.ts';
+import { firstOffloadStart } from './first-offload.ts';
 import { behindBy, behindError, catalogLabel, historyElsewhere, noTwinError } from './history.ts';
-import {
-  assertUntilPast,
-  estimateFor,
-  firstOffloadStart,
-  MAX_BATCHES_PER_PASS,
-  targetOf,
-} from './plan-cycle.ts';
+import { assertUntilPast, estimateFor, MAX_BATCHES_PER_PASS, targetOf } from './plan-cycle.ts';
 
 export type PreviewBatch = Batch & { estimatedRows: number | null };
 
