@@ -72,6 +72,13 @@ describe('catalog history', () => {
     expect(red.healthy).toBe(false);
     expect(problemCodes(red, TABLE)).toContain('iceberg-behind');
     expect(healthRecords(red).find((r) => r.dimensions?.Table === TABLE)?.values.icebergBehind).toBe(1);
+    const plan = await cli(['plan', '--tables', TABLE, '--json'], env(), clock.now);
+    const planned = (plan.json() as { tables: Array<{ table: string; batches: unknown[]; skip: unknown }> })
+      .tables;
+    expect(planned.find((t) => t.table === TABLE)).toMatchObject({
+      batches: [],
+      skip: { reason: 'failed', detail: expect.stringContaining('IcebergBehindError') },
+    });
     const status = await cli(['status', '--json'], env(), clock.now);
     expect(status.code).toBe(1);
     expect(JSON.stringify(status.json())).toContain('iceberg-behind');
