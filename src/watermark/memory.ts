@@ -1,4 +1,5 @@
 import { toInstant } from '../plan/batch.ts';
+import { memoryHourlyMethods } from './pg-hourly.ts';
 import {
   backwardsRefused,
   checkHolder,
@@ -73,6 +74,8 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
     );
 
   return {
+    ...memoryHourlyMethods(clock, rowOf),
+
     async migrate() {},
 
     async ensureTables(tables) {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { toInstant } from '../plan/batch.ts';
 import { applyMigrations } from './migrations.ts';
 import { createPgAccess } from './pg-access.ts';
+import { pgHourlyMethods } from './pg-hourly.ts';
 import { pgRecordMethods } from './pg-records.ts';
 import {
   AUDIT_COLUMNS,
@@ -188,6 +189,8 @@ export function createPostgresWatermarkStore(
     },
 
     ...pgRecordMethods(db, clock),
+
+    ...pgHourlyMethods(db, clock),
 
     async history(query_ = {}) {
       const q = normalizeHistoryQuery(query_);

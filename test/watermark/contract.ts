@@ -2,6 +2,7 @@ import { beforeEach, describe } from 'vitest';
 import { makeBatch } from '../../src/plan/batch.ts';
 import type { AdvanceInput, WatermarkStore } from '../../src/watermark/types.ts';
 import { leaseAndAdvanceCases } from './contract-advance.ts';
+import { hourlyCases } from './contract-hourly.ts';
 import { recordCases } from './contract-records.ts';
 import { type FakeClock, fakeClock } from './fake-clock.ts';
 
@@ -65,5 +66,6 @@ export function watermarkStoreContract(
     };
     leaseAndAdvanceCases(ctx);
     recordCases(ctx);
+    hourlyCases(ctx);
   });
 }
