@@ -59,7 +59,7 @@ const UINT64 = 1n << 64n;
 
 /** Adds checksums modulo 2^64 (a sum of hashes: order-free, and a replaced row subtracts its old hash). */
 export function addChecksums(...values: string[]): string {
-  return (((values.reduce((sum, v) => sum + BigInt(v), 0n) % UINT64) + UINT64) % UINT64) + '';
+  return `${((values.reduce((sum, v) => sum + BigInt(v), 0n) % UINT64) + UINT64) % UINT64}`;
 }
 
 export function normalizeEntry(entry: Omit<LedgerEntry, 'recordedAt'>): Omit<LedgerEntry, 'recordedAt'> {

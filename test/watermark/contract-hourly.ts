@@ -79,11 +79,11 @@ export function hourlyCases({ current }: ContractContext) {
     expect(await store.lastCheck('trades')).toEqual({ ...check, checkedAt: T3, mismatches: [] });
     expect(await store.lastCheck('candles')).toBeNull();
   });
-}
 
-it('checksums add modulo 2^64, and subtracting a hash undoes adding it', () => {
-  const max = (2n ** 64n - 1n).toString();
-  expect(addChecksums(max, '2')).toBe('1');
-  expect(addChecksums('5', '-7')).toBe((2n ** 64n - 2n).toString());
-  expect(addChecksums(addChecksums('123', max), `-${max}`)).toBe('123');
-});
+  it('checksums add modulo 2^64, and subtracting a hash undoes adding it', () => {
+    const max = (2n ** 64n - 1n).toString();
+    expect(addChecksums(max, '2')).toBe('1');
+    expect(addChecksums('5', '-7')).toBe((2n ** 64n - 2n).toString());
+    expect(addChecksums(addChecksums('123', max), `-${max}`)).toBe('123');
+  });
+}
