@@ -5,6 +5,7 @@ import { catchUpCommand } from './commands/catch-up.ts';
 import { demoCommand } from './commands/demo.ts';
 import { maintainCommand } from './commands/maintain.ts';
 import { planCommand } from './commands/plan.ts';
+import { repairCommand } from './commands/repair.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   catchUpCommand,
   watermarkCommand,
   auditCommand,
+  repairCommand,
   maintainCommand,
   demoCommand,
 ];
