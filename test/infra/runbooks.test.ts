@@ -17,7 +17,8 @@ const slug = (heading: string) =>
     .replace(/[^a-z0-9 _-]/g, '')
     .replace(/ /g, '-');
 
-const SUBCOMMANDS = /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset)|audit|maintain)(\s|$)/;
+const SUBCOMMANDS =
+  /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset)|audit|repair|maintain)(\s|$)/;
 
 describe('runbooks', () => {
   it('exist for every alarm, and the index maps each alarm name to its runbook', () => {
