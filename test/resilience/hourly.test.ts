@@ -133,4 +133,31 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     expect((await verifyAll(deps)).problems).toEqual([]);
     expect(await hourlyProblems(deps)).toEqual([]);
   });
+
+  it("a repair waits for the table's lease, and refuses to paper over rows deleted from the hot tier", async () => {
+    const deps = fed.rig.deps();
+    const table = tableByName(deps.config, 'bronze_trades_coinbase');
+    const held = await deps.watermarks.acquireLease(table.name, 'cycle-elsewhere', 900);
+    if (!held.acquired) throw new Error('lease not acquired');
+    await expect(repairTable(deps, table, { holder: 'test repair' })).rejects.toMatchObject({
+      name: 'LeaseError',
+      message: expect.stringMatching(/leased by cycle-elsewhere/),
+    });
+    await deps.watermarks.releaseLease(table.name, held.token);
+
+    // Rows deleted from ClickHouse after their offload: the check sees fewer rows than committed.
+    const hour = new Date(Math.floor((clock.now().getTime() - 5 * HOUR) / HOUR) * HOUR).toISOString();
+    await fed.rig.clickhouse.command({
+      query: `DELETE FROM k2.bronze_trades_coinbase WHERE toStartOfHour(ingestion_timestamp) = parseDateTimeBestEffort('${hour}') AND sequence_number % 10 = 0`,
+    });
+    await cycle();
+    const red = await hourlyProblems(deps);
+    expect(red.map((p) => p.table)).toEqual(['bronze_trades_coinbase']);
+    const before = await deps.catalog.currentMetadataLocation(table.target);
+    const result = await repairTable(deps, table, { holder: 'test repair' });
+    expect(result.status).toBe('unrepairable');
+    expect(result.detail).toMatch(/fewer rows than were committed/);
+    expect(await deps.catalog.currentMetadataLocation(table.target)).toBe(before);
+    expect((await hourlyProblems(deps)).map((p) => p.table)).toEqual(['bronze_trades_coinbase']);
+  });
 });
