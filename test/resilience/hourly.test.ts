@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditTables } from '../../src/audit/audit.ts';
+import { renderRepair } from '../../src/cli/commands/repair.ts';
 import { renderHealth } from '../../src/cli/commands/status.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { tableByName } from '../../src/config/load.ts';
@@ -88,6 +89,9 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       const result = await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
       expect(result.status, name).toBe('repaired');
       expect(result.after.mismatches, name).toEqual([]);
+      expect(renderRepair(result)).toMatch(
+        /^Repair of \S+: repaired\n[\s\S]*Hours the per-hour check flagged[\s\S]*Checked again: the \d+ checked hour\(s\) agree\.$/,
+      );
     }
     expect((await verifyAll(deps)).problems).toEqual([]);
     expect(await hourlyProblems(deps)).toEqual([]);
