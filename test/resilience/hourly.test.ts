@@ -60,6 +60,7 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     expect(mismatchesIn(quiet)).toEqual(new Set());
     expect(quiet.some((r) => r.values.hourlyMismatchHours === 0)).toBe(true);
     expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await collectHealth(deps)).healthy).toBe(true);
     expect((await verifyAll(deps)).problems).toEqual([]);
 
     await replay(3, 9001);
@@ -95,6 +96,7 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     }
     expect((await verifyAll(deps)).problems).toEqual([]);
     expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await collectHealth(deps)).healthy).toBe(true);
     expect((await auditTables(deps, { hours: 24, reader: deps.clickhouse })).ok).toBe(true);
 
     // Run twice: nothing to repair, nothing written.
