@@ -109,10 +109,18 @@ export function checkRecords(checks: HourlyCheck[], timestamp: number): EmfRecor
 
 /**
  * Every cycle's last step: the per-hour check of each table with a watermark and a look-back. A table
- * whose check fails (ClickHouse down) keeps its previous result and is logged; the cycle goes on.
+ * whose check fails (ClickHouse or Postgres down) keeps its previous result and is logged; the
+ * cycle's outcome is still published.
  */
 export async function checkCycleHours(deps: PipelineDeps): Promise<HourlyCheck[]> {
-  const known = new Set((await deps.watermarks.list()).map((w) => w.table));
+  let known: Set<string>;
+  try {
+    known = new Set((await deps.watermarks.list()).map((w) => w.table));
+  } catch (error) {
+    // The cycle's outcome is published regardless; health reports the outage itself.
+    deps.log({ event: 'hourly-check-failed', table: '*', message: (error as Error).message });
+    return [];
+  }
   const checks: HourlyCheck[] = [];
   for (const table of deps.config.tables) {
     if (!known.has(table.name) || table.hourlyCheckHours === 0) continue;
