@@ -1,5 +1,5 @@
 import { toInstant } from '../plan/batch.ts';
-import { memoryHourlyMethods } from './pg-hourly.ts';
+import { memoryHourlyMethods } from './memory-hourly.ts';
 import {
   backwardsRefused,
   checkHolder,
