@@ -228,6 +228,7 @@ export async function repairTable(
         const iceberg = icebergDeps(deps);
         const random = randomOf(iceberg);
         const rewritten = groupsOf(table, metadata, files, written.replaced);
+        deps.faults.hit('repair-before-commit', { table: table.name, batchId: repairId });
         const committed = await commitReplace(iceberg, {
           table: ident,
           snapshotId: newSnapshotId(random),

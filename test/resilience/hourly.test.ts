@@ -114,7 +114,7 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
-  it('a crash after the repair commit: the rerun records it without committing again, exact', async () => {
+  it('a crash before or after the repair commit: the rerun commits once, exact', async () => {
     await replay(4, 9002);
     await cycle();
     const deps = fed.rig.deps();
@@ -134,6 +134,15 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       expect(rerun.after.mismatches).toEqual([]);
       expect(await deps.catalog.currentMetadataLocation(t.target)).toBe(committed);
     }
+    // Killed after writing its files, before the commit: nothing in Iceberg; the rerun writes them again.
+    const coinbase = tableByName(deps.config, 'bronze_trades_coinbase');
+    const untouched = await deps.catalog.currentMetadataLocation(coinbase.target);
+    const early = fed.rig.deps({ faults: crashAt('repair-before-commit') });
+    await expect(repairTable(early, coinbase, { holder: 'test repair' })).rejects.toBeInstanceOf(
+      InjectedCrash,
+    );
+    expect(await deps.catalog.currentMetadataLocation(coinbase.target)).toBe(untouched);
+    expect((await repairTable(deps, coinbase, { holder: 'test repair' })).status).toBe('repaired');
     for (const name of new Set((await hourlyProblems(deps)).map((p) => p.table as string)))
       await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
     expect((await verifyAll(deps)).problems).toEqual([]);
