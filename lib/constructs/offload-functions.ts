@@ -88,14 +88,15 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     glue: 'none',
     vpc: true,
   },
+  // Also runs the cycle's per-hour check: grouped counts on ClickHouse against the ledger in Postgres.
   'publish-cycle': {
-    memorySize: 256,
-    timeout: Duration.seconds(30),
-    clickhouse: false,
-    postgres: false,
+    memorySize: 512,
+    timeout: Duration.minutes(2),
+    clickhouse: true,
+    postgres: true,
     s3: 'none',
     glue: 'none',
-    vpc: false,
+    vpc: true,
   },
   health: {
     memorySize: 512,

@@ -6,6 +6,7 @@ import { completionCommand } from './commands/completion.ts';
 import { demoCommand } from './commands/demo.ts';
 import { maintainCommand } from './commands/maintain.ts';
 import { planCommand } from './commands/plan.ts';
+import { repairCommand } from './commands/repair.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   catchUpCommand,
   watermarkCommand,
   auditCommand,
+  repairCommand,
   maintainCommand,
   demoCommand,
   completionCommand(() => COMMANDS),

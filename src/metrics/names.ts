@@ -101,6 +101,15 @@ export const METRICS = {
     statistic: 'Average',
     description: 'Rows committed per second of table wall time; only emitted when rows were committed.',
   },
+  // Per table, emitted by each cycle's per-hour check (src/hourly/check.ts).
+  hourlyMismatchHours: {
+    name: 'HourlyMismatchHours',
+    unit: UNITS.count,
+    dimensionSets: perTable,
+    statistic: 'Maximum',
+    description:
+      'Closed hours of the cursor (within the look-back, default 48 h) where ClickHouse holds other rows, or for candles other values, than the batches committed for that hour: back-dated rows or candles changed after their lateness. 0 when all agree; `k2-offload repair` fixes them.',
+  },
   // Per table and error name, emitted by the failure step.
   errors: {
     name: 'Errors',
@@ -162,6 +171,7 @@ export const ALARM_NAMES = {
   throughputLow: 'IcebergOffloadThroughputLow',
   executionsFailing: 'IcebergOffloadExecutionsFailing',
   icebergBehind: 'IcebergOffloadIcebergBehind',
+  hourlyMismatch: 'IcebergOffloadHourlyMismatch',
   incident: 'IcebergOffloadIncident',
 } as const;
 export type AlarmKey = keyof typeof ALARM_NAMES;

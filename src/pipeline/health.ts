@@ -1,5 +1,6 @@
 import { pendingRows, ttlHeadroom } from '../clickhouse/inspect.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
+import { hourlyProblems } from '../hourly/health.ts';
 import { identString } from '../iceberg/catalog.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
@@ -307,6 +308,7 @@ export async function collectHealth(
         message: 'no watermark row yet: the first cycle creates it at the initial cursor',
       });
     problems.push(...judge(facts, table, th));
+    if (pgUp) problems.push(...(await hourlyProblems(deps, table)));
   }
   component(
     'catalog',

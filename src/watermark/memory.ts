@@ -1,4 +1,5 @@
 import { toInstant } from '../plan/batch.ts';
+import { memoryHourlyMethods } from './memory-hourly.ts';
 import {
   backwardsRefused,
   checkHolder,
@@ -92,6 +93,8 @@ export function createMemoryWatermarkStore(
     );
 
   return {
+    ...memoryHourlyMethods(clock, rowOf),
+
     async migrate() {},
 
     async now() {

@@ -116,6 +116,32 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN action text NOT NULL DEFAULT 'cursor' CHECK (action IN ('cursor', 'rewind', 'release'));
     `,
   },
+  {
+    version: 4,
+    name: 'hourly ledger of committed rows, last hourly check',
+    // Self-contained (depends on version 1 only): versions are applied in order, whichever else exists.
+    sql: (s) => `
+      CREATE TABLE ${s}.hourly_ledger (
+        table_name text NOT NULL REFERENCES ${s}.watermarks (table_name),
+        batch_id text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('offload', 'repair')),
+        window_start timestamptz NOT NULL,
+        window_end timestamptz NOT NULL,
+        hours jsonb NOT NULL,
+        recorded_at timestamptz NOT NULL,
+        PRIMARY KEY (table_name, batch_id)
+      );
+      CREATE INDEX hourly_ledger_window ON ${s}.hourly_ledger (table_name, window_end);
+      CREATE TABLE ${s}.hourly_checks (
+        table_name text PRIMARY KEY REFERENCES ${s}.watermarks (table_name),
+        checked_at timestamptz NOT NULL,
+        range_from timestamptz NOT NULL,
+        range_to timestamptz NOT NULL,
+        checked_hours integer NOT NULL,
+        mismatches jsonb NOT NULL
+      );
+    `,
+  },
 ];
 
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { toInstant } from '../plan/batch.ts';
 import { applyMigrations } from './migrations.ts';
 import { createPgAccess } from './pg-access.ts';
+import { pgHourlyMethods } from './pg-hourly.ts';
 import { pgRecordMethods } from './pg-records.ts';
 import {
   AUDIT_COLUMNS,
@@ -224,6 +225,8 @@ export function createPostgresWatermarkStore(
     },
 
     ...pgRecordMethods(db, timeNow),
+
+    ...pgHourlyMethods(db, () => timeNow()),
 
     async history(query_ = {}) {
       const q = normalizeHistoryQuery(query_);

@@ -7,6 +7,10 @@
  * tokens are decimal strings of a bigint that only ever grows per table.
  */
 
+import type { HourlyLedger } from './hourly-types.ts';
+
+export type * from './hourly-types.ts';
+
 export const WATERMARK_STATUSES = ['idle', 'running', 'ok', 'failed'] as const;
 export type WatermarkStatus = (typeof WATERMARK_STATUSES)[number];
 
@@ -157,7 +161,7 @@ export type ForceReleaseInput = { table: string; actor: string; reason: string }
 export type HistoryQuery = { table?: string; limit?: number; since?: string };
 export type AuditQuery = { table?: string; limit?: number };
 
-export interface WatermarkStore {
+export interface WatermarkStore extends HourlyLedger {
   /** Applies pending schema migrations; safe to call from many processes at once. */
   migrate(): Promise<void>;
   /** The store's clock (Postgres `now()`): what lease expiry is measured against. */

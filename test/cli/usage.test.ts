@@ -50,6 +50,17 @@ describe('k2-offload usage', () => {
     expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  it('refuses a repair without a known --table before opening anything', async () => {
+    const missing = await cli(['repair'], nowhere);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('repair needs --table NAME');
+    const unknown = await cli(['repair', '--table', 'bronze_trades_nyse'], nowhere);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('bronze_trades_nyse');
+    const hours = await cli(['repair', '--table', 'silver_trades', '--hours', '0'], nowhere);
+    expect(hours.code).toBe(2);
+  });
+
   it('refuses --until in the future, saying what now is', async () => {
     const now = new Date('2026-11-22T03:00:00Z');
     const r = await cli(['run', '--until', '2026-11-22T04:00:00Z'], nowhere, () => now);

@@ -2,6 +2,7 @@ import { beforeEach, describe } from 'vitest';
 import { makeBatch } from '../../src/plan/batch.ts';
 import type { AdvanceInput, HolderProcess, WatermarkStore } from '../../src/watermark/types.ts';
 import { leaseAndAdvanceCases } from './contract-advance.ts';
+import { hourlyCases } from './contract-hourly.ts';
 import { leaseHolderCases } from './contract-leases.ts';
 import { recordCases } from './contract-records.ts';
 import { type FakeClock, fakeClock } from './fake-clock.ts';
@@ -70,5 +71,6 @@ export function watermarkStoreContract(
     leaseAndAdvanceCases(ctx);
     leaseHolderCases(ctx);
     recordCases(ctx);
+    hourlyCases(ctx);
   });
 }
