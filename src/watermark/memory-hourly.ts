@@ -3,11 +3,19 @@ import { normalizeEntry } from './hourly-types.ts';
 import { checkTableName } from './rules.ts';
 
 /** The same ledger in memory, for the memory store. */
-export function memoryHourlyMethods(clock: () => Date, known: (table: string) => void): HourlyLedger {
+export function memoryHourlyMethods(
+  clock: () => Date,
+  known: (table: string) => void,
+): HourlyLedger & { forgetFrom: (table: string, cursor: string) => void } {
   const entries = new Map<string, LedgerEntry>();
   const checks = new Map<string, HourlyCheck>();
   const clone = <T>(v: T): T => structuredClone(v);
   return {
+    /** A cursor moved back: batches at or above it are no longer in Iceberg (see setCursor). */
+    forgetFrom(table, cursor) {
+      for (const [key, e] of entries)
+        if (e.table === table && Date.parse(e.windowStart) >= Date.parse(cursor)) entries.delete(key);
+    },
     async recordHours(input) {
       const e = normalizeEntry(input);
       known(e.table);

@@ -92,8 +92,9 @@ export function createMemoryWatermarkStore(
         (r.outcome === 'committed' || r.outcome === 'reconciled'),
     );
 
+  const { forgetFrom, ...hourly } = memoryHourlyMethods(clock, rowOf);
   return {
-    ...memoryHourlyMethods(clock, rowOf),
+    ...hourly,
 
     async migrate() {},
 
@@ -343,6 +344,7 @@ export function createMemoryWatermarkStore(
         return { changed: false, previousCursor, version: row.version };
       const backwards = ms(s.cursor) < ms(previousCursor);
       if (backwards && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
+      if (backwards) forgetFrom(s.table, s.cursor);
       Object.assign(row, {
         cursor: s.cursor,
         version: row.version + 1,

@@ -127,7 +127,15 @@ export function pgRecordMethods(
         if (delta === 0) return { changed: false, previousCursor, version };
         if (delta < 0 && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
         // The forward-only trigger lets this transaction, and only it, move the cursor back.
-        if (delta < 0) await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
+        if (delta < 0) {
+          await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
+          // The hourly ledger says what Iceberg holds; above the new cursor it no longer does (a
+          // restored catalog, a range to re-offload): those batches will be committed, and recorded, again.
+          await client.query(
+            `DELETE FROM ${W.replace(/\.watermarks$/, '.hourly_ledger')} WHERE table_name = $1 AND window_start >= $2`,
+            [s.table, s.cursor],
+          );
+        }
         // A new token fences out any holder whose lease expired while it was still working.
         await client.query(
           `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = $4,

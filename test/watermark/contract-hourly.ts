@@ -28,6 +28,30 @@ export function hourlyCases({ current }: ContractContext) {
     expect(got?.hours).toEqual([{ hour: H0, rows: 10, checksum: '0' }]);
   });
 
+  it('forgets the batches above a cursor moved back: Iceberg no longer holds them, they are committed again', async () => {
+    const { store } = current();
+    const at = (batchId: string, windowStart: string, windowEnd: string) =>
+      store.recordHours({ table: 'trades', batchId, kind: 'offload', windowStart, windowEnd, hours: [] });
+    await at('b1', T0, T1);
+    await at('b2', T1, T2);
+    await at('b3', T2, T3);
+    await store.setCursor({
+      table: 'trades',
+      cursor: T3,
+      actor: 'ops',
+      reason: 'skip',
+      allowBackwards: false,
+    });
+    await store.setCursor({
+      table: 'trades',
+      cursor: T1,
+      actor: 'ops',
+      reason: 'restored',
+      allowBackwards: true,
+    });
+    expect((await store.ledger('trades', { from: T0, to: T3 })).map((e) => e.batchId)).toEqual(['b1']);
+  });
+
   it('returns the entries whose window overlaps the range, oldest window first, per table', async () => {
     const { store } = current();
     const at = (batchId: string, windowStart: string, windowEnd: string, table = 'trades') =>
