@@ -82,10 +82,12 @@ export async function previewCycle(
 
   const selectedNames = new Set(selected.map((t) => t.name));
   const stopped = new Map<string, string>();
+  const dbNow = await deps.watermarks.now();
   for (const table of deps.config.tables) {
     const w = stored.get(table.name);
     const storedCursor = w?.cursor ?? null;
-    const live = w?.lease ? Date.parse(w.lease.expiresAt) > now.getTime() : false;
+    // Leases expire by the database's clock, as the cycle's acquire judges them.
+    const live = w?.lease ? Date.parse(w.lease.expiresAt) > Date.parse(dbNow) : false;
     // As the cycle does: a watermark that never moved starts at the table's oldest row.
     const start = selectedNames.has(table.name)
       ? await firstOffloadStart(deps, table, w, now.getTime())
