@@ -14,6 +14,7 @@ import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import { renderEmfLines } from '../../src/metrics/emf.ts';
 import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import type { FunctionAccess } from '../../src/runtime/access.ts';
 import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
 import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
 import {
@@ -23,16 +24,11 @@ import {
   type SecretsClientLike,
 } from './secrets.ts';
 
-/** What a function talks to besides S3 and the catalog; the CDK grants the same (FUNCTION_ACCESS). */
-export type Needs = {
-  clickhouse: boolean;
-  postgres: boolean;
-  /**
-   * Brings the watermark tables to the current schema at container start. Only the planner does: every
-   * cycle starts there, so the later steps find the tables in place and need no DDL rights.
-   */
-  migrate?: boolean;
-};
+/** What a function talks to besides S3 and the catalog (src/runtime/access.ts declares it per function). */
+export type Needs = Pick<FunctionAccess, 'clickhouse' | 'postgres' | 'migrate'>;
+
+/** An AWS SDK v3 client, as far as a middleware hook sees it. */
+export type SdkClient = { middlewareStack: { add: (...args: never[]) => void } };
 
 export type LambdaDepsOptions = {
   env?: NodeJS.ProcessEnv;
@@ -41,6 +37,8 @@ export type LambdaDepsOptions = {
   /** Where EMF and log lines go; stdout in Lambda. */
   write?: (text: string) => void;
   clock?: () => Date;
+  /** Called with every AWS SDK client the function uses, e.g. to add a middleware (tests record calls). */
+  onClient?: (client: SdkClient) => void;
 };
 
 /**
@@ -93,7 +91,12 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
   const rawEnv = options.env ?? process.env;
   const env = readLambdaEnv(rawEnv);
   const config = await tableConfig(env);
-  const secrets = options.secrets ?? new SecretsManagerClient({ region: env.region });
+  const hook = <T>(client: T): T => {
+    if (options.onClient && client && typeof client === 'object' && 'middlewareStack' in client)
+      options.onClient(client as unknown as SdkClient);
+    return client;
+  };
+  const secrets = hook(options.secrets ?? new SecretsManagerClient({ region: env.region }));
 
   let clickhouse = notWired<ClickHouseClient>('ClickHouse', LAMBDA_ENV.clickhouseSecretArn);
   if (needs.clickhouse) {
@@ -134,7 +137,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
   const catalog: Catalog =
     pool && env.catalog === 'postgres'
       ? createPostgresCatalog(pool, { catalogName: 'k2' })
-      : glueCatalog(options, env);
+      : glueCatalog(hook(options.glue ?? new GlueClient({ region: env.region })));
   const write = options.write ?? stdout;
   const clock = options.clock ?? (() => new Date());
   const labels = {
@@ -146,7 +149,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     clickhouse,
     watermarks,
     catalog,
-    store: new S3ObjectStore({ client: s3Client(env) }),
+    store: new S3ObjectStore({ client: hook(s3Client(env)) }),
     warehouse: env.warehouse,
     s3: {
       region: env.region,
@@ -181,8 +184,8 @@ function s3Client(env: LambdaEnv): S3Client {
 }
 
 /** Glue database = the table's target namespace (the stack checks every table's namespace is its database). */
-const glueCatalog = (options: LambdaDepsOptions, env: LambdaEnv) =>
-  createGlueCatalog(options.glue ?? new GlueClient({ region: env.region }), {
+const glueCatalog = (client: GlueClient) =>
+  createGlueCatalog(client, {
     databaseName: (namespace: string) => namespace,
   });
 
