@@ -51,6 +51,13 @@ export const stageConfigSchema = z.strictObject({
       'must be rate(N minutes|hours) or cron(...)',
     )
     .default('rate(15 minutes)'),
+  /** A production stage: its schedule runs by default. */
+  production: z.boolean().default(false),
+  /**
+   * Whether the schedule starts cycles; by default only in a production stage, so a dev stage deployed
+   * for a try costs nothing until switched on (cycles can still be started from the console or CLI).
+   */
+  scheduleEnabled: z.boolean().optional(),
   /** Execution timeout; defaults to the schedule period minus one minute, so cycles never pile up. */
   executionTimeoutMinutes: z.number().int().positive().optional(),
   /** Table config JSON (see src/config/schema.ts), relative to the project root; the ten default tables when absent. */
@@ -154,6 +161,11 @@ export const stageConfigSchema = z.strictObject({
 
 export type StageConfig = z.infer<typeof stageConfigSchema>;
 export type StageConfigInput = z.input<typeof stageConfigSchema>;
+
+/** Whether the cycle schedule is switched on: as configured, else only in a production stage. */
+export function scheduleEnabled(config: StageConfig): boolean {
+  return config.scheduleEnabled ?? config.production;
+}
 
 /** Minutes between two scheduled cycles; undefined for cron expressions. */
 export function schedulePeriodMinutes(schedule: string): number | undefined {

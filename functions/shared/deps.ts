@@ -6,7 +6,7 @@ import pg from 'pg';
 import { openClickHouse } from '../../src/clickhouse/client.ts';
 import { loadConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError, NotConfiguredError } from '../../src/errors.ts';
 import type { Catalog } from '../../src/iceberg/catalog.ts';
 import { createGlueCatalog } from '../../src/iceberg/glue-catalog.ts';
 import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
@@ -15,6 +15,7 @@ import { renderEmfLines } from '../../src/metrics/emf.ts';
 import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import type { FunctionAccess } from '../../src/runtime/access.ts';
+import { isPlaceholderSecret, notConfiguredMessage } from '../../src/runtime/not-configured.ts';
 import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
 import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
 import {
@@ -81,6 +82,16 @@ async function tableConfig(env: LambdaEnv): Promise<OffloadConfig> {
   return loadConfig(env.configPath);
 }
 
+/** A part whose secret still holds the placeholder: any use says what to configure. */
+function notConfigured<T extends object>(message: string): T {
+  return new Proxy({} as T, {
+    get(_, property) {
+      if (property === 'then') return undefined;
+      throw new NotConfiguredError(message);
+    },
+  });
+}
+
 const missing = (variable: string) =>
   new ConfigError(`environment variable ${variable}: must be set (the ARN of a Secrets Manager secret)`, {
     variable,
@@ -98,27 +109,37 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
   };
   const secrets = hook(options.secrets ?? new SecretsManagerClient({ region: env.region }));
 
+  // Secrets still holding the deploy-time placeholder: the stage is not configured yet.
+  const unconfigured: string[] = [];
+  const readSecret = async (arn: string, variable: string) => {
+    const secret = await readSecretJson(secrets, arn, variable);
+    if (!isPlaceholderSecret(secret)) return secret;
+    unconfigured.push(notConfiguredMessage(arn));
+    return undefined;
+  };
+
   let clickhouse = notWired<ClickHouseClient>('ClickHouse', LAMBDA_ENV.clickhouseSecretArn);
   if (needs.clickhouse) {
     const arn = env.clickhouseSecretArn;
     if (!arn) throw missing(LAMBDA_ENV.clickhouseSecretArn);
-    const url = clickhouseUrlFromSecret(
-      await readSecretJson(secrets, arn, LAMBDA_ENV.clickhouseSecretArn),
-      arn,
-    );
-    // A remote server only: the embedded engine is never bundled into a function.
-    clickhouse = openClickHouse({ url, dataDir: '/tmp/unused' });
+    const secret = await readSecret(arn, LAMBDA_ENV.clickhouseSecretArn);
+    if (secret)
+      // A remote server only: the embedded engine is never bundled into a function.
+      clickhouse = openClickHouse({ url: clickhouseUrlFromSecret(secret, arn), dataDir: '/tmp/unused' });
+    else clickhouse = notConfigured<ClickHouseClient>(notConfiguredMessage(arn));
   }
 
   let pool: pg.Pool | undefined;
   let watermarks = notWired<WatermarkStore>('Postgres (watermarks)', LAMBDA_ENV.postgresSecretArn);
-  if (needs.postgres || env.catalog === 'postgres') {
+  const postgresSecret = async () => {
     const arn = env.postgresSecretArn;
     if (!arn) throw missing(LAMBDA_ENV.postgresSecretArn);
-    const settings = postgresConfigFromSecret(
-      await readSecretJson(secrets, arn, LAMBDA_ENV.postgresSecretArn),
-      arn,
-    );
+    return { arn, secret: await readSecret(arn, LAMBDA_ENV.postgresSecretArn) };
+  };
+  const postgres = needs.postgres || env.catalog === 'postgres' ? await postgresSecret() : undefined;
+  if (postgres && !postgres.secret) watermarks = notConfigured(notConfiguredMessage(postgres.arn));
+  else if (postgres?.secret) {
+    const settings = postgresConfigFromSecret(postgres.secret, postgres.arn);
     // A few connections per container: one invocation runs one step at a time.
     pool = new pg.Pool({ ...settings, max: 3, idleTimeoutMillis: 60_000, connectionTimeoutMillis: 10_000 });
     // An idle connection dropped while the container was frozen must not crash the process.
@@ -145,6 +166,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     ...(rawEnv.AWS_LAMBDA_FUNCTION_NAME ? { function: rawEnv.AWS_LAMBDA_FUNCTION_NAME } : {}),
   };
   return {
+    ...(unconfigured.length > 0 ? { notConfigured: unconfigured.join('; ') } : {}),
     config,
     clickhouse,
     watermarks,
@@ -191,16 +213,24 @@ const glueCatalog = (client: GlueClient) =>
 
 /**
  * The deps of a function, built at its first invocation and kept for the container's life (one pool, one
- * ClickHouse client, one set of SDK clients). A failed build is not kept: the next invocation tries again.
+ * ClickHouse client, one set of SDK clients). A failed build is not kept, nor one that found the stage not
+ * configured: the next invocation tries again.
  * Nothing is read at import time, so a bundle loads without its environment.
  */
 export function lambdaDeps(needs: Needs, options: LambdaDepsOptions = {}): () => Promise<PipelineDeps> {
   let cached: Promise<PipelineDeps> | undefined;
   return () => {
-    cached ??= buildLambdaDeps(needs, options).catch((error: unknown) => {
-      cached = undefined;
-      throw error;
-    });
+    cached ??= buildLambdaDeps(needs, options).then(
+      (deps) => {
+        // Not configured yet: read the secrets again next time, so filling them takes effect at once.
+        if (deps.notConfigured) cached = undefined;
+        return deps;
+      },
+      (error: unknown) => {
+        cached = undefined;
+        throw error;
+      },
+    );
     return cached;
   };
 }

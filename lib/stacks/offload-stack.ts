@@ -1,11 +1,12 @@
 import { join } from 'node:path';
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { OffloadConfig } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { SECRET_PLACEHOLDER } from '../../src/runtime/not-configured.ts';
 import { OffloadAlarms } from '../constructs/alarms.ts';
 import { OffloadDashboard } from '../constructs/dashboard.ts';
 import { EmrCommit } from '../constructs/emr-commit.ts';
@@ -15,7 +16,12 @@ import { OffloadStateMachine } from '../constructs/offload-state-machine.ts';
 import { CycleSchedule, HealthSchedule } from '../constructs/schedules.ts';
 import { Warehouse } from '../constructs/warehouse.ts';
 import { acknowledge } from '../nag.ts';
-import { executionTimeoutMinutes, type StageConfig, schedulePeriodMinutes } from '../stage-config.ts';
+import {
+  executionTimeoutMinutes,
+  type StageConfig,
+  scheduleEnabled,
+  schedulePeriodMinutes,
+} from '../stage-config.ts';
 
 export type OffloadStackProps = StackProps & {
   stage: StageConfig;
@@ -48,20 +54,23 @@ export class OffloadStack extends Stack {
       ...(stage.warehouse.bucketName ? { bucketName: stage.warehouse.bucketName } : {}),
       stagingExpirationDays: stage.warehouse.stagingExpirationDays,
     });
-    if (stage.createGlueDatabase)
-      new glue.CfnDatabase(this, 'GlueDatabase', {
-        catalogId: this.account,
-        databaseInput: {
-          name: stage.glueDatabase,
-          description: 'k2 cold tier: Iceberg tables offloaded from ClickHouse',
-        },
-      });
+    const database = !stage.createGlueDatabase
+      ? undefined
+      : new glue.CfnDatabase(this, 'GlueDatabase', {
+          catalogId: this.account,
+          databaseInput: {
+            name: stage.glueDatabase,
+            description: 'k2 cold tier: Iceberg tables offloaded from ClickHouse',
+          },
+        });
 
     const secret = (id: string, arn: string | undefined, what: string): secrets.ISecret => {
       if (arn) return secrets.Secret.fromSecretCompleteArn(this, id, arn);
+      // A placeholder, not a credential: until it is replaced the stage says "not configured" and pages nobody.
       const created = new secrets.Secret(this, id, {
         secretName: `${prefix}/${what}`,
         description: `k2-offload ${what} connection: JSON {"url": "..."}; put the real value after the first deploy`,
+        secretStringValue: SecretValue.unsafePlainText(JSON.stringify(SECRET_PLACEHOLDER)),
       });
       acknowledge(
         created,
@@ -115,6 +124,8 @@ export class OffloadStack extends Stack {
       logRetentionDays: stage.logRetentionDays,
       ...(vpc ? { vpc } : {}),
     });
+    // The functions may read the database but not create it: it exists before they run.
+    if (database) this.functions.node.addDependency(database);
 
     const emr = new EmrCommit(this, 'SparkCommit', {
       resourcePrefix: prefix,
@@ -145,6 +156,7 @@ export class OffloadStack extends Stack {
     new CycleSchedule(this, 'CycleSchedule', {
       resourcePrefix: prefix,
       schedule: stage.schedule,
+      enabled: scheduleEnabled(stage),
       stateMachine: this.stateMachine.stateMachine,
     });
     new HealthSchedule(this, 'HealthSchedule', { resourcePrefix: prefix, health: f.health.function });
@@ -160,6 +172,7 @@ export class OffloadStack extends Stack {
       cyclePeriod: Duration.minutes(schedulePeriodMinutes(stage.schedule) ?? 15),
       stateMachine: this.stateMachine.stateMachine,
       notifications,
+      scheduleEnabled: scheduleEnabled(stage),
     });
     const dashboard = new OffloadDashboard(this, 'Dashboard', {
       resourcePrefix: prefix,

@@ -10,6 +10,7 @@ export const METRICS_NAMESPACE = 'K2/Offload';
 
 export const DIMENSIONS = {
   table: 'Table',
+  layer: 'Layer',
   errorType: 'ErrorType',
   status: 'Status',
 } as const;
@@ -71,6 +72,14 @@ export const METRICS = {
     statistic: 'Maximum',
     description: 'Failed passes of the table in a row since its last success (from its watermark row).',
   },
+  notConfigured: {
+    name: 'NotConfigured',
+    unit: UNITS.count,
+    dimensionSets: [[]],
+    statistic: 'Maximum',
+    description:
+      'From the health function: 1 while a connection secret still holds the deploy-time placeholder, else 0. Paging is held off while it is 1.',
+  },
   // Per table, emitted when a cycle publishes its outcome.
   rows: {
     name: 'RowsOffloaded',
@@ -92,6 +101,22 @@ export const METRICS = {
     dimensionSets: perTable,
     statistic: 'Average',
     description: 'Rows committed per second of table wall time; only emitted when rows were committed.',
+  },
+  // Per layer, emitted when a cycle publishes its outcome: throughput where it means something (the
+  // bronze trades, big and steady), as rows over staging time summed over an hour.
+  stagedRows: {
+    name: 'StagedRows',
+    unit: UNITS.count,
+    dimensionSets: [[DIMENSIONS.layer]],
+    statistic: 'Sum',
+    description: 'Rows staged and committed by the tables of a layer in one pass.',
+  },
+  stagingSeconds: {
+    name: 'StagingSeconds',
+    unit: UNITS.seconds,
+    dimensionSets: [[DIMENSIONS.layer]],
+    statistic: 'Sum',
+    description: 'Seconds the tables of a layer spent staging in one pass (summed over their batches).',
   },
   // Per table and error name, emitted by the failure step.
   errors: {
@@ -153,6 +178,7 @@ export const ALARM_NAMES = {
   successRateLow: 'IcebergOffloadSuccessRateLow',
   throughputLow: 'IcebergOffloadThroughputLow',
   executionsFailing: 'IcebergOffloadExecutionsFailing',
+  notConfigured: 'IcebergOffloadNotConfigured',
   incident: 'IcebergOffloadIncident',
 } as const;
 export type AlarmKey = keyof typeof ALARM_NAMES;
