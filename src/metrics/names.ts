@@ -107,14 +107,14 @@ export const METRICS = {
   stagedRows: {
     name: 'StagedRows',
     unit: UNITS.count,
-    dimensionSets: [[DIMENSIONS.layer]],
+    dimensionSets: [[DIMENSIONS.layer], []],
     statistic: 'Sum',
     description: 'Rows staged and committed by the tables of a layer in one pass.',
   },
   stagingSeconds: {
     name: 'StagingSeconds',
     unit: UNITS.seconds,
-    dimensionSets: [[DIMENSIONS.layer]],
+    dimensionSets: [[DIMENSIONS.layer], []],
     statistic: 'Sum',
     description: 'Seconds the tables of a layer spent staging in one pass (summed over their batches).',
   },

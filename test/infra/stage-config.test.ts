@@ -3,6 +3,7 @@ import {
   executionTimeoutMinutes,
   loadStageConfig,
   parseStageConfig,
+  scheduleEnabled,
   schedulePeriodMinutes,
 } from '../../lib/stage-config.ts';
 import { ConfigError } from '../../src/errors.ts';
@@ -24,6 +25,13 @@ describe('stage config', () => {
       notifications: { page: [], warn: [] },
     });
     expect(executionTimeoutMinutes(config)).toBe(14);
+  });
+
+  it('switches the schedule on only in production unless the stage says otherwise', () => {
+    expect(scheduleEnabled(parseStageConfig({}))).toBe(false);
+    expect(scheduleEnabled(parseStageConfig({ production: true }))).toBe(true);
+    expect(scheduleEnabled(parseStageConfig({ scheduleEnabled: true }))).toBe(true);
+    expect(scheduleEnabled(parseStageConfig({ production: true, scheduleEnabled: false }))).toBe(false);
   });
 
   it('derives the schedule period from rate expressions', () => {
