@@ -1,5 +1,6 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import {
@@ -50,6 +51,9 @@ export type OffloadFunctionsProps = {
   glueDatabase: string;
   clickhouseSecret: secrets.ISecret;
   postgresSecret: secrets.ISecret;
+  /** Customer managed keys of the bucket and of the secrets, when they use one. */
+  bucketKeyArn?: string;
+  secretsKeyArn?: string;
   logRetentionDays: number;
   vpc?: { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] };
 };
@@ -136,6 +140,26 @@ export class OffloadFunctions extends Construct {
       // Glue authorizes a table request on the catalog, the database and the table.
       const why =
         'Iceberg tables are created per configured table; access is limited to the tables of one Glue database.';
+      // Customer managed keys: only as used by S3 and Secrets Manager on this function's behalf.
+      const viaService = (service: string) => ({
+        StringEquals: { 'kms:ViaService': `${service}.${stack.region}.${stack.urlSuffix}` },
+      });
+      if (props.bucketKeyArn && access.s3 !== 'none')
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt', ...(access.s3 === 'read' ? [] : ['kms:GenerateDataKey'])],
+            resources: [props.bucketKeyArn],
+            conditions: viaService('s3'),
+          }),
+        );
+      if (props.secretsKeyArn && (access.clickhouse || access.postgres))
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [props.secretsKeyArn],
+            conditions: viaService('secretsmanager'),
+          }),
+        );
       if (access.glue !== 'none') grant(['glue:GetTable'], glueArns, why);
       if (access.glue === 'create') {
         grant(['glue:GetDatabase'], glueArns.slice(0, 2), why);
