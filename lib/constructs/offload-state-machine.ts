@@ -5,7 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { buildStateMachineDefinition, type LambdaTask } from '../../src/orchestration/asl.ts';
-import { acknowledge, wildcardFindings } from '../nag.ts';
+import { acknowledge } from '../nag.ts';
 import type { EmrCommit } from './emr-commit.ts';
 
 export type OffloadStateMachineProps = {

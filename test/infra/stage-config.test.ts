@@ -34,7 +34,7 @@ describe('stage config', () => {
     expect(scheduleEnabled(parseStageConfig({ production: true, scheduleEnabled: false }))).toBe(false);
   });
 
-  it('needs the subnets' route tables for the S3 gateway endpoint, unless the subnets use a NAT gateway', () => {
+  it("needs the subnets' route tables for the S3 gateway endpoint, unless the subnets use a NAT gateway", () => {
     const vpc = { vpcId: 'vpc-0a1b', subnetIds: ['subnet-0a'], availabilityZones: ['eu-west-1a'] };
     expect(() => parseStageConfig({ vpc })).toThrow(
       /vpc\.routeTableIds must name the route table of each of the 1 subnets \(got 0\).*or set vpc\.egress to "nat"/,
