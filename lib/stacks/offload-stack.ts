@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CfnOutput, Duration, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
@@ -110,8 +110,12 @@ export class OffloadStack extends Stack {
       logRetentionDays: stage.logRetentionDays,
       ...(vpc ? { vpc } : {}),
     });
-    // The functions may read the database but not create it: it exists before they run.
-    if (database) this.functions.node.addDependency(database);
+    // The functions may read the database but not create it: it exists before they run. It outlives the
+    // stack: deleting it would drop the Iceberg tables' catalog entries.
+    if (database) {
+      this.functions.node.addDependency(database);
+      database.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    }
 
     const emr = new EmrCommit(this, 'SparkCommit', {
       resourcePrefix: prefix,

@@ -190,7 +190,8 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
           bucket: 'k2-warehouse',
           print: (text) => process.stdout.write(text),
         });
-      });
+        // Synthesizing the stack (esbuild, cdk-nag) takes most of this on 2 busy cores.
+      }, 300_000);
     });
   },
 );
