@@ -24,10 +24,6 @@ const MACHINE = 'state-machine';
  */
 export const EXPLAINED_UNUSED: [RegExp, string][] = [
   [
-    /^state-machine lambda:InvokeFunction arn:aws:lambda:.*:function:k2-offload-test-commit-batch$/,
-    'The in-Lambda committer; a config whose tables all commit with Spark never invokes it.',
-  ],
-  [
     /^stage-batch s3:AbortMultipartUpload /,
     'A multipart upload of a staged file that fails part-way is aborted, so no parts linger.',
   ],
