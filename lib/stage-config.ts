@@ -16,6 +16,13 @@ const secretArn = z
     'must be a Secrets Manager secret ARN',
   );
 
+const kmsKeyArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
+
 const subscription = z.discriminatedUnion('protocol', [
   z.strictObject({ protocol: z.literal('email'), endpoint: z.email() }),
   /** e.g. a PagerDuty CloudWatch integration URL */
@@ -51,6 +58,13 @@ export const stageConfigSchema = z.strictObject({
       'must be rate(N minutes|hours) or cron(...)',
     )
     .default('rate(15 minutes)'),
+  /** A production stage: its schedule runs by default. */
+  production: z.boolean().default(false),
+  /**
+   * Whether the schedule starts cycles; by default only in a production stage, so a dev stage deployed
+   * for a try costs nothing until switched on (cycles can still be started from the console or CLI).
+   */
+  scheduleEnabled: z.boolean().optional(),
   /** Execution timeout; defaults to the schedule period minus one minute, so cycles never pile up. */
   executionTimeoutMinutes: z.number().int().positive().optional(),
   /** Table config JSON (see src/config/schema.ts), relative to the project root; the ten default tables when absent. */
@@ -64,8 +78,20 @@ export const stageConfigSchema = z.strictObject({
       securityGroupIds: z
         .array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id'))
         .default([]),
+      /**
+       * `endpoints` (default): the stack adds the VPC endpoints the functions call (S3 gateway, Secrets
+       * Manager and Glue interface endpoints), for subnets without internet access. `nat`: the subnets
+       * reach AWS APIs through a NAT gateway the operator provides; no endpoint is created.
+       */
+      egress: z.enum(['endpoints', 'nat']).default('endpoints'),
+      /** Route table of each subnet, in order: the S3 gateway endpoint is added to them (egress `endpoints`). */
+      routeTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]+$/, 'must be a route table id')).default([]),
     })
     .optional(),
+  /** Customer managed KMS keys, when the bucket or the secrets use one: the functions get kms:Decrypt on them. */
+  encryption: z
+    .strictObject({ bucketKeyArn: kmsKeyArn.optional(), secretsKeyArn: kmsKeyArn.optional() })
+    .default({}),
   /** JSON secrets with a `url` key; created empty (fill them after deploy) when absent. */
   secrets: z
     .strictObject({ clickhouseArn: secretArn.optional(), postgresArn: secretArn.optional() })
@@ -155,6 +181,11 @@ export const stageConfigSchema = z.strictObject({
 export type StageConfig = z.infer<typeof stageConfigSchema>;
 export type StageConfigInput = z.input<typeof stageConfigSchema>;
 
+/** Whether the cycle schedule is switched on: as configured, else only in a production stage. */
+export function scheduleEnabled(config: StageConfig): boolean {
+  return config.scheduleEnabled ?? config.production;
+}
+
 /** Minutes between two scheduled cycles; undefined for cron expressions. */
 export function schedulePeriodMinutes(schedule: string): number | undefined {
   const m = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(schedule);
@@ -208,6 +239,11 @@ export function parseStageConfig(raw: unknown, source = 'stage config'): StageCo
     throw new ConfigError(`${source}: alarms.cycleWarningSeconds must be below alarms.cycleCriticalSeconds`, {
       field: 'alarms.cycleWarningSeconds',
     });
+  if (config.vpc?.egress === 'endpoints' && config.vpc.routeTableIds.length !== config.vpc.subnetIds.length)
+    throw new ConfigError(
+      `${source}: vpc.routeTableIds must name the route table of each of the ${config.vpc.subnetIds.length} subnets (got ${config.vpc.routeTableIds.length}) for the S3 gateway endpoint; or set vpc.egress to "nat" when the subnets reach AWS APIs through a NAT gateway`,
+      { field: 'vpc.routeTableIds' },
+    );
   executionTimeoutMinutes(config);
   return config;
 }

@@ -23,6 +23,12 @@ export class ConfigError extends OffloadError {
   readonly retryable = false;
 }
 
+/** A stage whose connection secrets still hold the deploy-time placeholder: nothing can run yet. */
+export class NotConfiguredError extends OffloadError {
+  override readonly name = 'NotConfiguredError' as const;
+  readonly retryable = false;
+}
+
 /** Input that is well formed but asks for something impossible (unknown table, inverted window...). */
 export class InputError extends OffloadError {
   override readonly name = 'InputError' as const;

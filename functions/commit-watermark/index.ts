@@ -1,7 +1,8 @@
+import { FUNCTION_ACCESS } from '../../src/runtime/access.ts';
 import { lambdaDeps } from '../shared/deps.ts';
 import { createHandler } from './handler.ts';
 
-/** What this function connects to; the stack grants the same secrets (FUNCTION_ACCESS). */
-export const needs = { clickhouse: false, postgres: true };
+/** What this function connects to, declared once; the stack grants the same. */
+export const needs = FUNCTION_ACCESS['commit-watermark'];
 
 export const handler = createHandler(lambdaDeps(needs));

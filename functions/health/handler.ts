@@ -15,8 +15,20 @@ export function createHandler(deps: () => Promise<PipelineDeps>) {
   return async (event: unknown): Promise<HealthReport> => {
     parseEvent(healthEventSchema, event ?? {}, 'Health input');
     const d = await deps();
+    const timestamp = d.clock().getTime();
+    // Not configured yet: say what to do, and publish the state the alarms leave out of paging.
+    if (d.notConfigured) {
+      d.metrics([{ timestamp, values: { notConfigured: 1 } }]);
+      return {
+        checkedAt: new Date(timestamp).toISOString(),
+        healthy: false,
+        components: [],
+        tables: [],
+        problems: [{ severity: 'warning', table: null, code: 'not-configured', message: d.notConfigured }],
+      };
+    }
     const report = await collectHealth(d);
-    d.metrics(healthRecords(report));
+    d.metrics([...healthRecords(report), { timestamp, values: { notConfigured: 0 } }]);
     return report;
   };
 }

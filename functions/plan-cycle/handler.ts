@@ -1,15 +1,18 @@
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import type { CyclePlan } from '../../src/pipeline/events.ts';
-import { parseCycleInput, planCycle } from '../../src/pipeline/plan-cycle.ts';
+import { notConfiguredPlan, parseCycleInput, planCycle } from '../../src/pipeline/plan-cycle.ts';
 
 /**
  * PlanCycle: the execution input (`{}` from the schedule, `{tables?, until?}` from a console rerun) in,
  * the cycle plan out. A malformed input fails here, before a connection is opened; an unknown table or a
- * future `until` fails in the planner before anything is written. Errors keep their `name`.
+ * future `until` fails in the planner before anything is written. Errors keep their `name`. A stage not
+ * configured yet plans nothing and says so (no failure, nothing pages).
  */
 export function createHandler(deps: () => Promise<PipelineDeps>) {
   return async (event: unknown): Promise<CyclePlan> => {
     const input = parseCycleInput(event);
-    return planCycle(await deps(), input);
+    const d = await deps();
+    if (d.notConfigured) return notConfiguredPlan(d, input, d.notConfigured);
+    return planCycle(d, input);
   };
 }

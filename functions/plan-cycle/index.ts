@@ -1,7 +1,8 @@
+import { FUNCTION_ACCESS } from '../../src/runtime/access.ts';
 import { lambdaDeps } from '../shared/deps.ts';
 import { createHandler } from './handler.ts';
 
-/** What this function connects to; the stack grants the same secrets (FUNCTION_ACCESS). */
-export const needs = { clickhouse: true, postgres: true, migrate: true };
+/** What this function connects to, declared once; the stack grants the same. */
+export const needs = FUNCTION_ACCESS['plan-cycle'];
 
 export const handler = createHandler(lambdaDeps(needs));

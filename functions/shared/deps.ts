@@ -6,7 +6,7 @@ import pg from 'pg';
 import { openClickHouse } from '../../src/clickhouse/client.ts';
 import { loadConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError, NotConfiguredError } from '../../src/errors.ts';
 import type { Catalog } from '../../src/iceberg/catalog.ts';
 import { createGlueCatalog } from '../../src/iceberg/glue-catalog.ts';
 import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
@@ -14,6 +14,8 @@ import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import { renderEmfLines } from '../../src/metrics/emf.ts';
 import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import type { FunctionAccess } from '../../src/runtime/access.ts';
+import { isPlaceholderSecret, notConfiguredMessage } from '../../src/runtime/not-configured.ts';
 import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
 import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
 import {
@@ -23,16 +25,11 @@ import {
   type SecretsClientLike,
 } from './secrets.ts';
 
-/** What a function talks to besides S3 and the catalog; the CDK grants the same (FUNCTION_ACCESS). */
-export type Needs = {
-  clickhouse: boolean;
-  postgres: boolean;
-  /**
-   * Brings the watermark tables to the current schema at container start. Only the planner does: every
-   * cycle starts there, so the later steps find the tables in place and need no DDL rights.
-   */
-  migrate?: boolean;
-};
+/** What a function talks to besides S3 and the catalog (src/runtime/access.ts declares it per function). */
+export type Needs = Pick<FunctionAccess, 'clickhouse' | 'postgres' | 'migrate'>;
+
+/** An AWS SDK v3 client, as far as a middleware hook sees it. */
+export type SdkClient = { middlewareStack: { add: (...args: never[]) => void } };
 
 export type LambdaDepsOptions = {
   env?: NodeJS.ProcessEnv;
@@ -41,6 +38,8 @@ export type LambdaDepsOptions = {
   /** Where EMF and log lines go; stdout in Lambda. */
   write?: (text: string) => void;
   clock?: () => Date;
+  /** Called with every AWS SDK client the function uses, e.g. to add a middleware (tests record calls). */
+  onClient?: (client: SdkClient) => void;
 };
 
 /**
@@ -83,6 +82,16 @@ async function tableConfig(env: LambdaEnv): Promise<OffloadConfig> {
   return loadConfig(env.configPath);
 }
 
+/** A part whose secret still holds the placeholder: any use says what to configure. */
+function notConfigured<T extends object>(message: string): T {
+  return new Proxy({} as T, {
+    get(_, property) {
+      if (property === 'then') return undefined;
+      throw new NotConfiguredError(message);
+    },
+  });
+}
+
 const missing = (variable: string) =>
   new ConfigError(`environment variable ${variable}: must be set (the ARN of a Secrets Manager secret)`, {
     variable,
@@ -93,29 +102,44 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
   const rawEnv = options.env ?? process.env;
   const env = readLambdaEnv(rawEnv);
   const config = await tableConfig(env);
-  const secrets = options.secrets ?? new SecretsManagerClient({ region: env.region });
+  const hook = <T>(client: T): T => {
+    if (options.onClient && client && typeof client === 'object' && 'middlewareStack' in client)
+      options.onClient(client as unknown as SdkClient);
+    return client;
+  };
+  const secrets = hook(options.secrets ?? new SecretsManagerClient({ region: env.region }));
+
+  // Secrets still holding the deploy-time placeholder: the stage is not configured yet.
+  const unconfigured: string[] = [];
+  const readSecret = async (arn: string, variable: string) => {
+    const secret = await readSecretJson(secrets, arn, variable);
+    if (!isPlaceholderSecret(secret)) return secret;
+    unconfigured.push(notConfiguredMessage(arn));
+    return undefined;
+  };
 
   let clickhouse = notWired<ClickHouseClient>('ClickHouse', LAMBDA_ENV.clickhouseSecretArn);
   if (needs.clickhouse) {
     const arn = env.clickhouseSecretArn;
     if (!arn) throw missing(LAMBDA_ENV.clickhouseSecretArn);
-    const url = clickhouseUrlFromSecret(
-      await readSecretJson(secrets, arn, LAMBDA_ENV.clickhouseSecretArn),
-      arn,
-    );
-    // A remote server only: the embedded engine is never bundled into a function.
-    clickhouse = openClickHouse({ url, dataDir: '/tmp/unused' });
+    const secret = await readSecret(arn, LAMBDA_ENV.clickhouseSecretArn);
+    if (secret)
+      // A remote server only: the embedded engine is never bundled into a function.
+      clickhouse = openClickHouse({ url: clickhouseUrlFromSecret(secret, arn), dataDir: '/tmp/unused' });
+    else clickhouse = notConfigured<ClickHouseClient>(notConfiguredMessage(arn));
   }
 
   let pool: pg.Pool | undefined;
   let watermarks = notWired<WatermarkStore>('Postgres (watermarks)', LAMBDA_ENV.postgresSecretArn);
-  if (needs.postgres || env.catalog === 'postgres') {
+  const postgresSecret = async () => {
     const arn = env.postgresSecretArn;
     if (!arn) throw missing(LAMBDA_ENV.postgresSecretArn);
-    const settings = postgresConfigFromSecret(
-      await readSecretJson(secrets, arn, LAMBDA_ENV.postgresSecretArn),
-      arn,
-    );
+    return { arn, secret: await readSecret(arn, LAMBDA_ENV.postgresSecretArn) };
+  };
+  const postgres = needs.postgres || env.catalog === 'postgres' ? await postgresSecret() : undefined;
+  if (postgres && !postgres.secret) watermarks = notConfigured(notConfiguredMessage(postgres.arn));
+  else if (postgres?.secret) {
+    const settings = postgresConfigFromSecret(postgres.secret, postgres.arn);
     // A few connections per container: one invocation runs one step at a time.
     pool = new pg.Pool({ ...settings, max: 3, idleTimeoutMillis: 60_000, connectionTimeoutMillis: 10_000 });
     // An idle connection dropped while the container was frozen must not crash the process.
@@ -134,7 +158,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
   const catalog: Catalog =
     pool && env.catalog === 'postgres'
       ? createPostgresCatalog(pool, { catalogName: 'k2' })
-      : glueCatalog(options, env);
+      : glueCatalog(hook(options.glue ?? new GlueClient({ region: env.region })));
   const write = options.write ?? stdout;
   const clock = options.clock ?? (() => new Date());
   const labels = {
@@ -142,11 +166,12 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     ...(rawEnv.AWS_LAMBDA_FUNCTION_NAME ? { function: rawEnv.AWS_LAMBDA_FUNCTION_NAME } : {}),
   };
   return {
+    ...(unconfigured.length > 0 ? { notConfigured: unconfigured.join('; ') } : {}),
     config,
     clickhouse,
     watermarks,
     catalog,
-    store: new S3ObjectStore({ client: s3Client(env) }),
+    store: new S3ObjectStore({ client: hook(s3Client(env)) }),
     warehouse: env.warehouse,
     s3: {
       region: env.region,
@@ -181,23 +206,31 @@ function s3Client(env: LambdaEnv): S3Client {
 }
 
 /** Glue database = the table's target namespace (the stack checks every table's namespace is its database). */
-const glueCatalog = (options: LambdaDepsOptions, env: LambdaEnv) =>
-  createGlueCatalog(options.glue ?? new GlueClient({ region: env.region }), {
+const glueCatalog = (client: GlueClient) =>
+  createGlueCatalog(client, {
     databaseName: (namespace: string) => namespace,
   });
 
 /**
  * The deps of a function, built at its first invocation and kept for the container's life (one pool, one
- * ClickHouse client, one set of SDK clients). A failed build is not kept: the next invocation tries again.
+ * ClickHouse client, one set of SDK clients). A failed build is not kept, nor one that found the stage not
+ * configured: the next invocation tries again.
  * Nothing is read at import time, so a bundle loads without its environment.
  */
 export function lambdaDeps(needs: Needs, options: LambdaDepsOptions = {}): () => Promise<PipelineDeps> {
   let cached: Promise<PipelineDeps> | undefined;
   return () => {
-    cached ??= buildLambdaDeps(needs, options).catch((error: unknown) => {
-      cached = undefined;
-      throw error;
-    });
+    cached ??= buildLambdaDeps(needs, options).then(
+      (deps) => {
+        // Not configured yet: read the secrets again next time, so filling them takes effect at once.
+        if (deps.notConfigured) cached = undefined;
+        return deps;
+      },
+      (error: unknown) => {
+        cached = undefined;
+        throw error;
+      },
+    );
     return cached;
   };
 }

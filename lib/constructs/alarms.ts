@@ -28,6 +28,7 @@ export const RUNBOOKS: Record<AlarmKey, string> = {
   executionsFailing: 'executions-failing.md',
   icebergBehind: 'iceberg-behind.md',
   hourlyMismatch: 'hourly-mismatch.md',
+  notConfigured: 'not-configured.md',
   incident: 'README.md',
 };
 
@@ -41,7 +42,29 @@ export type OffloadAlarmsProps = {
   cyclePeriod: Duration;
   stateMachine: sfn.IStateMachine;
   notifications: Notifications;
+  /** Whether the schedule starts cycles: without it, no execution starting is expected. */
+  scheduleEnabled: boolean;
 };
+
+/** Staging seconds per hour below which throughput is not judged: too little work to mean anything. */
+export const THROUGHPUT_MIN_STAGING_SECONDS = 60;
+
+/**
+ * Bronze rows over bronze staging seconds in the period; the threshold itself (not breaching) when the
+ * hour staged too little to judge (quiet hours, a backlog of small candle tables).
+ */
+export function bronzeThroughput(period: Duration, threshold: number): cw.MathExpression {
+  const layer = { Layer: 'bronze' };
+  return new cw.MathExpression({
+    label: 'Bronze rows per staging second',
+    expression: `IF(FILL(seconds, 0) >= ${THROUGHPUT_MIN_STAGING_SECONDS}, FILL(rows, 0) / FILL(seconds, 1), ${threshold})`,
+    usingMetrics: {
+      rows: offloadMetric('stagedRows', period, layer),
+      seconds: offloadMetric('stagingSeconds', period, layer),
+    },
+    period,
+  });
+}
 
 export function offloadMetric(
   key: MetricKey,
@@ -154,15 +177,19 @@ export class OffloadAlarms extends Construct {
         missing: NOT_BREACHING,
         summary: `A table has not completed a pass for more than ${t.watermarkStaleSeconds} s.`,
       }),
-      // No data at all is exactly the failure this alarm exists for (the old one watched a removed host).
+      // Fed by Step Functions itself: a failing planner still counts as started. No data at all is the
+      // failure this alarm exists for, unless the stage's schedule is switched off.
       schedulerDown: make(
         'schedulerDown',
-        offloadMetric('cyclesStarted', Duration.minutes(t.schedulerSilenceMinutes)),
+        props.stateMachine.metric('ExecutionsStarted', {
+          statistic: 'Sum',
+          period: Duration.minutes(t.schedulerSilenceMinutes),
+        }),
         {
           threshold: 1,
           comparison: LT,
           periods: 1,
-          missing: BREACHING,
+          missing: props.scheduleEnabled ? BREACHING : NOT_BREACHING,
           summary: `No offload cycle started in ${t.schedulerSilenceMinutes} minutes.`,
         },
       ),
@@ -180,12 +207,21 @@ export class OffloadAlarms extends Construct {
         missing: NOT_BREACHING,
         summary: `Fewer than ${t.successRatePercent}% of cycles in ${SUCCESS_RATE_WINDOW.toHours()} h succeeded for every table.`,
       }),
-      throughputLow: make('throughputLow', offloadMetric('rowsPerSecond', Duration.hours(1)), {
+      throughputLow: make('throughputLow', bronzeThroughput(Duration.hours(1), t.throughputRowsPerSecond), {
         threshold: t.throughputRowsPerSecond,
         comparison: LT,
         periods: 1,
         missing: NOT_BREACHING,
-        summary: `Offload throughput averaged below ${t.throughputRowsPerSecond} rows/s over an hour.`,
+        summary: `Bronze tables staged below ${t.throughputRowsPerSecond} rows per staging second over an hour with at least ${THROUGHPUT_MIN_STAGING_SECONDS} s of staging.`,
+      }),
+      // The health function says 1 while a secret holds the deploy-time placeholder; paging waits.
+      notConfigured: make('notConfigured', offloadMetric('notConfigured', five), {
+        threshold: 1,
+        comparison: GTE,
+        periods: 1,
+        missing: NOT_BREACHING,
+        summary:
+          'The stage is not configured: a connection secret still holds its placeholder; paging is held off.',
       }),
       icebergBehind: make('icebergBehind', offloadMetric('icebergBehind', five), {
         threshold: 1,
@@ -244,13 +280,18 @@ export class OffloadAlarms extends Construct {
       this.alarms.cycleSlow,
       this.alarms.successRateLow,
       this.alarms.throughputLow,
+      this.alarms.notConfigured,
     ])
       alarm.addAlarmAction(warn);
 
     this.incident = new cw.CompositeAlarm(this, 'Incident', {
       compositeAlarmName: `${props.resourcePrefix}-${ALARM_NAMES.incident}`,
       alarmDescription: `k2 offload incident: one or more critical alarms. Runbook: docs/runbooks/${RUNBOOKS.incident}`,
-      alarmRule: cw.AlarmRule.anyOf(...critical.map((a) => cw.AlarmRule.fromAlarm(a, cw.AlarmState.ALARM))),
+      // A stage not configured yet has no lag, no cycles and no watermarks: that pages nobody.
+      alarmRule: cw.AlarmRule.allOf(
+        cw.AlarmRule.anyOf(...critical.map((a) => cw.AlarmRule.fromAlarm(a, cw.AlarmState.ALARM))),
+        cw.AlarmRule.not(cw.AlarmRule.fromAlarm(this.alarms.notConfigured, cw.AlarmState.ALARM)),
+      ),
     });
     const page = new actions.SnsAction(props.notifications.page);
     this.incident.addAlarmAction(page);

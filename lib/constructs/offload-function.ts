@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, type Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -8,19 +8,10 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ConfigError } from '../../src/errors.ts';
+import type { FunctionName } from '../../src/runtime/access.ts';
 import { acknowledge, allow } from '../nag.ts';
 
-/** The functions of the project, each at `functions/<name>/index.ts` exporting `handler`. */
-export const FUNCTION_NAMES = [
-  'plan-cycle',
-  'stage-batch',
-  'commit-batch',
-  'commit-watermark',
-  'record-failure',
-  'publish-cycle',
-  'health',
-] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
+export { FUNCTION_NAMES, type FunctionName } from '../../src/runtime/access.ts';
 
 export type OffloadFunctionProps = {
   name: FunctionName;
@@ -67,12 +58,19 @@ export class OffloadFunction extends Construct {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `k2-offload ${props.name}: logs to its own log group; other grants are per resource`,
     });
+    // A log group's `Arn` attribute ends in `:*`; IAM names the group without it and each stream under it.
+    const groupArn = Stack.of(this).formatArn({
+      service: 'logs',
+      resource: 'log-group',
+      resourceName: this.logGroup.logGroupName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['logs:CreateLogStream'], resources: [groupArn] }),
+    );
     allow(
       this.role,
-      {
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [this.logGroup.logGroupArn, `${this.logGroup.logGroupArn}:log-stream:*`],
-      },
+      { actions: ['logs:PutLogEvents'], resources: [`${groupArn}:log-stream:*`] },
       'Log streams are created at run time, one per execution environment, in this function log group only.',
     );
 

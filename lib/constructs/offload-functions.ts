@@ -1,9 +1,16 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import {
+  FUNCTION_ACCESS,
+  FUNCTION_NAMES,
+  type FunctionAccess,
+  type FunctionName,
+} from '../../src/runtime/access.ts';
 import { allow } from '../nag.ts';
-import { FUNCTION_NAMES, type FunctionName, OffloadFunction } from './offload-function.ts';
+import { OffloadFunction } from './offload-function.ts';
 import type { Warehouse } from './warehouse.ts';
 
 /**
@@ -29,85 +36,8 @@ export const FUNCTION_ENV = {
 /** The table config is copied next to each bundle under this name. */
 export const BUNDLED_CONFIG = 'tables.json';
 
-type Access = {
-  memorySize: number;
-  timeout: Duration;
-  clickhouse: boolean;
-  postgres: boolean;
-  /** `write`: read the bucket, write the table folders of the Glue database (data, metadata, staged files). */
-  s3: 'none' | 'read' | 'write';
-  glue: 'none' | 'read' | 'write';
-  /** Needs the VPC to reach ClickHouse or Postgres. */
-  vpc: boolean;
-};
-
-/** What each function touches; everything else is denied by omission. */
-export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
-  'plan-cycle': {
-    memorySize: 512,
-    timeout: Duration.seconds(60),
-    clickhouse: true,
-    postgres: true,
-    s3: 'write',
-    glue: 'write',
-    vpc: true,
-  },
-  'stage-batch': {
-    memorySize: 2048,
-    timeout: Duration.minutes(10),
-    clickhouse: true,
-    postgres: true,
-    s3: 'write',
-    glue: 'none',
-    vpc: true,
-  },
-  'commit-batch': {
-    memorySize: 1024,
-    timeout: Duration.minutes(5),
-    clickhouse: false,
-    postgres: true,
-    s3: 'write',
-    glue: 'write',
-    vpc: true,
-  },
-  'commit-watermark': {
-    memorySize: 512,
-    timeout: Duration.seconds(60),
-    clickhouse: false,
-    postgres: true,
-    s3: 'read',
-    glue: 'read',
-    vpc: true,
-  },
-  'record-failure': {
-    memorySize: 256,
-    timeout: Duration.seconds(30),
-    clickhouse: false,
-    postgres: true,
-    s3: 'none',
-    glue: 'none',
-    vpc: true,
-  },
-  // Also runs the cycle's per-hour check: grouped counts on ClickHouse against the ledger in Postgres.
-  'publish-cycle': {
-    memorySize: 512,
-    timeout: Duration.minutes(2),
-    clickhouse: true,
-    postgres: true,
-    s3: 'none',
-    glue: 'none',
-    vpc: true,
-  },
-  health: {
-    memorySize: 512,
-    timeout: Duration.minutes(2),
-    clickhouse: true,
-    postgres: true,
-    s3: 'read',
-    glue: 'read',
-    vpc: true,
-  },
-};
+/** What each function touches, declared once in src/runtime/access.ts; everything else is denied by omission. */
+export { FUNCTION_ACCESS };
 
 export type OffloadFunctionsProps = {
   resourcePrefix: string;
@@ -121,6 +51,9 @@ export type OffloadFunctionsProps = {
   glueDatabase: string;
   clickhouseSecret: secrets.ISecret;
   postgresSecret: secrets.ISecret;
+  /** Customer managed keys of the bucket and of the secrets, when they use one. */
+  bucketKeyArn?: string;
+  secretsKeyArn?: string;
   logRetentionDays: number;
   vpc?: { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] };
 };
@@ -133,7 +66,7 @@ export class OffloadFunctions extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const bucket = props.warehouse.bucket;
-    const environment = (access: Access): Record<string, string> => ({
+    const environment = (access: FunctionAccess): Record<string, string> => ({
       [FUNCTION_ENV.stage]: props.stageName,
       [FUNCTION_ENV.warehouse]: props.warehouse.uri,
       [FUNCTION_ENV.catalog]: 'glue',
@@ -156,8 +89,8 @@ export class OffloadFunctions extends Construct {
         functionsDir: props.functionsDir,
         projectRoot: props.projectRoot,
         resourcePrefix: props.resourcePrefix,
-        memorySize: access.memorySize,
-        timeout: access.timeout,
+        memorySize: access.memoryMb,
+        timeout: Duration.seconds(access.timeoutSeconds),
         environment: environment(access),
         logRetentionDays: props.logRetentionDays,
         ...(props.vpc && access.vpc ? { vpc: props.vpc } : {}),
@@ -168,34 +101,71 @@ export class OffloadFunctions extends Construct {
       const grant = (actions: string[], resources: string[], why: string) =>
         allow(fn.role, { actions, resources }, why);
       const objects = 'Object keys (Parquet files, Iceberg metadata and manifests) are named at run time';
-      if (access.clickhouse) props.clickhouseSecret.grantRead(fn.role);
-      if (access.postgres) props.postgresSecret.grantRead(fn.role);
-      if (access.s3 !== 'none') grant(['s3:ListBucket'], [bucket.bucketArn], objects);
+      const tables = bucket.arnForObjects(`${props.glueDatabase}/*`);
+      // GetSecretValue only: the functions never describe, list or change a secret.
+      const secret = 'The connection secret of a server this function connects to.';
+      if (access.clickhouse)
+        grant(['secretsmanager:GetSecretValue'], [props.clickhouseSecret.secretArn], secret);
+      if (access.postgres) grant(['secretsmanager:GetSecretValue'], [props.postgresSecret.secretArn], secret);
       if (access.s3 !== 'none')
         grant(
           ['s3:GetObject'],
-          [bucket.arnForObjects('*')],
-          `${objects}; read-only, in the warehouse bucket.`,
+          [tables],
+          `${objects}; read-only, in the table folders of the Glue database.`,
         );
-      // Batches are staged inside their table's folder (`<namespace>/<table>/data/<batch id>/`), where
-      // the committer adopts the files; tables are created by the planner on first use.
-      if (access.s3 === 'write')
+      // Batches are staged inside their table's data folder (`<database>/<table>/data/<batch id>/`),
+      // where the committer adopts the files; an earlier attempt's parts are listed and removed first.
+      if (access.s3 === 'stage') {
         grant(
           ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-          [bucket.arnForObjects(`${props.glueDatabase}/*`)],
+          [bucket.arnForObjects(`${props.glueDatabase}/*/data/*`)],
+          `${objects}; staged data files only, single or multipart uploads, in the data folders of the Glue database's tables.`,
+        );
+        allow(
+          fn.role,
+          {
+            actions: ['s3:ListBucket'],
+            resources: [bucket.bucketArn],
+            conditions: { StringLike: { 's3:prefix': [`${props.glueDatabase}/*`] } },
+          },
+          'Lists only under the table folders of the Glue database (s3:prefix condition).',
+        );
+      }
+      if (access.s3 === 'write')
+        grant(
+          ['s3:PutObject', 's3:DeleteObject'],
+          [tables],
           `${objects}; writes limited to the table folders of the Glue database.`,
         );
-      if (access.glue !== 'none')
-        grant(
-          [
-            'glue:GetDatabase',
-            'glue:GetTable',
-            'glue:GetTables',
-            ...(access.glue === 'write' ? ['glue:CreateTable', 'glue:UpdateTable'] : []),
-          ],
-          glueArns,
-          'Iceberg tables are created per configured table; access is limited to the tables of one Glue database.',
+      // Glue authorizes a table request on the catalog, the database and the table.
+      const why =
+        'Iceberg tables are created per configured table; access is limited to the tables of one Glue database.';
+      // Customer managed keys: only as used by S3 and Secrets Manager on this function's behalf.
+      const viaService = (service: string) => ({
+        StringEquals: { 'kms:ViaService': `${service}.${stack.region}.${stack.urlSuffix}` },
+      });
+      if (props.bucketKeyArn && access.s3 !== 'none')
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt', ...(access.s3 === 'read' ? [] : ['kms:GenerateDataKey'])],
+            resources: [props.bucketKeyArn],
+            conditions: viaService('s3'),
+          }),
         );
+      if (props.secretsKeyArn && (access.clickhouse || access.postgres))
+        fn.role.addToPolicy(
+          new iam.PolicyStatement({
+            actions: ['kms:Decrypt'],
+            resources: [props.secretsKeyArn],
+            conditions: viaService('secretsmanager'),
+          }),
+        );
+      if (access.glue !== 'none') grant(['glue:GetTable'], glueArns, why);
+      if (access.glue === 'create') {
+        grant(['glue:GetDatabase'], glueArns.slice(0, 2), why);
+        grant(['glue:CreateTable'], glueArns, why);
+      }
+      if (access.glue === 'commit') grant(['glue:UpdateTable'], glueArns, why);
       return [name, fn] as const;
     });
     this.byName = Object.fromEntries(entries) as Record<FunctionName, OffloadFunction>;

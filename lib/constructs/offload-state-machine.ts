@@ -5,7 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { buildStateMachineDefinition, type LambdaTask } from '../../src/orchestration/asl.ts';
-import { acknowledge, wildcardFindings } from '../nag.ts';
+import { acknowledge } from '../nag.ts';
 import type { EmrCommit } from './emr-commit.ts';
 
 export type OffloadStateMachineProps = {
@@ -59,22 +59,19 @@ export class OffloadStateMachine extends Construct {
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
-    for (const fn of Object.values(props.functions)) fn.grantInvoke(role);
+    // The unqualified functions only: the definition never names a version or alias.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: Object.values(props.functions).map((fn) => fn.functionArn),
+      }),
+    );
     props.emr.grantStartJobRunSync(role);
 
     acknowledge(
       role,
       'Log delivery and X-Ray actions have no resource-level permissions.',
       'AwsSolutions-IAM5[Resource::*]',
-    );
-    acknowledge(
-      role,
-      'Invoke any published version of the offload functions (the grant CDK makes for a function).',
-      ...wildcardFindings(
-        role,
-        [],
-        Object.values(props.functions).map((fn) => `${fn.functionArn}:*`),
-      ),
     );
   }
 }

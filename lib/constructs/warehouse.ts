@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag.ts';
@@ -14,6 +15,8 @@ export type WarehouseProps = {
   /** Use this existing bucket instead of creating one. */
   bucketName?: string;
   stagingExpirationDays: number;
+  /** A customer managed KMS key for the created bucket (an existing bucket keeps its own settings). */
+  keyArn?: string;
 };
 
 /**
@@ -44,7 +47,13 @@ export class Warehouse extends Construct {
         'AwsSolutions-S1',
       );
       this.bucket = new s3.Bucket(this, 'Bucket', {
-        encryption: s3.BucketEncryption.S3_MANAGED,
+        ...(props.keyArn
+          ? {
+              encryption: s3.BucketEncryption.KMS,
+              encryptionKey: kms.Key.fromKeyArn(this, 'Key', props.keyArn),
+              bucketKeyEnabled: true,
+            }
+          : { encryption: s3.BucketEncryption.S3_MANAGED }),
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         enforceSSL: true,
         serverAccessLogsBucket: accessLogs,

@@ -1,21 +1,28 @@
 import { join } from 'node:path';
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
 import * as glue from 'aws-cdk-lib/aws-glue';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { OffloadConfig } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { SECRET_PLACEHOLDER } from '../../src/runtime/not-configured.ts';
 import { OffloadAlarms } from '../constructs/alarms.ts';
 import { OffloadDashboard } from '../constructs/dashboard.ts';
 import { EmrCommit } from '../constructs/emr-commit.ts';
+import { FunctionNetwork } from '../constructs/function-network.ts';
 import { Notifications } from '../constructs/notifications.ts';
 import { OffloadFunctions } from '../constructs/offload-functions.ts';
 import { OffloadStateMachine } from '../constructs/offload-state-machine.ts';
 import { CycleSchedule, HealthSchedule } from '../constructs/schedules.ts';
 import { Warehouse } from '../constructs/warehouse.ts';
 import { acknowledge } from '../nag.ts';
-import { executionTimeoutMinutes, type StageConfig, schedulePeriodMinutes } from '../stage-config.ts';
+import {
+  executionTimeoutMinutes,
+  type StageConfig,
+  scheduleEnabled,
+  schedulePeriodMinutes,
+} from '../stage-config.ts';
 
 export type OffloadStackProps = StackProps & {
   stage: StageConfig;
@@ -47,21 +54,29 @@ export class OffloadStack extends Stack {
       resourcePrefix: prefix,
       ...(stage.warehouse.bucketName ? { bucketName: stage.warehouse.bucketName } : {}),
       stagingExpirationDays: stage.warehouse.stagingExpirationDays,
+      ...(stage.encryption.bucketKeyArn ? { keyArn: stage.encryption.bucketKeyArn } : {}),
     });
-    if (stage.createGlueDatabase)
-      new glue.CfnDatabase(this, 'GlueDatabase', {
-        catalogId: this.account,
-        databaseInput: {
-          name: stage.glueDatabase,
-          description: 'k2 cold tier: Iceberg tables offloaded from ClickHouse',
-        },
-      });
+    const database = !stage.createGlueDatabase
+      ? undefined
+      : new glue.CfnDatabase(this, 'GlueDatabase', {
+          catalogId: this.account,
+          databaseInput: {
+            name: stage.glueDatabase,
+            description: 'k2 cold tier: Iceberg tables offloaded from ClickHouse',
+          },
+        });
 
+    const keyOf = (id: string, arn: string | undefined) =>
+      arn ? kms.Key.fromKeyArn(this, id, arn) : undefined;
+    const secretsKey = keyOf('SecretsKey', stage.encryption.secretsKeyArn);
     const secret = (id: string, arn: string | undefined, what: string): secrets.ISecret => {
       if (arn) return secrets.Secret.fromSecretCompleteArn(this, id, arn);
+      // A placeholder, not a credential: until it is replaced the stage says "not configured" and pages nobody.
       const created = new secrets.Secret(this, id, {
         secretName: `${prefix}/${what}`,
         description: `k2-offload ${what} connection: JSON {"url": "..."}; put the real value after the first deploy`,
+        secretStringValue: SecretValue.unsafePlainText(JSON.stringify(SECRET_PLACEHOLDER)),
+        ...(secretsKey ? { encryptionKey: secretsKey } : {}),
       });
       acknowledge(
         created,
@@ -73,30 +88,8 @@ export class OffloadStack extends Stack {
     const clickhouseSecret = secret('ClickHouseSecret', stage.secrets.clickhouseArn, 'clickhouse');
     const postgresSecret = secret('PostgresSecret', stage.secrets.postgresArn, 'postgres');
 
-    let vpc: ConstructorParameters<typeof OffloadFunctions>[2]['vpc'];
-    if (stage.vpc) {
-      const v = stage.vpc;
-      const imported = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
-        vpcId: v.vpcId,
-        availabilityZones: v.availabilityZones,
-        privateSubnetIds: v.subnetIds,
-      });
-      const securityGroups =
-        v.securityGroupIds.length > 0
-          ? v.securityGroupIds.map((sg, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `Sg${i}`, sg))
-          : [
-              new ec2.SecurityGroup(this, 'FunctionsSg', {
-                vpc: imported,
-                description: 'k2-offload functions: outbound to ClickHouse, Postgres and AWS APIs',
-                allowAllOutbound: true,
-              }),
-            ];
-      vpc = {
-        vpc: imported,
-        subnets: v.subnetIds.map((s, i) => ec2.Subnet.fromSubnetId(this, `Subnet${i}`, s)),
-        securityGroups,
-      };
-    }
+    const network = stage.vpc ? new FunctionNetwork(this, 'Network', { vpc: stage.vpc }) : undefined;
+    const vpc = network?.access;
 
     this.functions = new OffloadFunctions(this, 'Functions', {
       resourcePrefix: prefix,
@@ -112,9 +105,17 @@ export class OffloadStack extends Stack {
       glueDatabase: stage.glueDatabase,
       clickhouseSecret,
       postgresSecret,
+      ...(stage.encryption.bucketKeyArn ? { bucketKeyArn: stage.encryption.bucketKeyArn } : {}),
+      ...(stage.encryption.secretsKeyArn ? { secretsKeyArn: stage.encryption.secretsKeyArn } : {}),
       logRetentionDays: stage.logRetentionDays,
       ...(vpc ? { vpc } : {}),
     });
+    // The functions may read the database but not create it: it exists before they run. It outlives the
+    // stack: deleting it would drop the Iceberg tables' catalog entries.
+    if (database) {
+      this.functions.node.addDependency(database);
+      database.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    }
 
     const emr = new EmrCommit(this, 'SparkCommit', {
       resourcePrefix: prefix,
@@ -145,6 +146,7 @@ export class OffloadStack extends Stack {
     new CycleSchedule(this, 'CycleSchedule', {
       resourcePrefix: prefix,
       schedule: stage.schedule,
+      enabled: scheduleEnabled(stage),
       stateMachine: this.stateMachine.stateMachine,
     });
     new HealthSchedule(this, 'HealthSchedule', { resourcePrefix: prefix, health: f.health.function });
@@ -160,6 +162,7 @@ export class OffloadStack extends Stack {
       cyclePeriod: Duration.minutes(schedulePeriodMinutes(stage.schedule) ?? 15),
       stateMachine: this.stateMachine.stateMachine,
       notifications,
+      scheduleEnabled: scheduleEnabled(stage),
     });
     const dashboard = new OffloadDashboard(this, 'Dashboard', {
       resourcePrefix: prefix,

@@ -2,6 +2,7 @@ import {
   CreateDatabaseCommand,
   CreateTableCommand,
   DeleteTableCommand,
+  GetDatabaseCommand,
   GetTableCommand,
   GetTablesCommand,
   type GlueClient,
@@ -148,7 +149,16 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
   return {
     kind: 'glue',
 
+    // The stack (or the operator) creates the database; the functions are granted GetDatabase, not
+    // CreateDatabase, so an existing database must not be created again.
     async createNamespace(namespace) {
+      try {
+        await glue.send(new GetDatabaseCommand({ CatalogId: catalogId, Name: databaseOf(namespace) }));
+        return;
+      } catch (error) {
+        if (errorName(error) !== 'EntityNotFoundException')
+          throw mapError(error, `GetDatabase ${databaseOf(namespace)}`);
+      }
       try {
         await glue.send(
           new CreateDatabaseCommand({ CatalogId: catalogId, DatabaseInput: { Name: databaseOf(namespace) } }),

@@ -187,6 +187,8 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
   });
   if ((await deps.catalog.currentMetadataLocation(request.table)) !== undefined)
     return checkSame(await loadTable(deps, request.table), wanted, request.table);
+  // Before any file is written: a namespace the role may not create leaves nothing behind.
+  await deps.catalog.createNamespace(request.table.namespace);
   const metadataLocation =
     deps.catalog.nextMetadataLocation?.(request.table, undefined) ??
     joinUri(wanted.location, 'metadata', `00000-${newUuid(random)}.metadata.json`);
@@ -199,14 +201,14 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
   );
   try {
     if (!written) throw new CommitConflictError(`${metadataLocation} already exists`);
-    await deps.catalog.createNamespace(request.table.namespace);
     await deps.catalog.createTable(request.table, metadataLocation);
   } catch (error) {
-    // Someone created it first: fine if it is the same table.
-    if (!(error instanceof CommitConflictError)) throw error;
-    // A catalog whose commit is the file name owns the file once written; others never saw ours.
+    // A catalog whose commit is the file name owns the file once written; others never saw ours, so a
+    // refused or lost create leaves no orphan metadata file behind.
     if (written && !deps.catalog.nextMetadataLocation)
       await deps.store.delete(metadataLocation).catch(() => undefined);
+    // Someone created it first: fine if it is the same table.
+    if (!(error instanceof CommitConflictError)) throw error;
     return checkSame(await loadTable(deps, request.table), wanted, request.table);
   }
   return { metadataLocation, metadata: wanted, created: true };

@@ -10,6 +10,7 @@ export const METRICS_NAMESPACE = 'K2/Offload';
 
 export const DIMENSIONS = {
   table: 'Table',
+  layer: 'Layer',
   errorType: 'ErrorType',
   status: 'Status',
 } as const;
@@ -79,6 +80,14 @@ export const METRICS = {
     description:
       "1 when Iceberg lacks batches the table's watermark has passed (the catalog points at older metadata, or another catalog has no table): the table is stopped until repaired; 0 otherwise.",
   },
+  notConfigured: {
+    name: 'NotConfigured',
+    unit: UNITS.count,
+    dimensionSets: [[]],
+    statistic: 'Maximum',
+    description:
+      'From the health function: 1 while a connection secret still holds the deploy-time placeholder, else 0. Paging is held off while it is 1.',
+  },
   // Per table, emitted when a cycle publishes its outcome.
   rows: {
     name: 'RowsOffloaded',
@@ -109,6 +118,22 @@ export const METRICS = {
     statistic: 'Maximum',
     description:
       'Closed hours of the cursor (within the look-back, default 48 h) where ClickHouse holds other rows, or for candles other values, than the batches committed for that hour: back-dated rows or candles changed after their lateness. 0 when all agree; `k2-offload repair` fixes them.',
+  },
+  // Per layer, emitted when a cycle publishes its outcome: throughput where it means something (the
+  // bronze trades, big and steady), as rows over staging time summed over an hour.
+  stagedRows: {
+    name: 'StagedRows',
+    unit: UNITS.count,
+    dimensionSets: [[DIMENSIONS.layer], []],
+    statistic: 'Sum',
+    description: 'Rows staged and committed by the tables of a layer in one pass.',
+  },
+  stagingSeconds: {
+    name: 'StagingSeconds',
+    unit: UNITS.seconds,
+    dimensionSets: [[DIMENSIONS.layer], []],
+    statistic: 'Sum',
+    description: 'Seconds the tables of a layer spent staging in one pass (summed over their batches).',
   },
   // Per table and error name, emitted by the failure step.
   errors: {
@@ -172,6 +197,7 @@ export const ALARM_NAMES = {
   executionsFailing: 'IcebergOffloadExecutionsFailing',
   icebergBehind: 'IcebergOffloadIcebergBehind',
   hourlyMismatch: 'IcebergOffloadHourlyMismatch',
+  notConfigured: 'IcebergOffloadNotConfigured',
   incident: 'IcebergOffloadIncident',
 } as const;
 export type AlarmKey = keyof typeof ALARM_NAMES;

@@ -13,6 +13,11 @@ import type { Faults } from './faults.ts';
  * The steps are plain functions of these deps and their event; nothing else is global.
  */
 export type PipelineDeps = {
+  /**
+   * Set when a connection secret still holds the deploy-time placeholder (src/runtime/not-configured.ts):
+   * the steps then do nothing and say this instead of failing.
+   */
+  notConfigured?: string;
   config: OffloadConfig;
   clickhouse: ClickHouseClient;
   watermarks: WatermarkStore;

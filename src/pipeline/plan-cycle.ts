@@ -141,6 +141,21 @@ function spentPlan(deps: PipelineDeps, cycleId: string, input: CycleInput, now: 
   } satisfies CyclePlan;
 }
 
+/** A stage whose secrets still hold the deploy-time placeholder: a pass that plans nothing and says why. */
+export function notConfiguredPlan(deps: PipelineDeps, raw: unknown, message: string): CyclePlan {
+  const input = parseCycleInput(raw);
+  const now = deps.clock();
+  deps.log({ level: 'warn', event: 'not-configured', message });
+  return {
+    cycleId: input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-not-configured`,
+    startedAt: input.cycleStartedAt ?? now.toISOString(),
+    input: carriedInput(input),
+    layers: [],
+    skipped: [],
+    more: false,
+  };
+}
+
 /**
  * Step 1 and 2 of the protocol for one pass: take the leases, reconcile Postgres with Iceberg (forward
  * only), then plan bounded batches from the watermarks. Tables with nothing to do are released at once.

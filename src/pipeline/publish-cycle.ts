@@ -83,6 +83,19 @@ export async function publishCycle(deps: PipelineDeps, raw: unknown): Promise<Cy
       properties: { cycleId: input.cycleId },
     });
   }
+  for (const layer of new Set(outcomes.map((o) => o.layer))) {
+    const batches = outcomes
+      .filter((o) => o.layer === layer && o.status === 'succeeded')
+      .flatMap((o) => o.batches ?? []);
+    const stagingSeconds = batches.reduce((n, b) => n + b.stageMs, 0) / 1000;
+    if (stagingSeconds > 0)
+      records.push({
+        timestamp: now,
+        dimensions: { Layer: layer },
+        values: { stagedRows: batches.reduce((n, b) => n + b.rows, 0), stagingSeconds },
+        properties: { cycleId: input.cycleId },
+      });
+  }
   if (input.final)
     records.push({
       timestamp: now,

@@ -1,8 +1,10 @@
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHandler as planCycleHandler } from '../../functions/plan-cycle/handler.ts';
 import { buildLambdaDeps, lambdaDeps } from '../../functions/shared/deps.ts';
 import type { SecretsClientLike } from '../../functions/shared/secrets.ts';
-import { ConfigError, UnavailableError } from '../../src/errors.ts';
+import { ConfigError, NotConfiguredError, UnavailableError } from '../../src/errors.ts';
+import { SECRET_PLACEHOLDER } from '../../src/runtime/not-configured.ts';
 import { freshDatabase } from '../support/pg.ts';
 
 const ACCOUNT = '123456789012';
@@ -198,5 +200,34 @@ describe('function deps on AWS', () => {
       event: 'reconciled',
       table: 't1',
     });
+  });
+});
+
+describe('a stage whose secrets still hold the deploy-time placeholder', () => {
+  const env = {
+    WAREHOUSE: 's3://k2-warehouse',
+    AWS_REGION: 'eu-west-1',
+    K2_POSTGRES_SECRET_ARN: PG_ARN,
+    K2_CLICKHOUSE_SECRET_ARN: CH_ARN,
+  };
+  const placeholder = fakeSecrets({ [PG_ARN]: SECRET_PLACEHOLDER, [CH_ARN]: SECRET_PLACEHOLDER });
+
+  it('builds, says which secret to fill, and the cycle plans nothing instead of failing', async () => {
+    const deps = await buildLambdaDeps(
+      { clickhouse: true, postgres: true, migrate: true },
+      { env, secrets: placeholder.client, clock: () => new Date('2026-01-01T00:00:00Z'), write: () => {} },
+    );
+    expect(deps.notConfigured).toContain('not configured: put {"url": ...} in secret k2/clickhouse');
+    expect(deps.notConfigured).toContain('in secret k2/postgres');
+    expect(() => deps.watermarks.get('t')).toThrow(NotConfiguredError);
+    const plan = await planCycleHandler(async () => deps)({});
+    expect(plan).toMatchObject({ layers: [], skipped: [], more: false });
+  });
+
+  it('a secret that is filled but wrong is still an error that pages', async () => {
+    const wrong = fakeSecrets({ [PG_ARN]: { url: 'mysql://x' }, [CH_ARN]: SECRET_PLACEHOLDER });
+    await expect(
+      buildLambdaDeps({ clickhouse: false, postgres: true }, { env, secrets: wrong.client, write: () => {} }),
+    ).rejects.toBeInstanceOf(ConfigError);
   });
 });

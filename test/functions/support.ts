@@ -11,6 +11,7 @@ import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { type AslDefinition, STATE_NAMES } from '../../src/orchestration/asl.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { commitLikeEmr } from '../../src/pipeline/local-runner.ts';
+import type { FunctionName } from '../../src/runtime/access.ts';
 
 type Handler = (event: unknown) => Promise<unknown>;
 
@@ -39,17 +40,22 @@ export function asLambda(handler: Handler): Handler {
   };
 }
 
-/** The seven functions' handlers over one set of deps, as their index.ts would wire them. */
-export function handlersOver(deps: PipelineDeps) {
-  const d = async () => deps;
+/** Deps for every function, or each function's own (its own clients and role, as deployed). */
+export type DepsOf = PipelineDeps | ((fn: FunctionName | 'emr-job') => PipelineDeps);
+const depsFor = (deps: DepsOf, fn: FunctionName | 'emr-job') =>
+  typeof deps === 'function' ? deps(fn) : deps;
+
+/** The seven functions' handlers, as their index.ts would wire them. */
+export function handlersOver(deps: DepsOf) {
+  const d = (fn: FunctionName) => async () => depsFor(deps, fn);
   return {
-    planCycle: planCycle(d),
-    stageBatch: stageBatch(d),
-    commitBatch: commitBatch(d),
-    commitWatermark: commitWatermark(d),
-    recordFailure: recordFailure(d),
-    publishCycle: publishCycle(d),
-    health: health(d),
+    planCycle: planCycle(d('plan-cycle')),
+    stageBatch: stageBatch(d('stage-batch')),
+    commitBatch: commitBatch(d('commit-batch')),
+    commitWatermark: commitWatermark(d('commit-watermark')),
+    recordFailure: recordFailure(d('record-failure')),
+    publishCycle: publishCycle(d('publish-cycle')),
+    health: health(d('health')),
   };
 }
 
@@ -59,11 +65,7 @@ export type Execution = { calls: string[]; output?: unknown; error?: LambdaFailu
  * Executes an ASL definition in-process with every Lambda task bound to its function's handler (by state
  * name) and the EMR task to the local stand-in for the Spark job. Retries are immediate.
  */
-export async function execute(
-  definition: AslDefinition,
-  deps: PipelineDeps,
-  input: unknown,
-): Promise<Execution> {
+export async function execute(definition: AslDefinition, deps: DepsOf, input: unknown): Promise<Execution> {
   const h = handlersOver(deps);
   const calls: string[] = [];
   const bind = (state: string, handler: Handler) => async (event: unknown) => {
@@ -77,7 +79,7 @@ export async function execute(
     [S.commitBatchLambda]: bind(S.commitBatchLambda, asLambda(h.commitBatch)),
     [S.commitBatchEmr]: bind(
       S.commitBatchEmr,
-      asLambda((request) => commitLikeEmr(deps, request as never)),
+      asLambda((request) => commitLikeEmr(depsFor(deps, 'emr-job'), request as never)),
     ),
     [S.commitWatermark]: bind(S.commitWatermark, asLambda(h.commitWatermark)),
     [S.recordFailure]: bind(S.recordFailure, asLambda(h.recordFailure)),

@@ -9,6 +9,7 @@ let warn: string;
 
 beforeAll(() => {
   synth = synthesize({
+    production: true,
     alarms: { lagCriticalMinutes: 45, lagWarningMinutes: 25 },
     notifications: {
       page: [{ protocol: 'https', endpoint: 'https://events.pagerduty.com/integration/abc123/enqueue' }],
@@ -38,10 +39,9 @@ describe('alarms', () => {
         'notBreaching',
       ],
       ['watermarkStale', METRICS.watermarkAgeSeconds.name, 'GreaterThanThreshold', 3600, 'notBreaching'],
-      ['schedulerDown', METRICS.cyclesStarted.name, 'LessThanThreshold', 1, 'breaching'],
       ['ttlHeadroomLow', METRICS.ttlHeadroomHours.name, 'LessThanThreshold', 24, 'notBreaching'],
-      ['throughputLow', METRICS.rowsPerSecond.name, 'LessThanThreshold', 10_000, 'notBreaching'],
       ['hourlyMismatch', METRICS.hourlyMismatchHours.name, 'GreaterThanThreshold', 0, 'notBreaching'],
+      ['notConfigured', METRICS.notConfigured.name, 'GreaterThanOrEqualToThreshold', 1, 'notBreaching'],
     ];
     for (const [key, metric, comparison, threshold, missing] of cases)
       synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -55,9 +55,13 @@ describe('alarms', () => {
       });
   });
 
-  it('fire when no cycle started for 30 minutes, including when nothing is reported at all', () => {
+  it('fire when no execution started for 30 minutes (Step Functions ExecutionsStarted), including when nothing is reported at all', () => {
+    const machine = logicalIdOf(synth.template, 'AWS::StepFunctions::StateMachine', () => true);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: alarm('schedulerDown'),
+      Namespace: 'AWS/States',
+      MetricName: 'ExecutionsStarted',
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: machine } }],
       Statistic: 'Sum',
       Period: 1800,
       EvaluationPeriods: 1,
@@ -145,7 +149,13 @@ describe('notifications', () => {
   });
 
   it('send warnings to the warn topic', () => {
-    for (const key of ['lagElevated', 'cycleSlow', 'successRateLow', 'throughputLow'] as const)
+    for (const key of [
+      'lagElevated',
+      'cycleSlow',
+      'successRateLow',
+      'throughputLow',
+      'notConfigured',
+    ] as const)
       synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: alarm(key),
         AlarmActions: [{ Ref: warn }],

@@ -35,12 +35,23 @@ beforeAll(() => {
 });
 
 describe('the cycle is scheduled', () => {
-  it('starts the state machine every 15 minutes with empty input', () => {
+  it('starts the state machine every 15 minutes with empty input, switched off in a non-production stage, with a dead-letter queue', () => {
     const machine = logicalIdOf(synth.template, 'AWS::StepFunctions::StateMachine', () => true);
+    const queue = logicalIdOf(
+      synth.template,
+      'AWS::SQS::Queue',
+      (r) => r.Properties.QueueName === 'k2-offload-test-cycle-dlq',
+    );
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(15 minutes)',
-      State: 'ENABLED',
-      Targets: [Match.objectLike({ Arn: { Ref: machine }, Input: '{}' })],
+      State: 'DISABLED',
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: machine },
+          Input: '{}',
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue, 'Arn'] } },
+        }),
+      ],
     });
   });
 
@@ -150,6 +161,10 @@ describe('the functions', () => {
       K2_CYCLE_BUDGET_SECONDS: '420',
       WAREHOUSE: expect.objectContaining({ 'Fn::Join': expect.anything() }),
       K2_CLICKHOUSE_SECRET_ARN: { Ref: expect.stringMatching(/^ClickHouseSecret/) },
+    });
+    // StageBatch never uses Postgres; the planner does.
+    expect(env('stage-batch')).not.toHaveProperty('K2_POSTGRES_SECRET_ARN');
+    expect(env('plan-cycle')).toMatchObject({
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },
     });
     expect(env('stage-batch')).not.toHaveProperty('K2_CONFIG');

@@ -33,6 +33,12 @@ describe('runbooks', () => {
     }
   });
 
+  it('never give Athena a CALL (Athena has no procedures): a CALL is Spark SQL, and says so', () => {
+    for (const file of files)
+      for (const line of text(file).split('\n'))
+        if (/\bCALL\b/.test(line)) expect(line, `${file}: ${line}`).toMatch(/Spark SQL, not Athena/);
+  });
+
   it('use only commands this project has', () => {
     for (const file of files)
       for (const block of codeBlocks(text(file)))

@@ -3,6 +3,7 @@ import {
   executionTimeoutMinutes,
   loadStageConfig,
   parseStageConfig,
+  scheduleEnabled,
   schedulePeriodMinutes,
 } from '../../lib/stage-config.ts';
 import { ConfigError } from '../../src/errors.ts';
@@ -24,6 +25,22 @@ describe('stage config', () => {
       notifications: { page: [], warn: [] },
     });
     expect(executionTimeoutMinutes(config)).toBe(14);
+  });
+
+  it('switches the schedule on only in production unless the stage says otherwise', () => {
+    expect(scheduleEnabled(parseStageConfig({}))).toBe(false);
+    expect(scheduleEnabled(parseStageConfig({ production: true }))).toBe(true);
+    expect(scheduleEnabled(parseStageConfig({ scheduleEnabled: true }))).toBe(true);
+    expect(scheduleEnabled(parseStageConfig({ production: true, scheduleEnabled: false }))).toBe(false);
+  });
+
+  it("needs the subnets' route tables for the S3 gateway endpoint, unless the subnets use a NAT gateway", () => {
+    const vpc = { vpcId: 'vpc-0a1b', subnetIds: ['subnet-0a'], availabilityZones: ['eu-west-1a'] };
+    expect(() => parseStageConfig({ vpc })).toThrow(
+      /vpc\.routeTableIds must name the route table of each of the 1 subnets \(got 0\).*or set vpc\.egress to "nat"/,
+    );
+    expect(parseStageConfig({ vpc: { ...vpc, egress: 'nat' } }).vpc?.egress).toBe('nat');
+    expect(parseStageConfig({ vpc: { ...vpc, routeTableIds: ['rtb-0a'] } }).vpc?.egress).toBe('endpoints');
   });
 
   it('derives the schedule period from rate expressions', () => {

@@ -19,6 +19,8 @@ import {
 const CLICKHOUSE = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:k2/clickhouse-AbCdEf';
 const POSTGRES = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:k2/postgres-GhIjKl';
 const TABLES = 'test/infra/fixtures/tables.json';
+const BUCKET_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1111aaaa-2222-3333-4444-555566667777';
+const SECRETS_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/9999aaaa-2222-3333-4444-555566667777';
 
 let synth: Synthesized;
 
@@ -32,8 +34,10 @@ beforeAll(async () => {
         vpcId: 'vpc-0a1b2c3d',
         subnetIds: ['subnet-0aaa1111', 'subnet-0bbb2222'],
         availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+        routeTableIds: ['rtb-0aaa1111', 'rtb-0bbb2222'],
       },
       secrets: { clickhouseArn: CLICKHOUSE, postgresArn: POSTGRES },
+      encryption: { bucketKeyArn: BUCKET_KEY, secretsKeyArn: SECRETS_KEY },
       warehouse: { bucketName: 'k2-cold-tier-prod' },
       createGlueDatabase: false,
     },
@@ -70,6 +74,38 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
     expect(eni).toMatchObject({ Effect: 'Allow', Resource: '*' });
   });
 
+  it('adds the VPC endpoints of the APIs the functions call, reachable from the functions only', () => {
+    const endpoints = resourcesOfType(synth.template, 'AWS::EC2::VPCEndpoint').map(([, r]) => r.Properties);
+    expect(endpoints.map((e) => JSON.stringify(e.ServiceName)).sort()).toEqual([
+      expect.stringContaining('.glue'),
+      expect.stringContaining('.s3'),
+      expect.stringContaining('.secretsmanager'),
+    ]);
+    const gateway = endpoints.find((e) => e.VpcEndpointType === 'Gateway');
+    expect(gateway?.RouteTableIds).toEqual(['rtb-0aaa1111', 'rtb-0bbb2222']);
+    for (const e of endpoints.filter((x) => x.VpcEndpointType === 'Interface'))
+      expect(e).toMatchObject({ PrivateDnsEnabled: true, SubnetIds: ['subnet-0aaa1111', 'subnet-0bbb2222'] });
+  });
+
+  it('may decrypt with the customer keys of the bucket and the secrets, only through S3 and Secrets Manager', () => {
+    const role = (fn('stage-batch').Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const kms = statementsOfRole(synth.template, role).filter((s) =>
+      asArray(s.Action as string[]).some((a) => a.startsWith('kms:')),
+    );
+    expect(kms).toEqual([
+      expect.objectContaining({
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Resource: BUCKET_KEY,
+        Condition: {
+          StringEquals: { 'kms:ViaService': expect.objectContaining({ 'Fn::Join': expect.anything() }) },
+        },
+      }),
+      expect.objectContaining({ Action: 'kms:Decrypt', Resource: SECRETS_KEY }),
+    ]);
+    const publish = (fn('publish-cycle').Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    expect(JSON.stringify(statementsOfRole(synth.template, publish))).not.toContain('kms:');
+  });
+
   it('grants on the given bucket and secrets by name and ARN', () => {
     const role = (fn('stage-batch').Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const statements = statementsOfRole(synth.template, role);
@@ -77,8 +113,8 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
       statements
         .filter((s) => asArray(s.Action as string[]).includes(action))
         .flatMap((s) => asArray(s.Resource).map(printed));
-    expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/cold/*']);
-    expect(resources('secretsmanager:GetSecretValue').sort()).toEqual([CLICKHOUSE, POSTGRES]);
+    expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/cold/*/data/*']);
+    expect(resources('secretsmanager:GetSecretValue')).toEqual([CLICKHOUSE]);
     expect(fn('stage-batch').Properties.Environment).toMatchObject({
       Variables: {
         WAREHOUSE: 's3://k2-cold-tier-prod',

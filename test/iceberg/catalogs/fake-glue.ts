@@ -65,6 +65,11 @@ export class FakeGlue {
         this.database(dbName);
         return {};
       }
+      case 'GetDatabase': {
+        const dbName = String(input.Name);
+        if (!this.databases.has(dbName)) throw notFound(`Database ${dbName} not found.`);
+        return { Database: { Name: dbName } };
+      }
       case 'CreateTable': {
         const db = this.existing(input);
         const tableInput = input.TableInput as TableInput;

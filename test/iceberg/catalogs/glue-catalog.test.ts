@@ -3,13 +3,17 @@ import { GetTableCommand, GlueClient, ThrottlingException } from '@aws-sdk/clien
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   CommitConflictError,
+  ConfigError,
   InputError,
   InvalidMetadataError,
   isRetryable,
   UnavailableError,
 } from '../../../src/errors.ts';
 import { createGlueCatalog, tableLocationOf } from '../../../src/iceberg/glue-catalog.ts';
+import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
+import { createTable } from '../../../src/iceberg/table.ts';
 import { type Moto, motoAvailability, skipMoto, startMoto } from '../../support/moto.ts';
+import { ticksConfig } from '../parquet-fixtures.ts';
 import { FakeGlue } from './fake-glue.ts';
 
 const t = { namespace: 'cold', name: 'bronze_trades_kraken' };
@@ -27,8 +31,9 @@ describe('Glue catalog at the SDK edge', () => {
     await catalog.createNamespace('cold');
     await catalog.createTable(t, loc(1));
 
-    expect(glue.sent[0]).toEqual({ command: 'CreateDatabase', input: { DatabaseInput: { Name: 'cold' } } });
-    expect(glue.sent[2]).toEqual({
+    expect(glue.commands()).toEqual(['GetDatabase', 'CreateDatabase', 'GetDatabase', 'CreateTable']);
+    expect(glue.sent[1]).toEqual({ command: 'CreateDatabase', input: { DatabaseInput: { Name: 'cold' } } });
+    expect(glue.sent[3]).toEqual({
       command: 'CreateTable',
       input: {
         DatabaseName: 'cold',
@@ -41,6 +46,35 @@ describe('Glue catalog at the SDK edge', () => {
       },
     });
     expect(await catalog.currentMetadataLocation(t)).toBe(loc(1));
+  });
+
+  it('creates a table in an existing database without CreateDatabase, which the functions are not granted', async () => {
+    glue.databases.set('cold', new Map());
+    glue.failures.set('CreateDatabase', [
+      Object.assign(new Error('not authorized to perform: glue:CreateDatabase'), {
+        name: 'AccessDeniedException',
+      }),
+    ]);
+    const store = new MemoryObjectStore();
+    const deps = { store, catalog: createGlueCatalog(glue.client) };
+    const created = await createTable(deps, { table: t, config: ticksConfig(), location: 's3://wh/cold/t' });
+    expect(created.created).toBe(true);
+    expect(glue.commands()).toEqual(['GetTable', 'GetDatabase', 'CreateTable']);
+  });
+
+  it('leaves no metadata file behind when Glue refuses to create the table', async () => {
+    glue.databases.set('cold', new Map());
+    glue.failures.set('CreateTable', [
+      Object.assign(new Error('not authorized to perform: glue:CreateTable'), {
+        name: 'AccessDeniedException',
+      }),
+    ]);
+    const store = new MemoryObjectStore();
+    const deps = { store, catalog: createGlueCatalog(glue.client) };
+    const create = createTable(deps, { table: t, config: ticksConfig(), location: 's3://wh/cold/t' });
+    await expect(create).rejects.toBeInstanceOf(ConfigError);
+    await expect(create).rejects.toThrow(/Grant the role glue:CreateTable/);
+    expect([...store.objects.keys()]).toEqual([]);
   });
 
   it('refuses a second create as a conflict, and a create in a missing database clearly', async () => {
