@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as healthHandler } from '../../functions/health/handler.ts';
 import { UnavailableError } from '../../src/errors.ts';
+import { checkRecords } from '../../src/hourly/check.ts';
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { renderEmfLines } from '../../src/metrics/emf.ts';
 import { ALARM_NAMES, type AlarmKey } from '../../src/metrics/names.ts';
@@ -74,6 +75,13 @@ function health(at: number, tables: Partial<TableHealth>[]): Datapoint[] {
       watermarkAgeSeconds: 300,
       ttlHeadroomHours: 100,
       consecutiveFailures: 0,
+      iceberg: {
+        table: `cold.bronze_trades_${i}`,
+        exists: true,
+        newestWindowEnd: null,
+        newestBatchId: null,
+        behind: null,
+      },
       ...t,
     })),
   } as unknown as HealthReport;
@@ -186,6 +194,45 @@ describe('alarms, evaluated from the template on the metrics our functions emit'
     ).toBe('OK');
     expect(state('consecutiveFailures', health(NOW - MIN, [{}, { consecutiveFailures: 3 }]))).toBe('ALARM');
     expect(state('consecutiveFailures', health(NOW - MIN, [{ consecutiveFailures: 2 }]))).toBe('OK');
+  });
+
+  it('Iceberg behind a watermark: critical at once from the health check, not while Iceberg holds it', () => {
+    const behind = (reason: string | null) => ({
+      iceberg: { table: 'cold.t', exists: true, newestWindowEnd: null, newestBatchId: null, behind: reason },
+    });
+    expect(
+      state('icebergBehind', health(NOW - MIN, [{}, behind('batch b9 is not in the marker chain')])),
+    ).toBe('ALARM');
+    expect(state('icebergBehind', health(NOW - MIN, [behind(null)]))).toBe('OK');
+    expect(state('icebergBehind', [])).toBe('OK');
+  });
+
+  it('hourly mismatch: any closed hour that differs, from the per-hour check of a cycle', () => {
+    const check = (mismatches: number) =>
+      datapointsFromEmf(
+        renderEmfLines(
+          checkRecords(
+            [
+              {
+                table: 'bronze_trades_binance',
+                checkedAt: new Date(NOW - MIN).toISOString(),
+                from: new Date(NOW - 48 * 60 * MIN).toISOString(),
+                to: new Date(NOW - 60 * MIN).toISOString(),
+                checkedHours: 47,
+                mismatches: Array.from({ length: mismatches }, (_, i) => ({
+                  hour: new Date(NOW - (i + 2) * 60 * MIN).toISOString(),
+                  clickhouseRows: 10,
+                  committedRows: 9,
+                })) as never,
+              },
+            ],
+            NOW - MIN,
+          ),
+        ),
+      );
+    expect(state('hourlyMismatch', check(1))).toBe('ALARM');
+    expect(state('hourlyMismatch', check(0))).toBe('OK');
+    expect(state('hourlyMismatch', [])).toBe('OK');
   });
 
   it('cycle duration: slow above 300 s, too slow above 600 s, from the publish step', async () => {
@@ -305,6 +352,8 @@ describe('a stage that is not configured yet pages nobody; a configured one with
       'schedulerDown',
       'executionsFailing',
       'notConfigured',
+      'icebergBehind',
+      'hourlyMismatch',
     ];
     expect([...prod.alarms.keys()].sort()).toEqual(
       covered.map((k) => `k2-offload-test-${ALARM_NAMES[k]}`).sort(),
