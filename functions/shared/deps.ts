@@ -14,8 +14,9 @@ import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import { renderEmfLines } from '../../src/metrics/emf.ts';
 import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import { s3StagingFromEnv } from '../../src/stage/targets.ts';
 import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
-import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
+import { LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
 import {
   clickhouseUrlFromSecret,
   postgresConfigFromSecret,
@@ -151,7 +152,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     s3: {
       region: env.region,
       ...(env.s3Endpoint ? { endpoint: env.s3Endpoint } : {}),
-      ...awsCredentialsOf(rawEnv),
+      staging: s3StagingFromEnv(rawEnv),
     },
     clock,
     leaseSeconds: env.leaseSeconds ?? DEFAULT_LEASE_SECONDS,

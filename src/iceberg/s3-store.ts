@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -155,6 +156,29 @@ export class S3ObjectStore implements ObjectStore {
           localPath,
         });
       }
+      throw this.mapError(error, 'upload', uri);
+    }
+  }
+
+  /**
+   * A multipart upload fed by the stream: about partSize x (queueSize + 1) bytes are held at once, however
+   * long the stream. With `ifNoneMatch`, the PutObject (one part) or CompleteMultipartUpload carries
+   * `If-None-Match: *`, so S3 itself refuses to replace an existing object (412: false).
+   */
+  async putStream(uri: string, body: Readable, options: { ifNoneMatch?: boolean } = {}): Promise<boolean> {
+    const { bucket, key } = parseS3Uri(uri);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: bucket, Key: key, Body: body, IfNoneMatch: options.ifNoneMatch ? '*' : undefined },
+      partSize: this.partSizeBytes,
+      queueSize: this.uploadQueueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+      return true;
+    } catch (error) {
+      if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 412) return false;
       throw this.mapError(error, 'upload', uri);
     }
   }

@@ -8,7 +8,7 @@ import type { BatchSpec, Staged } from '../pipeline/events.ts';
 import { makeBatch } from '../plan/batch.ts';
 import { type BucketCount, bucketMillis, planStatements, type StageStatement } from './plan.ts';
 import { partitionTupleSql, stagingSelect } from './select.ts';
-import { clearParts, type StreamedFile } from './stream.ts';
+import { prepareTarget, type StreamedFile } from './stream.ts';
 import { parseStagingPrefix, partName, type S3Access } from './targets.ts';
 import {
   readWritten,
@@ -21,16 +21,19 @@ import {
 
 export type StageOptions = {
   client: ClickHouseClient;
-  /** Endpoint and credentials for ClickHouse's own writes to S3 staging. */
+  /** Endpoint and identity (a named collection, or the server's own) of ClickHouse's own writes to S3. */
   s3?: S3Access | undefined;
-  /** For S3 staging: removes an earlier attempt's files first; required by the stream writer. */
+  /** The store the stream writer uploads to S3 through. */
   objects?: ObjectStore | undefined;
   /**
-   * `clickhouse`: ClickHouse writes the files itself (file() for the embedded engine, s3() for any).
-   * `stream`: Parquet bytes stream through this process (a remote server and local staging).
-   * Default: `clickhouse` unless a remote server would have to write a local path.
+   * `clickhouse`: ClickHouse writes the files itself (file() for the embedded engine; s3() only when the
+   * operator gave ClickHouse an identity of its own). `stream`: Parquet bytes stream through this process
+   * (S3 staging, and a remote server with local staging), so no credential ever reaches ClickHouse.
+   * Default: `clickhouse` for the embedded engine writing a local path, else `stream`.
    */
   writer?: 'clickhouse' | 'stream';
+  /** Runs after the window was read and before the first file is written (the lease check). */
+  beforeWrite?: () => Promise<void>;
   /**
    * Rows one statement writes (one file per partition of its slice), so rows per file at most. Memory
    * does not depend on it (row groups bound that); each statement has a fixed cost, and bigger files
@@ -82,8 +85,9 @@ async function histogram(
 /**
  * Stages one batch: the rows of `[windowStart, windowEnd)` on the table's cursor, cast to staging types
  * (candle tables re-aggregated to one row per candle), as zstd Parquet at `<stagingPrefix>part-NNNNN.parquet`.
- * Every file holds one Iceberg partition and at most about `maxRowsPerFile` rows; the same data gives
- * the same files, so a retry overwrites them. ClickHouse writes the files (nothing is buffered here);
+ * Every file holds one Iceberg partition and at most about `maxRowsPerFile` rows. Files are created, never
+ * replaced: the prefix is one attempt's own (see attempt.ts). ClickHouse writes the files or streams them
+ * through this process (nothing is buffered beyond a few upload parts);
  * afterwards the row counts in the files' footers are checked against the histogram the slices were
  * planned from, so the window is read once for the histogram (cursor and partition columns only) and
  * once for the write.
@@ -102,7 +106,7 @@ export async function stageBatch(
   const window = makeBatch(table.name, batch.windowStart, batch.windowEnd);
   const target = parseStagingPrefix(batch.stagingPrefix);
   const { client } = options;
-  const writer = options.writer ?? (target.kind === 'file' && !isEmbedded(client) ? 'stream' : 'clickhouse');
+  const writer = options.writer ?? (target.kind === 'file' && isEmbedded(client) ? 'clickhouse' : 'stream');
   if (writer === 'clickhouse' && target.kind === 'file' && !isEmbedded(client))
     throw new ConfigError(
       `a remote ClickHouse server cannot write the local staging path ${target.dir}; use writer 'stream' or S3 staging`,
@@ -119,7 +123,8 @@ export async function stageBatch(
   const counts = await histogram(client, table, window, bucketMs);
   const maxRows = options.maxRowsPerFile ?? DEFAULTS.maxRowsPerFile;
   const statements = planStatements(counts, { startMs, endMs, bucketMs }, maxRows);
-  await clearParts(target, options.objects);
+  await options.beforeWrite?.();
+  await prepareTarget(target);
 
   let written = new Map<number, StreamedFile>();
   try {
