@@ -19,7 +19,8 @@ import { s3HttpUrl } from '../src/stage/targets.ts';
 import { MOTO_CREDENTIALS, startMoto } from '../test/support/moto.ts';
 
 export type Window = { table: string; start: string; end: string };
-export type SideResult = { rows: number; ms: number; rssMb: number };
+/** `openRssMb`: the child's peak after opening chDB and reading the window's row count, before writing. */
+export type SideResult = { rows: number; ms: number; rssMb: number; openRssMb: number };
 
 const BUCKET = 'k2-bench';
 const rssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
@@ -32,6 +33,12 @@ async function child(mode: string, dir: string, endpoint: string, windows: Windo
     forcePathStyle: true,
     credentials: MOTO_CREDENTIALS,
   });
+  const counted = await clickhouse.query({
+    query: `SELECT count() AS n FROM k2.${tableByName(defaultConfig(), windows[0]?.table as string).source.table}`,
+    format: 'JSONEachRow',
+  });
+  await counted.json();
+  const openRssMb = rssMb();
   let rows = 0;
   const t = Date.now();
   try {
@@ -78,7 +85,7 @@ async function child(mode: string, dir: string, endpoint: string, windows: Windo
         rows += Number(((await result.json()) as { n: string }[])[0]?.n ?? 0);
       }
     }
-    return { rows, ms: Date.now() - t, rssMb: rssMb() };
+    return { rows, ms: Date.now() - t, rssMb: rssMb(), openRssMb };
   } finally {
     await clickhouse.close();
     objects.client.destroy();
