@@ -138,25 +138,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async putFile(uri: string, localPath: string): Promise<void> {
-    const { bucket, key } = parseS3Uri(uri);
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: bucket, Key: key, Body: createReadStream(localPath) },
-      partSize: this.partSizeBytes,
-      queueSize: this.uploadQueueSize,
-      // A failed multipart upload is aborted so no invisible parts linger and get billed.
-      leavePartsOnError: false,
-    });
     try {
-      await upload.done();
+      await this.putStream(uri, createReadStream(localPath));
     } catch (error) {
-      if ((error as { code?: string }).code === 'ENOENT') {
+      if ((error as { code?: string }).code === 'ENOENT')
         throw new InputError(`Cannot upload ${localPath} to ${uri}: the local file does not exist`, {
           uri,
           localPath,
         });
-      }
-      throw this.mapError(error, 'upload', uri);
+      throw error;
     }
   }
 
@@ -172,6 +162,7 @@ export class S3ObjectStore implements ObjectStore {
       params: { Bucket: bucket, Key: key, Body: body, IfNoneMatch: options.ifNoneMatch ? '*' : undefined },
       partSize: this.partSizeBytes,
       queueSize: this.uploadQueueSize,
+      // A failed multipart upload is aborted so no invisible parts linger and get billed.
       leavePartsOnError: false,
     });
     try {
@@ -179,6 +170,7 @@ export class S3ObjectStore implements ObjectStore {
       return true;
     } catch (error) {
       if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 412) return false;
+      if ((error as { code?: string }).code === 'ENOENT') throw error;
       throw this.mapError(error, 'upload', uri);
     }
   }
