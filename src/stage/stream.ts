@@ -18,6 +18,13 @@ export async function prepareTarget(target: StagingTarget): Promise<void> {
   if (target.kind === 'file') await mkdir(target.dir, { recursive: true });
 }
 
+const exists = (uri: string, cause?: unknown) =>
+  new StagingMismatchError(
+    `staged file ${uri} already exists; an attempt's files are written once, so another writer used this attempt's folder. Stage the batch again`,
+    { uri },
+    { cause },
+  );
+
 /** Row count from the Parquet footer alone (the last 8 bytes give its length). */
 async function parquetRows(path: string): Promise<{ rows: number; bytes: number }> {
   const { size } = await stat(path);
@@ -54,18 +61,19 @@ export async function streamFile(
   const result = await client.exec({ query });
   if (target.kind === 'file') {
     const path = `${target.dir}${name}`;
-    await pipeline(result.stream, createWriteStream(path, { flags: 'wx' }));
+    try {
+      await pipeline(result.stream, createWriteStream(path, { flags: 'wx' }));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw exists(`${target.prefix}${name}`, error);
+      throw error;
+    }
     const file = await parquetRows(path);
     if (file.rows === 0) await rm(path, { force: true });
     return file.rows === 0 ? undefined : file;
   }
   const store = objects as ObjectStore;
   const uri = `${target.prefix}${name}`;
-  if (!(await store.putStream(uri, result.stream, { ifNoneMatch: true })))
-    throw new StagingMismatchError(
-      `staged file ${uri} already exists; an attempt's files are written once, so another writer used this attempt's folder. Stage the batch again`,
-      { uri },
-    );
+  if (!(await store.putStream(uri, result.stream, { ifNoneMatch: true }))) throw exists(uri);
   const { metadata, size } = await readParquetFooter(store, uri);
   const rows = Number(metadata.num_rows);
   // An empty result is this attempt's own file, unreferenced and never returned: nothing else knows it.
