@@ -1,7 +1,10 @@
 import { lambdaDeps } from '../shared/deps.ts';
 import { createHandler } from './handler.ts';
 
-/** What this function connects to; the stack grants the same secrets (FUNCTION_ACCESS). */
-export const needs = { clickhouse: true, postgres: false };
+/**
+ * What this function connects to; the stack grants the same secrets (FUNCTION_ACCESS). Postgres: the
+ * table's lease is checked just before the first staged file is written.
+ */
+export const needs = { clickhouse: true, postgres: true };
 
 export const handler = createHandler(lambdaDeps(needs));
