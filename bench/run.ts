@@ -1,7 +1,8 @@
 /**
  * Benchmarks (QUALITY.md): end-to-end offload rows/s on bronze trades against ClickHouse's own Parquet
  * export of the same rows in the same run, their ratio, peak RSS, a normal 10-table cycle's wall time,
- * and planning / watermark-commit time per table. Prints ratios and writes bench/results.md.
+ * planning / watermark-commit time per table, and the AWS staging path (streamed to S3 through the
+ * process) against ClickHouse's own export to the same S3. Prints ratios and writes bench/results.md.
  *
  *   npm run bench                      # the targets' scenario: a 10M-row backlog (about 2 minutes)
  *   npm run bench -- --rows 2000000    # a quicker run
@@ -24,6 +25,7 @@ import { runCycle } from '../src/pipeline/local-runner.ts';
 import { planCycle } from '../src/pipeline/plan-cycle.ts';
 import { embeddedDataDirs, startEmbeddedPostgres } from '../src/postgres/embedded.ts';
 import { createPostgresWatermarkStore } from '../src/watermark/store.ts';
+import { benchStreamToS3 } from './stream-s3.ts';
 
 const { values } = parseArgs({
   options: {
@@ -79,6 +81,7 @@ async function main() {
   await runSeedChild(dir, backlogRows, backlogEnd.toISOString());
   const seedMs = Date.now() - t;
   const clickhouse = openClickHouse({ dataDir: join(dir, 'chdb') });
+  let closed = false;
   const lines: string[] = [];
   const say = (line: string) => {
     console.log(line);
@@ -208,12 +211,33 @@ async function main() {
     say(
       `| watermark commit (CAS + history), median / p95 | ${samples[25]?.toFixed(1)} / ${samples[47]?.toFixed(1)} ms | <= 50 ms |`,
     );
+
+    // 5. The AWS staging path: the same backlog rows streamed to S3 (moto) through this process, against
+    // ClickHouse writing them to the same S3 itself. Children open chDB's data dir, so it is closed here.
+    await clickhouse.close();
+    closed = true;
+    const from = new Date(backlogEnd.getTime() - 24 * 3_600_000).toISOString();
+    const windows = BRONZE.map((table, i) => ({ table, start: from, end: cursors[i] as string }));
+    const { ours: streamed, theirs: own } = await benchStreamToS3(dir, windows);
+    const rate = (r: { rows: number; ms: number }) => r.rows / (r.ms / 1000);
+    say(
+      `| staging streamed to S3 (moto) through the process, bronze | ${Math.round(rate(streamed)).toLocaleString('en')} rows/s (${streamed.rows.toLocaleString('en')} rows, ${seconds(streamed.ms)} s), peak RSS ${streamed.rssMb} MB | |`,
+    );
+    say(
+      `| ClickHouse's own export of the same rows to the same S3 | ${Math.round(rate(own)).toLocaleString('en')} rows/s (${own.rows.toLocaleString('en')} rows, ${seconds(own.ms)} s), peak RSS ${own.rssMb} MB | (the limit here) |`,
+    );
+    say(`| ratio streamed / ClickHouse to S3 | ${(rate(streamed) / rate(own)).toFixed(2)} | >= 0.80 |`);
+    say(
+      `| peak RSS of the streamed staging (own process) | ${streamed.rssMb} MB (${streamed.openRssMb} MB with chDB open, before writing; ClickHouse's own export: ${own.rssMb} / ${own.openRssMb} MB) | <= 512 MB |`,
+    );
     say('');
-    say('Machine: 2 cores; ClickHouse is chDB in the same process, Postgres local; warehouse on local disk.');
+    say(
+      'Machine: 2 cores; ClickHouse is chDB in the same process, Postgres local; warehouse on local disk; S3 is moto (Python) on this machine.',
+    );
     await writeFile(outPath, `${lines.join('\n')}\n`);
     console.log(`\nwritten to ${outPath}`);
   } finally {
-    await clickhouse.close();
+    if (!closed) await clickhouse.close();
     await pool.end();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();

@@ -16,8 +16,9 @@ import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../../src/pipeline/dep
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import type { FunctionAccess } from '../../src/runtime/access.ts';
 import { isPlaceholderSecret, notConfiguredMessage } from '../../src/runtime/not-configured.ts';
+import { s3StagingFromEnv } from '../../src/stage/targets.ts';
 import { createPostgresWatermarkStore, type WatermarkStore } from '../../src/watermark/store.ts';
-import { awsCredentialsOf, LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
+import { LAMBDA_ENV, type LambdaEnv, readLambdaEnv } from './env.ts';
 import {
   clickhouseUrlFromSecret,
   postgresConfigFromSecret,
@@ -176,7 +177,7 @@ export async function buildLambdaDeps(needs: Needs, options: LambdaDepsOptions =
     s3: {
       region: env.region,
       ...(env.s3Endpoint ? { endpoint: env.s3Endpoint } : {}),
-      ...awsCredentialsOf(rawEnv),
+      staging: s3StagingFromEnv(rawEnv),
     },
     clock,
     leaseSeconds: env.leaseSeconds ?? DEFAULT_LEASE_SECONDS,

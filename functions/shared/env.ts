@@ -119,12 +119,3 @@ export function readLambdaEnv(env: NodeJS.ProcessEnv): LambdaEnv {
     s3Endpoint: e[E.s3Endpoint],
   };
 }
-
-/** The role's credentials, for ClickHouse's own s3() writes; every SDK client finds them itself. */
-export function awsCredentialsOf(env: NodeJS.ProcessEnv) {
-  return {
-    ...(env.AWS_ACCESS_KEY_ID ? { accessKeyId: env.AWS_ACCESS_KEY_ID } : {}),
-    ...(env.AWS_SECRET_ACCESS_KEY ? { secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : {}),
-    ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-  };
-}

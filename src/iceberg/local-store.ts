@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import {
   copyFile,
   link,
@@ -12,6 +13,8 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InputError, UnavailableError } from '../errors.ts';
 import type { ObjectInfo, ObjectStore } from './object-store.ts';
@@ -80,6 +83,18 @@ export class LocalObjectStore implements ObjectStore {
     const tmp = await this.temp(path);
     await copyFile(source, tmp);
     await this.publish(tmp, path, false);
+  }
+
+  async putStream(uri: string, body: Readable, options?: { ifNoneMatch?: boolean }): Promise<boolean> {
+    const path = localPath(uri);
+    const tmp = await this.temp(path);
+    try {
+      await pipeline(body, createWriteStream(tmp));
+    } catch (error) {
+      await unlink(tmp).catch(() => undefined);
+      throw error;
+    }
+    return this.publish(tmp, path, options?.ifNoneMatch ?? false);
   }
 
   async get(uri: string): Promise<Uint8Array> {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { InputError } from '../errors.ts';
 import type { ObjectInfo, ObjectStore } from './object-store.ts';
 
@@ -16,6 +17,12 @@ export class MemoryObjectStore implements ObjectStore {
 
   async putFile(uri: string, localPath: string): Promise<void> {
     await this.put(uri, new Uint8Array(await readFile(localPath)));
+  }
+
+  async putStream(uri: string, body: Readable, options?: { ifNoneMatch?: boolean }): Promise<boolean> {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of body) chunks.push(chunk as Uint8Array);
+    return this.put(uri, new Uint8Array(Buffer.concat(chunks)), options);
   }
 
   private object(uri: string) {

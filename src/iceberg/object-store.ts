@@ -3,6 +3,8 @@
  * `s3://bucket/key`. One interface so the committer, maintenance and tests run the same on a laptop
  * folder, S3, or in memory.
  */
+import type { Readable } from 'node:stream';
+
 export type ObjectInfo = { uri: string; size: number; lastModified: Date };
 
 export interface ObjectStore {
@@ -10,6 +12,11 @@ export interface ObjectStore {
   put(uri: string, body: Uint8Array, options?: { ifNoneMatch?: boolean }): Promise<boolean>;
   /** Uploads a local file (multipart on S3 for large files). */
   putFile(uri: string, localPath: string): Promise<void>;
+  /**
+   * Writes a stream of unknown length, holding only a few parts of it in memory (multipart on S3). With
+   * `ifNoneMatch`, refuses (returns false) when the object already exists, and never replaces it.
+   */
+  putStream(uri: string, body: Readable, options?: { ifNoneMatch?: boolean }): Promise<boolean>;
   get(uri: string): Promise<Uint8Array>;
   /** Bytes [start, end) of an object; Parquet footers are read this way without fetching the file. */
   getRange(uri: string, start: number, end: number): Promise<Uint8Array>;

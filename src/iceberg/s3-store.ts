@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -137,10 +138,28 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async putFile(uri: string, localPath: string): Promise<void> {
+    try {
+      await this.putStream(uri, createReadStream(localPath));
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ENOENT')
+        throw new InputError(`Cannot upload ${localPath} to ${uri}: the local file does not exist`, {
+          uri,
+          localPath,
+        });
+      throw error;
+    }
+  }
+
+  /**
+   * A multipart upload fed by the stream: about partSize x (queueSize + 1) bytes are held at once, however
+   * long the stream. With `ifNoneMatch`, the PutObject (one part) or CompleteMultipartUpload carries
+   * `If-None-Match: *`, so S3 itself refuses to replace an existing object (412: false).
+   */
+  async putStream(uri: string, body: Readable, options: { ifNoneMatch?: boolean } = {}): Promise<boolean> {
     const { bucket, key } = parseS3Uri(uri);
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: bucket, Key: key, Body: createReadStream(localPath) },
+      params: { Bucket: bucket, Key: key, Body: body, IfNoneMatch: options.ifNoneMatch ? '*' : undefined },
       partSize: this.partSizeBytes,
       queueSize: this.uploadQueueSize,
       // A failed multipart upload is aborted so no invisible parts linger and get billed.
@@ -148,13 +167,10 @@ export class S3ObjectStore implements ObjectStore {
     });
     try {
       await upload.done();
+      return true;
     } catch (error) {
-      if ((error as { code?: string }).code === 'ENOENT') {
-        throw new InputError(`Cannot upload ${localPath} to ${uri}: the local file does not exist`, {
-          uri,
-          localPath,
-        });
-      }
+      if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 412) return false;
+      if ((error as { code?: string }).code === 'ENOENT') throw error;
       throw this.mapError(error, 'upload', uri);
     }
   }

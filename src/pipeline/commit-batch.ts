@@ -5,6 +5,7 @@ import { identString } from '../iceberg/catalog.ts';
 import { fastAppend } from '../iceberg/commit.ts';
 import type { TableMetadata } from '../iceberg/metadata.ts';
 import { newestMarker } from '../iceberg/table.ts';
+import { assertAttemptFiles, batchFolder } from '../stage/attempt.ts';
 import { icebergDeps, type PipelineDeps } from './deps.ts';
 import { type BatchSpec, batchSpecSchema, type Committed, stagedSchema } from './events.ts';
 import { assertLeaseHeld } from './lease.ts';
@@ -50,7 +51,16 @@ export async function commitBatch(deps: PipelineDeps, raw: unknown): Promise<Com
       rows: staged.rows,
     },
     files: staged.files.map((f) => f.uri),
-    require: requireNoOverlap(batch),
+    require: (metadata) => {
+      requireNoOverlap(batch)(metadata);
+      // Only one attempt of this lease, in this table's own folder for the batch: never a stalled
+      // holder's files, whatever the event says.
+      assertAttemptFiles(
+        batch,
+        batchFolder(metadata.location, batch.batchId),
+        staged.files.map((f) => f.uri),
+      );
+    },
     beforeMetadataCommit: () =>
       deps.faults.hit('after-data-files', { table: batch.table, batchId: batch.batchId }),
   });

@@ -5,6 +5,7 @@ import { UnavailableError } from '../errors.ts';
 import type { Catalog } from '../iceberg/catalog.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { EmfRecord } from '../metrics/emf.ts';
+import type { S3Staging } from '../stage/targets.ts';
 import type { WatermarkStore } from '../watermark/store.ts';
 import type { Faults } from './faults.ts';
 
@@ -26,14 +27,13 @@ export type PipelineDeps = {
   store: ObjectStore;
   /** Warehouse root URI; tables live at `<warehouse>/<namespace>/<name>`. */
   warehouse: string;
-  /** S3 access for ClickHouse's own `s3()` writes when staging is on S3. */
-  s3?: {
-    endpoint?: string;
-    region: string;
-    accessKeyId?: string;
-    secretAccessKey?: string;
-    sessionToken?: string;
-  };
+  /**
+   * Where ClickHouse's own `s3()` calls go, and how staged files reach S3 (default: streamed through
+   * this process). No credentials: SQL never carries a secret to ClickHouse.
+   */
+  s3?: { endpoint?: string; region: string; staging?: S3Staging };
+  /** A fresh nonce per staging attempt (its folder's name); random by default. */
+  nonce?: () => string;
   /** This process's clock: labels, durations, metric timestamps. Never a window bound or a lease expiry. */
   clock: () => Date;
   /**

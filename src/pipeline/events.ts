@@ -31,8 +31,9 @@ export const batchSpecSchema = z.strictObject({
   committer: z.enum(['lambda', 'emr']),
   target: z.strictObject({ namespace: z.string(), name: z.string() }),
   /**
-   * URI prefix of this batch's staged Parquet files: `<table location>/data/<batchId>/`. Our committer
-   * adopts them as data files, so they live with the table and no lifecycle rule may expire them.
+   * The batch's staging folder, `<table location>/data/<batchId>/`. Each staging attempt writes into
+   * `t<leaseToken>-<nonce>/` below it (never replacing a file); our committer adopts the files as data
+   * files, so they live with the table and no lifecycle rule may expire them.
    */
   stagingPrefix: z.string().min(1),
   /** The table's last batch of this pass: its watermark step releases the lease. */

@@ -6,9 +6,9 @@ import { ConfigError, InputError, InvalidMetadataError, OffloadError } from '../
 import { identString, type TableIdent } from '../iceberg/catalog.ts';
 import type { TableMetadata } from '../iceberg/metadata.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
-import { joinUri } from '../iceberg/object-store.ts';
 import { createTable, newestMarker } from '../iceberg/table.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
+import { batchFolder } from '../stage/attempt.ts';
 import type { Watermark } from '../watermark/types.ts';
 import { icebergDeps, type PipelineDeps, sourceNow } from './deps.ts';
 import { type CycleInput, type CyclePlan, cycleInputSchema, type Skip, type TablePlan } from './events.ts';
@@ -301,8 +301,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
           leaseToken: token,
           committer: table.committer,
           target: targetOf(table),
-          // Inside the table's data folder: our committer adopts the staged files as the table's data files.
-          stagingPrefix: `${joinUri(location, 'data', b.batchId)}/`,
+          stagingPrefix: batchFolder(location, b.batchId),
           lastOfTable: i === batches.length - 1,
         })),
       });

@@ -1,17 +1,21 @@
 import { assertNoDrift } from '../clickhouse/inspect.ts';
 import { tableByName } from '../config/load.ts';
 import { findMarker, loadTable } from '../iceberg/table.ts';
+import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';
 import { stageBatch as stageToParquet } from '../stage/stage.ts';
 import type { PipelineDeps } from './deps.ts';
 import { type BatchSpec, batchSpecSchema, type Staged } from './events.ts';
 import { InjectedCrash } from './faults.ts';
+import { assertLeaseHeld } from './lease.ts';
 import { parseEvent } from './parse.ts';
 import { targetOf } from './plan-cycle.ts';
 
 /**
- * Step 3: the window's rows as Parquet at the batch's deterministic staging keys (a retry overwrites).
- * A batch Iceberg already holds is not staged again: its files are the table's data files now, and
- * rewriting them in place could change the bytes its manifests describe.
+ * Step 3: the window's rows as Parquet in a folder of this invocation's own below the batch's folder
+ * (`t<lease token>-<nonce>/`), checked against the lease just before the first write. No file is ever
+ * deleted or replaced: a stalled or timed-out invocation that resumes writes only files no snapshot
+ * refers to (orphan removal collects them), and the commit takes only one attempt of the current lease.
+ * A batch Iceberg already holds is not staged again.
  */
 export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Staged> {
   const batch: BatchSpec = parseEvent(batchSpecSchema, raw, 'StageBatch input');
@@ -21,11 +25,19 @@ export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Stag
   if (committed) return { rows: committed.rows, files: [], durationMs: 0 };
 
   await assertNoDrift(deps.clickhouse, table);
-  const staged = await stageToParquet(table, batch, {
-    client: deps.clickhouse,
-    s3: deps.s3,
-    objects: deps.store,
-  });
+  const s3Writer = deps.s3?.staging?.writer === 'clickhouse' ? deps.s3.staging : undefined;
+  const prefix = attemptPrefix(batch.stagingPrefix, batch.leaseToken, (deps.nonce ?? newAttemptNonce)());
+  const staged = await stageToParquet(
+    table,
+    { ...batch, stagingPrefix: prefix },
+    {
+      client: deps.clickhouse,
+      s3: deps.s3 && { ...deps.s3, namedCollection: s3Writer?.namedCollection },
+      objects: deps.store,
+      writer: s3Writer && batch.stagingPrefix.startsWith('s3://') ? 'clickhouse' : undefined,
+      beforeWrite: () => assertLeaseHeld(deps.watermarks, batch.table, batch.leaseToken),
+    },
+  );
   try {
     deps.faults.hit('mid-stage', { table: batch.table, batchId: batch.batchId });
   } catch (crash) {

@@ -55,12 +55,13 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
     glue: 'create',
     vpc: true,
   },
-  // Reads the table (is the batch already committed?), then writes the window's Parquet to its data folder.
+  // Reads the table (is the batch already committed?), checks its lease in Postgres just before the first
+  // write, then writes the window's Parquet to a folder of its own in the table's data folder.
   'stage-batch': {
     memoryMb: 2048,
     timeoutSeconds: 600,
     clickhouse: true,
-    postgres: false,
+    postgres: true,
     s3: 'stage',
     glue: 'read',
     vpc: true,

@@ -15,6 +15,7 @@ import type { EmfRecord } from '../metrics/emf.ts';
 import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../pipeline/deps.ts';
 import { type Faults, NO_FAULTS } from '../pipeline/faults.ts';
 import { startEmbeddedPostgres } from '../postgres/embedded.ts';
+import { s3StagingFromEnv } from '../stage/targets.ts';
 import { createPostgresWatermarkStore } from '../watermark/store.ts';
 import { HOME_NAME, lockHome } from './home.ts';
 import { readSettings, type Settings } from './settings.ts';
@@ -99,7 +100,7 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
       s3: {
         region: settings.region,
         ...(settings.s3Endpoint ? { endpoint: settings.s3Endpoint } : {}),
-        ...awsCredentialsFromEnv(options.env ?? process.env),
+        staging: s3StagingFromEnv(options.env ?? process.env),
       },
       clock: options.clock ?? (() => new Date()),
       ...(options.sourceClock ? { sourceClock: options.sourceClock } : {}),
@@ -128,13 +129,4 @@ function createCatalog(
       databaseName: (namespace: string) => namespace,
     });
   return createPostgresCatalog(pool, { catalogName: settings.catalogName });
-}
-
-/** ClickHouse's own s3() writes need explicit keys; the SDK finds them itself for everything else. */
-function awsCredentialsFromEnv(env: NodeJS.ProcessEnv) {
-  return {
-    ...(env.AWS_ACCESS_KEY_ID ? { accessKeyId: env.AWS_ACCESS_KEY_ID } : {}),
-    ...(env.AWS_SECRET_ACCESS_KEY ? { secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : {}),
-    ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-  };
 }

@@ -1,35 +1,29 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { parquetMetadata } from 'hyparquet';
+import { StagingMismatchError } from '../errors.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
+import { readParquetFooter } from '../iceberg/parquet-footer.ts';
 import type { StagingTarget } from './targets.ts';
 
 export type StreamedFile = { rows: number; bytes: number };
 
-const PART = /^part-\d+\.parquet$/;
-
 /**
- * Removes earlier attempts' part files, so the batch's prefix (which belongs to this batch alone) holds
- * only this attempt's files. On S3 this needs the object store; without one, leftovers stay, and the
- * returned file list (always authoritative) simply does not name them.
+ * Readies a target for an attempt's files: a local folder is created. Nothing is ever removed: the
+ * folder belongs to this attempt alone, and its files are written create-only.
  */
-export async function clearParts(target: StagingTarget, objects: ObjectStore | undefined): Promise<void> {
-  if (target.kind === 'file') {
-    await mkdir(target.dir, { recursive: true });
-    for (const name of await readdir(target.dir))
-      if (PART.test(name)) await rm(join(target.dir, name), { force: true });
-    return;
-  }
-  if (!objects) return;
-  const stale: string[] = [];
-  for await (const object of objects.list(target.prefix))
-    if (PART.test(object.uri.slice(target.prefix.length))) stale.push(object.uri);
-  for (const uri of stale) await objects.delete(uri);
+export async function prepareTarget(target: StagingTarget): Promise<void> {
+  if (target.kind === 'file') await mkdir(target.dir, { recursive: true });
 }
+
+const exists = (uri: string, cause?: unknown) =>
+  new StagingMismatchError(
+    `staged file ${uri} already exists; an attempt's files are written once, so another writer used this attempt's folder. Stage the batch again`,
+    { uri },
+    { cause },
+  );
 
 /** Row count from the Parquet footer alone (the last 8 bytes give its length). */
 async function parquetRows(path: string): Promise<{ rows: number; bytes: number }> {
@@ -52,9 +46,10 @@ async function parquetRows(path: string): Promise<{ rows: number; bytes: number 
 }
 
 /**
- * Streams one `SELECT ... FORMAT Parquet` from ClickHouse to `<target><name>`: straight to the file for
- * local staging, through a temporary file and a multipart upload for S3. Memory stays at a few stream
- * chunks. Returns undefined (and leaves no file) when the query had no rows.
+ * Streams one `SELECT ... FORMAT Parquet` from ClickHouse to `<target><name>`, create-only: straight to a
+ * new local file (`wx`), or to S3 through a multipart upload fed by the stream (no temporary file; memory
+ * is a few parts) with `If-None-Match: *`. Row count and size come from the written file's footer.
+ * Returns undefined (and leaves no file) when the query had no rows.
  */
 export async function streamFile(
   client: ClickHouseClient,
@@ -63,19 +58,25 @@ export async function streamFile(
   name: string,
   objects: ObjectStore | undefined,
 ): Promise<StreamedFile | undefined> {
-  const scratch = target.kind === 's3' ? await mkdtemp(join(tmpdir(), 'k2-stage-')) : undefined;
-  const path = target.kind === 'file' ? `${target.dir}${name}` : join(scratch as string, name);
-  try {
-    const result = await client.exec({ query });
-    await pipeline(result.stream, createWriteStream(path));
-    const file = await parquetRows(path);
-    if (file.rows === 0) {
-      await rm(path, { force: true });
-      return undefined;
+  const result = await client.exec({ query });
+  if (target.kind === 'file') {
+    const path = `${target.dir}${name}`;
+    try {
+      await pipeline(result.stream, createWriteStream(path, { flags: 'wx' }));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw exists(`${target.prefix}${name}`, error);
+      throw error;
     }
-    if (target.kind === 's3') await (objects as ObjectStore).putFile(`${target.prefix}${name}`, path);
-    return file;
-  } finally {
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    const file = await parquetRows(path);
+    if (file.rows === 0) await rm(path, { force: true });
+    return file.rows === 0 ? undefined : file;
   }
+  const store = objects as ObjectStore;
+  const uri = `${target.prefix}${name}`;
+  if (!(await store.putStream(uri, result.stream, { ifNoneMatch: true }))) throw exists(uri);
+  const { metadata, size } = await readParquetFooter(store, uri);
+  const rows = Number(metadata.num_rows);
+  // An empty result is this attempt's own file, unreferenced and never returned: nothing else knows it.
+  if (rows === 0) await store.delete(uri);
+  return rows === 0 ? undefined : { rows, bytes: size };
 }

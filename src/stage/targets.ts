@@ -1,15 +1,48 @@
 import { fileURLToPath } from 'node:url';
-import { stringLiteral } from '../clickhouse/sql.ts';
+import { ident, stringLiteral } from '../clickhouse/sql.ts';
 import { ConfigError, InputError } from '../errors.ts';
 
-/** Credentials and endpoint ClickHouse uses for its own `s3()` writes (moto/LocalStack: `endpoint`). */
+/**
+ * Where ClickHouse's own `s3()` reads and writes go (moto/LocalStack: `endpoint`), and under which
+ * identity. There is deliberately no place for keys: SQL lands in ClickHouse's query log and system
+ * tables, so ClickHouse uses either a named collection the operator created on the server (the SQL names
+ * it, never a secret) or the server's own identity (its instance role or environment).
+ */
 export type S3Access = {
   endpoint?: string | undefined;
   region?: string | undefined;
-  accessKeyId?: string | undefined;
-  secretAccessKey?: string | undefined;
-  sessionToken?: string | undefined;
+  namedCollection?: string | undefined;
 };
+
+/**
+ * How staged files reach S3. `stream` (the default): ClickHouse's Parquet output streams through this
+ * process into a multipart upload, so ClickHouse needs no access to S3 at all. `clickhouse`: the operator
+ * gave ClickHouse an identity of its own, a named collection created on the server
+ * (`namedCollection`) or the server's own role/environment (none named); ClickHouse then writes the
+ * files itself with s3(), and the SQL names the collection, never a secret.
+ */
+export type S3Staging = { writer: 'stream' } | { writer: 'clickhouse'; namedCollection?: string | undefined };
+
+/** `K2_STAGING_S3_WRITER` (`stream` | `clickhouse`) and `K2_STAGING_S3_NAMED_COLLECTION`. */
+export function s3StagingFromEnv(env: Record<string, string | undefined>): S3Staging {
+  const writer = env.K2_STAGING_S3_WRITER || 'stream';
+  const namedCollection = env.K2_STAGING_S3_NAMED_COLLECTION || undefined;
+  if (writer !== 'stream' && writer !== 'clickhouse')
+    throw new ConfigError(
+      `K2_STAGING_S3_WRITER=${JSON.stringify(writer)} is not a staging writer; use "stream" (the default) or "clickhouse"`,
+      { K2_STAGING_S3_WRITER: writer },
+    );
+  if (writer === 'stream') {
+    if (namedCollection)
+      throw new ConfigError(
+        'K2_STAGING_S3_NAMED_COLLECTION is set but K2_STAGING_S3_WRITER is not "clickhouse"; set both to let ClickHouse write staged files as that collection, or neither',
+        { K2_STAGING_S3_NAMED_COLLECTION: namedCollection },
+      );
+    return { writer };
+  }
+  if (namedCollection) ident(namedCollection, 'K2_STAGING_S3_NAMED_COLLECTION');
+  return { writer, namedCollection };
+}
 
 export type StagingTarget =
   | { kind: 'file'; prefix: string; dir: string }
@@ -84,13 +117,8 @@ export function tableFunctionSql(
 ): string {
   if (target.kind === 'file') return `file(${stringLiteral(`${target.dir}${name}`)}, '${format}')`;
   const url = stringLiteral(s3HttpUrl(target.bucket, `${target.key}${name}`, access));
-  if (!access.accessKeyId || !access.secretAccessKey) return `s3(${url}, '${format}')`;
-  const secrets = [
-    access.accessKeyId,
-    access.secretAccessKey,
-    ...(access.sessionToken ? [access.sessionToken] : []),
-  ];
-  return `s3(${url}, ${secrets.map(stringLiteral).join(', ')}, '${format}')`;
+  if (!access.namedCollection) return `s3(${url}, '${format}')`;
+  return `s3(${ident(access.namedCollection, 'named collection')}, url = ${url}, format = '${format}')`;
 }
 
 /** `part-00000.parquet`: five digits, more only past 99999 files. */

@@ -21,8 +21,10 @@ function writeSettings({ rowGroupRows, maxThreads }: WriteTuning, files: number)
           `max_threads = ${maxThreads}`,
           `output_format_parquet_parallel_encoding = ${maxThreads > 1 ? 1 : 0}`,
         ]),
-    'engine_file_truncate_on_insert = 1',
-    's3_truncate_on_insert = 1',
+    // Create-only: a file that exists is an error, never replaced (a server profile may say otherwise).
+    'engine_file_truncate_on_insert = 0',
+    's3_truncate_on_insert = 0',
+    's3_create_new_file_on_insert = 0',
     `output_format_parquet_compression_method = 'zstd'`,
     `output_format_parquet_row_group_size = ${rowGroupRows}`,
     // Caps wide rows (silver's lists and maps) the way rowGroupRows caps narrow ones.

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler as planCycleHandler } from '../../functions/plan-cycle/handler.ts';
 import { buildLambdaDeps, lambdaDeps } from '../../functions/shared/deps.ts';
 import type { SecretsClientLike } from '../../functions/shared/secrets.ts';
-import { ConfigError, NotConfiguredError, UnavailableError } from '../../src/errors.ts';
+import { needs as stageBatchNeeds } from '../../functions/stage-batch/index.ts';
+import { ConfigError, LeaseError, NotConfiguredError, UnavailableError } from '../../src/errors.ts';
+import { assertLeaseHeld } from '../../src/pipeline/lease.ts';
 import { SECRET_PLACEHOLDER } from '../../src/runtime/not-configured.ts';
 import { freshDatabase } from '../support/pg.ts';
 
@@ -76,6 +78,20 @@ describe('function deps on AWS', () => {
     expect(deps.warehouse).toBe('s3://k2-warehouse');
     expect(deps.s3?.region).toBe('eu-west-1');
     expect(secrets.calls.sort()).toEqual([CH_ARN, PG_ARN].sort());
+  });
+
+  it('gives StageBatch the watermarks with the Glue catalog: it checks its lease before writing', async () => {
+    const secrets = fakeSecrets({ [PG_ARN]: rds, [CH_ARN]: { host: 'ch.internal', password: 'x' } });
+    const deps = await buildLambdaDeps(stageBatchNeeds, {
+      env: env({ K2_CATALOG: 'glue' }),
+      secrets: secrets.client,
+      write: () => {},
+    });
+    closers.push(() => deps.clickhouse.close());
+    await expect(assertLeaseHeld(deps.watermarks, 'bronze_trades_binance', '1')).rejects.toBeInstanceOf(
+      LeaseError,
+    );
+    expect(deps.s3?.staging).toEqual({ writer: 'stream' });
   });
 
   it('uses the Postgres catalog when asked, in the same database', async () => {

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { fileUri, LocalObjectStore, localPath } from '../../src/iceberg/local-store.ts';
@@ -61,6 +62,17 @@ describe.each(stores)('%s object store', (_name, make) => {
     );
     expect(results.filter(Boolean)).toHaveLength(1);
     expect(text(await store.get(uri))).toBe(`writer ${results.indexOf(true)}`);
+  });
+
+  it('writes a stream, and with ifNoneMatch never replaces an existing object', async () => {
+    const { store, base } = make();
+    const uri = `${base()}/data/t1-a/part-00000.parquet`;
+    const chunks = () => Readable.from([Buffer.from('first '), Buffer.from('attempt')]);
+    expect(await store.putStream(uri, chunks(), { ifNoneMatch: true })).toBe(true);
+    expect(await store.putStream(uri, Readable.from([Buffer.from('later')]), { ifNoneMatch: true })).toBe(
+      false,
+    );
+    expect(text(await store.get(uri))).toBe('first attempt');
   });
 
   it('lists by prefix, including a prefix that ends inside a name', async () => {

@@ -81,7 +81,8 @@ describe('function roles', () => {
       resourcesFor(grantsOf(functionRole(name)), 'secretsmanager:GetSecretValue').map((r) =>
         r.replace(/[0-9A-F]{8}>$/, '>'),
       );
-    expect(secrets('stage-batch')).toEqual(['<ClickHouseSecret>']);
+    // StageBatch checks its lease in Postgres just before its first write.
+    expect(secrets('stage-batch').sort()).toEqual(['<ClickHouseSecret>', '<PostgresSecret>']);
     expect(secrets('commit-watermark')).toEqual(['<PostgresSecret>']);
     // The per-hour check at the end of each cycle reads ClickHouse and the ledger.
     expect(secrets('publish-cycle').sort()).toEqual(['<ClickHouseSecret>', '<PostgresSecret>']);

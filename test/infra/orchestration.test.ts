@@ -162,8 +162,10 @@ describe('the functions', () => {
       WAREHOUSE: expect.objectContaining({ 'Fn::Join': expect.anything() }),
       K2_CLICKHOUSE_SECRET_ARN: { Ref: expect.stringMatching(/^ClickHouseSecret/) },
     });
-    // StageBatch never uses Postgres; the planner does.
-    expect(env('stage-batch')).not.toHaveProperty('K2_POSTGRES_SECRET_ARN');
+    // StageBatch checks its lease in Postgres before writing; the planner takes it there.
+    expect(env('stage-batch')).toMatchObject({
+      K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },
+    });
     expect(env('plan-cycle')).toMatchObject({
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },
     });

@@ -4,7 +4,12 @@ import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { ConfigError, InputError } from '../../src/errors.ts';
 import { partitionKeySql, partitionTupleSql, stagingSelect } from '../../src/stage/select.ts';
-import { parseStagingPrefix, s3HttpUrl, tableFunctionSql } from '../../src/stage/targets.ts';
+import {
+  parseStagingPrefix,
+  s3HttpUrl,
+  s3StagingFromEnv,
+  tableFunctionSql,
+} from '../../src/stage/targets.ts';
 
 const config = defaultConfig();
 const bronze = tableByName(config, 'bronze_trades_binance');
@@ -112,7 +117,7 @@ describe('staging targets', () => {
       expect(() => parseStagingPrefix(bad), bad).toThrow(InputError);
   });
 
-  it('addresses S3 path-style on a custom endpoint and carries credentials as literals', () => {
+  it('addresses S3 path-style on a custom endpoint and names a collection or nothing, never a secret', () => {
     expect(s3HttpUrl('bkt', 'a/b', { endpoint: 'http://127.0.0.1:5000/' })).toBe(
       'http://127.0.0.1:5000/bkt/a/b',
     );
@@ -120,8 +125,25 @@ describe('staging targets', () => {
       'https://bkt.s3.eu-west-1.amazonaws.com/a/b',
     );
     const target = parseStagingPrefix('s3://bkt/p/');
+    expect(tableFunctionSql(target, 'x.parquet')).toBe(
+      "s3('https://bkt.s3.us-east-1.amazonaws.com/p/x.parquet', 'Parquet')",
+    );
+    expect(tableFunctionSql(target, 'x.parquet', { namedCollection: 'k2_stage' })).toBe(
+      "s3(`k2_stage`, url = 'https://bkt.s3.us-east-1.amazonaws.com/p/x.parquet', format = 'Parquet')",
+    );
+    expect(() => tableFunctionSql(target, 'x', { namedCollection: "k'; DROP" })).toThrow(/named collection/);
+  });
+
+  it('takes the S3 staging writer from the environment, refusing values it does not know', () => {
+    expect(s3StagingFromEnv({})).toEqual({ writer: 'stream' });
     expect(
-      tableFunctionSql(target, 'x.parquet', { accessKeyId: 'AK', secretAccessKey: "s'k", sessionToken: 'T' }),
-    ).toBe("s3('https://bkt.s3.us-east-1.amazonaws.com/p/x.parquet', 'AK', 's\\'k', 'T', 'Parquet')");
+      s3StagingFromEnv({ K2_STAGING_S3_WRITER: 'clickhouse', K2_STAGING_S3_NAMED_COLLECTION: 'k2_stage' }),
+    ).toEqual({ writer: 'clickhouse', namedCollection: 'k2_stage' });
+    expect(s3StagingFromEnv({ K2_STAGING_S3_WRITER: 'clickhouse' })).toEqual({
+      writer: 'clickhouse',
+      namedCollection: undefined,
+    });
+    expect(() => s3StagingFromEnv({ K2_STAGING_S3_WRITER: 'keys' })).toThrow(/K2_STAGING_S3_WRITER="keys"/);
+    expect(() => s3StagingFromEnv({ K2_STAGING_S3_NAMED_COLLECTION: 'c' })).toThrow(/is not "clickhouse"/);
   });
 });

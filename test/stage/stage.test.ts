@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parquetMetadata } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +96,8 @@ beforeAll(async () => {
 });
 afterAll(async () => ch?.close());
 
+const folderOf = (uri: string | undefined) => (uri as string).replace(/[^/]+$/, '');
+
 describe('stageBatch to local Parquet', () => {
   it('writes exactly the rows of the half-open window, values intact', async () => {
     const result = await stage('2026-11-22T01:00:00Z', '2026-11-22T02:00:00Z');
@@ -188,26 +190,36 @@ describe('stageBatch to local Parquet', () => {
     expect(new Set(ids).size).toBe(300);
   });
 
-  it('is repeatable: a retry writes the same files at the same keys and drops leftovers', async () => {
-    const first = await stage('2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z');
-    const dir = new URL(first.files[0]?.uri as string).pathname.replace(/[^/]+$/, '');
-    await writeFile(join(dir, 'part-00099.parquet'), 'left over from an older attempt');
-    const again = await stage('2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z');
-    expect(again.files).toEqual(first.files);
-    expect(first.files.map((f) => f.uri.split('/').pop())).toEqual([
+  it('never replaces a file: another attempt writes the same files in its own folder', async () => {
+    const window = ['2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z'] as const;
+    const first = await stage(...window);
+    const names = (files: { uri: string }[]) => files.map((f) => f.uri.split('/').pop());
+    expect(names(first.files)).toEqual([
       'part-00000.parquet',
       'part-00001.parquet',
       'part-00002.parquet',
       'part-00003.parquet',
     ]);
-    expect((await readdir(dir)).sort()).toEqual(first.files.map((f) => f.uri.split('/').pop()));
+    const again = await stage(...window);
+    expect(again.files.map((f) => f.bytes)).toEqual(first.files.map((f) => f.bytes));
+    expect(again.files[0]?.uri).not.toBe(first.files[0]?.uri);
+    // The same folder again (a second writer of one attempt): refused, the existing files untouched.
+    const spec = { ...batchSpec(table, ...window, '/unused'), stagingPrefix: folderOf(first.files[0]?.uri) };
+    for (const writer of ['clickhouse', 'stream'] as const) {
+      const before = await Promise.all(first.files.map((f) => readFile(new URL(f.uri))));
+      await expect(stageBatch(table, spec, { client: ch.client, writer })).rejects.toThrow(
+        /already exists|cannot be appended|EEXIST/,
+      );
+      expect(await Promise.all(first.files.map((f) => readFile(new URL(f.uri))))).toEqual(before);
+    }
   });
 
   it('streams the same rows through this process with the stream writer', async () => {
     const viaStream = await stage('2026-11-22T00:30:00Z', '2026-11-22T02:30:00Z', { writer: 'stream' });
     const viaClickHouse = await stage('2026-11-22T00:30:00Z', '2026-11-22T02:30:00Z');
     expect(viaStream.rows).toBe(viaClickHouse.rows);
-    expect(viaStream.files.map((f) => f.uri)).toEqual(viaClickHouse.files.map((f) => f.uri));
+    const name = (f: { uri: string }) => f.uri.split('/').pop();
+    expect(viaStream.files.map(name)).toEqual(viaClickHouse.files.map(name));
     expect(await staged(viaStream.files.map((f) => f.uri))).toEqual(
       await source("ingested >= '2026-11-22 00:30:00' AND ingested < '2026-11-22 02:30:00'"),
     );
@@ -260,7 +272,9 @@ describe('stageBatch to local Parquet', () => {
       await expect(stageBatch(late, spec, { client: ch.client, writer })).rejects.toThrow(
         /appeared after planning/,
       );
-      await expect(stageBatch(late, spec, { client: ch.client, writer })).resolves.toMatchObject({
+      // The retry is a new attempt, in a folder of its own.
+      const retry = batchSpec(late, spec.windowStart, spec.windowEnd, join(ch.dir, 'staging'));
+      await expect(stageBatch(late, retry, { client: ch.client, writer })).resolves.toMatchObject({
         rows: 301,
       });
     },

@@ -22,6 +22,9 @@ export async function openTestClickHouse(name: string) {
   };
 }
 
+let attempts = 0;
+
+/** A batch whose staging prefix is a fresh attempt folder (`t1-<n>/`), as StageBatch gives each attempt. */
 export function batchSpec(
   table: TableConfig,
   windowStart: string,
@@ -39,7 +42,7 @@ export function batchSpec(
     leaseToken: '1',
     committer: 'lambda',
     target: table.target,
-    stagingPrefix: `${pathToFileURL(stagingRoot).href}/${table.name}/${batch.batchId}/`,
+    stagingPrefix: `${pathToFileURL(stagingRoot).href}/${table.name}/${batch.batchId}/t1-${++attempts}/`,
     lastOfTable: true,
   };
 }

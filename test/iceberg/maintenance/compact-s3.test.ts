@@ -23,7 +23,7 @@ import { openChdb, rows, stagingSelect } from '../chdb-helpers.ts';
 import { from, generators } from '../generators.ts';
 
 describe('rewrite statements', () => {
-  it('reads columns by name from each input and writes zstd Parquet; S3 with endpoint and credentials', () => {
+  it('reads columns by name from each input and writes zstd Parquet; S3 with endpoint and a named collection, no secret', () => {
     const job = {
       inputs: ['file:///w/a.parquet', 'file:///w/b.parquet'],
       output: 'file:///w/c.parquet',
@@ -34,14 +34,9 @@ describe('rewrite statements', () => {
         " UNION ALL SELECT `id`, `px` FROM file('/w/b.parquet', 'Parquet')\n" +
         "    SETTINGS engine_file_truncate_on_insert = 1, output_format_parquet_compression_method = 'zstd'",
     );
-    const access = {
-      endpoint: 'http://127.0.0.1:5000/',
-      accessKeyId: 'AK',
-      secretAccessKey: "s'k",
-      sessionToken: 'T',
-    };
+    const access = { endpoint: 'http://127.0.0.1:5000/', namedCollection: 'k2_s3' };
     expect(parquetFunction('s3://wh1/t/data/a.parquet', access)).toBe(
-      "s3('http://127.0.0.1:5000/wh1/t/data/a.parquet', 'AK', 's\\'k', 'T', 'Parquet')",
+      "s3(`k2_s3`, url = 'http://127.0.0.1:5000/wh1/t/data/a.parquet', format = 'Parquet')",
     );
     expect(parquetFunction('s3://wh1/t/a.parquet', { region: 'eu-west-1' })).toBe(
       "s3('https://wh1.s3.eu-west-1.amazonaws.com/t/a.parquet', 'Parquet')",
@@ -80,7 +75,11 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
   });
 
   it('merges the small files of a day on S3, then expiry removes them; sums stay the same', async () => {
-    const access = { endpoint: moto.endpoint, ...MOTO_CREDENTIALS };
+    // ClickHouse's own identity for S3, created once on the server by the operator: SQL names it only.
+    await chdb.command({
+      query: `CREATE NAMED COLLECTION k2_compact AS url = '${moto.endpoint}/', access_key_id = '${MOTO_CREDENTIALS.accessKeyId}', secret_access_key = '${MOTO_CREDENTIALS.secretAccessKey}'`,
+    });
+    const access = { endpoint: moto.endpoint, namedCollection: 'k2_compact' };
     const deps = { store, catalog: new MemoryCatalog() };
     const location = `s3://${bucket}/cold/${bronze.target.name}`;
     await createTable(deps, { table: bronze.target, config: bronze, location });
