@@ -113,24 +113,15 @@ export class OffloadFunctions extends Construct {
           [tables],
           `${objects}; read-only, in the table folders of the Glue database.`,
         );
-      // Batches are staged inside their table's data folder (`<database>/<table>/data/<batch id>/`),
-      // where the committer adopts the files; an earlier attempt's parts are listed and removed first.
-      if (access.s3 === 'stage') {
+      // Batches are staged inside their table's data folder (`<database>/<table>/data/<batch id>/`), in a
+      // folder per attempt, create-only: a stager never deletes or lists (orphan removal does that), so
+      // not even a stalled one can touch a file a snapshot refers to.
+      if (access.s3 === 'stage')
         grant(
-          ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+          ['s3:PutObject', 's3:AbortMultipartUpload'],
           [bucket.arnForObjects(`${props.glueDatabase}/*/data/*`)],
           `${objects}; staged data files only, single or multipart uploads, in the data folders of the Glue database's tables.`,
         );
-        allow(
-          fn.role,
-          {
-            actions: ['s3:ListBucket'],
-            resources: [bucket.bucketArn],
-            conditions: { StringLike: { 's3:prefix': [`${props.glueDatabase}/*`] } },
-          },
-          'Lists only under the table folders of the Glue database (s3:prefix condition).',
-        );
-      }
       if (access.s3 === 'write')
         grant(
           ['s3:PutObject', 's3:DeleteObject'],

@@ -29,8 +29,9 @@ export type FunctionAccess = {
   readonly migrate?: boolean;
   /**
    * Objects of the Glue database's table folders (`<database>/<table>/...`): `read` Iceberg metadata,
-   * manifests and data files; `stage` also writes and clears the data files of its batch
-   * (`.../data/<batch>/`, single or multipart uploads); `write` also writes metadata and manifests and
+   * manifests and data files; `stage` also creates the data files of its batch attempt
+   * (`.../data/<batch>/<attempt>/`, single or multipart uploads; never deletes); `write` also writes
+   * metadata and manifests and
    * deletes its own unreferenced files.
    */
   readonly s3: 'none' | 'read' | 'stage' | 'write';

@@ -56,6 +56,10 @@ describe('function roles', () => {
     ]);
     for (const name of ['commit-watermark', 'record-failure', 'publish-cycle', 'health'])
       expect(put(name), name).toEqual([]);
+    // The stager creates files and nothing else: even a stalled one cannot delete or list what a
+    // snapshot refers to.
+    const stager = grantsOf(functionRole('stage-batch')).flatMap((g) => g.actions);
+    expect(stager.filter((a) => /^s3:(Delete|List)/.test(a))).toEqual([]);
   });
 
   it('create Glue tables only from the planner and change them only from the committer, in the stage database', () => {

@@ -28,8 +28,8 @@ export const EXPLAINED_UNUSED: [RegExp, string][] = [
     'A multipart upload of a staged file that fails part-way is aborted, so no parts linger.',
   ],
   [
-    /^(stage-batch|plan-cycle|commit-batch) s3:DeleteObject /,
-    "Removal of the writer's own unreferenced files: an earlier attempt's parts (stage), the metadata file of a refused create or commit (tested in test/iceberg).",
+    /^(plan-cycle|commit-batch) s3:DeleteObject /,
+    "Removal of the writer's own unreferenced files: the metadata file of a refused create or commit (tested in test/iceberg).",
   ],
 ];
 
