@@ -1,15 +1,17 @@
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import type { CyclePlan } from '../../src/pipeline/events.ts';
-import { parseCycleInput, planCycle } from '../../src/pipeline/plan-cycle.ts';
+import type { CycleHandoff } from '../../src/pipeline/events.ts';
+import { parseCycleInput } from '../../src/pipeline/plan-cycle.ts';
+import { planCycleStep } from '../../src/pipeline/plan-handoff.ts';
 
 /**
  * PlanCycle: the execution input (`{}` from the schedule, `{tables?, until?}` from a console rerun) in,
- * the cycle plan out. A malformed input fails here, before a connection is opened; an unknown table or a
- * future `until` fails in the planner before anything is written. Errors keep their `name`.
+ * the cycle plan out: each table's batches in the warehouse bucket, references in the state. A malformed
+ * input fails here, before a connection is opened; an unknown table or a future `until` fails in the
+ * planner before anything is written. Errors keep their `name`.
  */
 export function createHandler(deps: () => Promise<PipelineDeps>) {
-  return async (event: unknown): Promise<CyclePlan> => {
+  return async (event: unknown): Promise<CycleHandoff> => {
     const input = parseCycleInput(event);
-    return planCycle(await deps(), input);
+    return planCycleStep(await deps(), input);
   };
 }

@@ -137,6 +137,7 @@ export class OffloadStack extends Stack {
         publishCycle: f['publish-cycle'].function,
       },
       emr,
+      planBucket: warehouse.bucket,
       maxConcurrency: stage.maxConcurrency,
       maxPasses: stage.maxPasses,
       timeout,

@@ -5,10 +5,12 @@ import { RETRYABLE_ERROR_NAMES } from '../errors.ts';
  * executed in-process by the local runner with each Task bound to its handler by state name, so state
  * names are unique across the whole definition and part of the contract.
  *
- * State data, outer to inner:
- *   cycle   { input: CycleInput, pass, plan: CyclePlan, results: TableOutcome[][], loop: { final } }
- *   layer   { cycleId, layer, tables: TablePlan[] }
- *   table   { cycleId, table: TablePlan, batches: BatchOutcome[], error?, failure? }
+ * State data, outer to inner (each a few hundred bytes per table, whatever the backlog: a state's input
+ * and output are limited to 256 KB, so batch specs never travel in the cycle's state):
+ *   cycle   { input: CycleInput, pass, plan: CycleHandoff, results: TableOutcome[][], loop: { final } }
+ *   layer   { cycleId, layer, tables: TableRef[] }
+ *   table   { cycleId, table: TableRef, plan: TablePlan (read from its object), batches: {rows, stageMs}[],
+ *             error?, failure? }
  *   batch   { batch: BatchSpec, staged?: Staged, committed?: Committed, watermark? }
  */
 export const STATE_NAMES = {
@@ -16,6 +18,7 @@ export const STATE_NAMES = {
   planCycle: 'PlanCycle',
   runLayers: 'RunLayers',
   runTables: 'RunTables',
+  loadTablePlan: 'LoadTablePlan',
   runBatches: 'RunBatches',
   stageBatch: 'StageBatch',
   chooseCommitter: 'ChooseCommitter',
@@ -27,6 +30,7 @@ export const STATE_NAMES = {
   tableDone: 'TableDone',
   recordFailure: 'RecordFailure',
   tableFailed: 'TableFailed',
+  tableFailedUnrecorded: 'TableFailedUnrecorded',
   checkMore: 'CheckMore',
   markContinue: 'MarkContinue',
   markFinal: 'MarkFinal',
@@ -36,6 +40,13 @@ export const STATE_NAMES = {
   nextPassInput: 'NextPassInput',
   done: 'Done',
 } as const;
+
+/**
+ * Table plans wait here, per cycle, until their Map iteration reads them (src/pipeline/plan-handoff.ts).
+ * On S3 it is at the bucket's root, under the staging prefix the bucket's lifecycle rule expires,
+ * whatever the warehouse's own prefix.
+ */
+export const PLAN_PREFIX = 'staging/plans/';
 
 /** The Lambda-backed tasks, by the function that serves them (see `functions/<name>/index.ts`). */
 export const LAMBDA_TASKS = {
@@ -47,6 +58,9 @@ export const LAMBDA_TASKS = {
   publishCycle: STATE_NAMES.publishCycle,
 } as const;
 export type LambdaTask = keyof typeof LAMBDA_TASKS;
+
+/** S3 errors of the plan read (GetObject through the SDK integration) worth retrying: throttling, 5xx, network. */
+export const S3_RETRY_ERROR_NAMES = ['S3.SdkClientException', 'S3.S3Exception'] as const;
 
 /** Errors worth retrying in place: ours that declare `retryable`, and the Lambda service's transient ones. */
 export const RETRY_ERROR_NAMES = [
@@ -117,16 +131,15 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
   if (!Number.isInteger(maxPasses) || maxPasses < 1)
     throw new RangeError(`maxPasses ${maxPasses} must be an integer >= 1`);
 
-  const retry = [
-    {
-      ErrorEquals: [...RETRY_ERROR_NAMES],
-      IntervalSeconds: options.retry?.intervalSeconds ?? 2,
-      MaxAttempts: options.retry?.maxAttempts ?? 3,
-      BackoffRate: options.retry?.backoffRate ?? 2,
-      MaxDelaySeconds: options.retry?.maxDelaySeconds ?? 30,
-      JitterStrategy: 'FULL',
-    },
-  ];
+  const retrier = (errors: readonly string[]) => ({
+    ErrorEquals: [...errors],
+    IntervalSeconds: options.retry?.intervalSeconds ?? 2,
+    MaxAttempts: options.retry?.maxAttempts ?? 3,
+    BackoffRate: options.retry?.backoffRate ?? 2,
+    MaxDelaySeconds: options.retry?.maxDelaySeconds ?? 30,
+    JitterStrategy: 'FULL',
+  });
+  const retry = [retrier(RETRY_ERROR_NAMES)];
   const lambda = (task: LambdaTask, fields: Record<string, unknown>): AslState => ({
     Type: 'Task',
     Resource: functions[task],
@@ -194,23 +207,29 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       Next: S.commitWatermark,
     },
     [S.commitWatermark]: lambda('commitWatermark', { ResultPath: '$.watermark', Next: S.batchDone }),
+    // What PublishCycle needs of a batch, nothing more: a table's outcomes are collected for every table.
     [S.batchDone]: {
       Type: 'Pass',
-      Parameters: {
-        'batchId.$': '$.batch.batchId',
-        'windowEnd.$': '$.batch.windowEnd',
-        'rows.$': '$.staged.rows',
-        'stageMs.$': '$.staged.durationMs',
-        'watermark.$': '$.watermark',
-      },
+      Parameters: { 'rows.$': '$.staged.rows', 'stageMs.$': '$.staged.durationMs' },
       End: true,
     },
   };
 
   const tableStates: Record<string, AslState> = {
+    // The table's batch specs, written by PlanCycle: only this iteration holds them in its state.
+    [S.loadTablePlan]: {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+      Parameters: { 'Bucket.$': '$.table.plan.Bucket', 'Key.$': '$.table.plan.Key' },
+      ResultSelector: { 'batches.$': 'States.StringToJson($.Body)' },
+      ResultPath: '$.plan',
+      Retry: [retrier(S3_RETRY_ERROR_NAMES)],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }],
+      Next: S.runBatches,
+    },
     [S.runBatches]: {
       Type: 'Map',
-      ItemsPath: '$.table.batches',
+      ItemsPath: '$.plan.batches',
       // Batches of a table run in cursor order: each starts where the previous watermark ended.
       MaxConcurrency: 1,
       ItemSelector: { 'batch.$': '$$.Map.Item.Value' },
@@ -244,16 +263,31 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       },
       ResultPath: '$.failure',
       // Failing to record a failure must not fail the other tables either; the lease expires by itself.
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: S.tableFailed }],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: S.tableFailedUnrecorded }],
       Next: S.tableFailed,
     }),
+    // The error as RecordFailure shortened it: a caught Cause (a stack trace) can be kilobytes, and one
+    // outcome per table is collected into the cycle's state.
     [S.tableFailed]: {
       Type: 'Pass',
       Parameters: {
         'table.$': '$.table.table',
         'layer.$': '$.table.layer',
         status: 'failed',
-        'error.$': '$.error',
+        'error.$': '$.failure.error',
+      },
+      End: true,
+    },
+    [S.tableFailedUnrecorded]: {
+      Type: 'Pass',
+      Parameters: {
+        'table.$': '$.table.table',
+        'layer.$': '$.table.layer',
+        status: 'failed',
+        error: {
+          'Error.$': '$.error.Error',
+          Cause: 'the failure could not be recorded; see the execution history',
+        },
       },
       End: true,
     },
@@ -265,7 +299,7 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       ItemsPath: '$.tables',
       MaxConcurrency: options.maxConcurrency,
       ItemSelector: { 'cycleId.$': '$.cycleId', 'table.$': '$$.Map.Item.Value' },
-      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.runBatches, States: tableStates },
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.loadTablePlan, States: tableStates },
       End: true,
     },
   };

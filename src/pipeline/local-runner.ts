@@ -10,10 +10,10 @@ import {
 import { commitBatch } from './commit-batch.ts';
 import { commitWatermark } from './commit-watermark.ts';
 import type { PipelineDeps } from './deps.ts';
-import { batchSpecSchema } from './events.ts';
+import { batchSpecSchema, planRefSchema } from './events.ts';
 import { InjectedCrash } from './faults.ts';
 import { parseEvent } from './parse.ts';
-import { planCycle } from './plan-cycle.ts';
+import { planCycleStep, readPlanObject, removeCyclePlans } from './plan-handoff.ts';
 import { type CycleSummary, publishCycle } from './publish-cycle.ts';
 import { recordFailure } from './record-failure.ts';
 import { stageBatch } from './stage-batch.ts';
@@ -58,6 +58,11 @@ export async function commitLikeEmr(
   return { JobRunId: `local-${batch.batchId}` };
 }
 
+/** The LoadTablePlan task (S3 GetObject in AWS) over the deps' object store. */
+export function loadTablePlanLocally(deps: PipelineDeps, request: unknown) {
+  return readPlanObject(deps.store, parseEvent(planRefSchema, request, 'LoadTablePlan request'));
+}
+
 /**
  * Building the interpreter validates the whole definition (about 200 ms); a machine serves any number of
  * runs, so each distinct definition is built once per process.
@@ -89,6 +94,7 @@ export async function runCycle(
   const passes: CycleSummary[] = [];
   let crash: InjectedCrash | undefined;
   let execution: { abort: () => void } | undefined;
+  let cycleId: string | undefined;
   const bind =
     <T>(step: (deps: PipelineDeps, event: never) => Promise<T>) =>
     async (event: unknown) => {
@@ -104,7 +110,12 @@ export async function runCycle(
       }
     };
   const handlers = {
-    [STATE_NAMES.planCycle]: bind(planCycle),
+    [STATE_NAMES.planCycle]: bind(async (d: PipelineDeps, event: never) => {
+      const handoff = await planCycleStep(d, event);
+      cycleId = handoff.cycleId;
+      return handoff;
+    }),
+    [STATE_NAMES.loadTablePlan]: bind(loadTablePlanLocally),
     [STATE_NAMES.stageBatch]: bind(stageBatch),
     [STATE_NAMES.commitBatchLambda]: bind(commitBatch),
     [STATE_NAMES.commitBatchEmr]: bind(commitLikeEmr),
@@ -127,6 +138,9 @@ export async function runCycle(
   } catch (error) {
     if (crash) throw crash;
     throw unwrapExecutionError(error);
+  } finally {
+    // In AWS the bucket's staging lifecycle expires plan objects; a local warehouse has none.
+    if (cycleId) await removeCyclePlans(deps.store, deps.warehouse, cycleId).catch(() => undefined);
   }
 }
 

@@ -10,7 +10,7 @@ import { createHandler as stageBatch } from '../../functions/stage-batch/handler
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { type AslDefinition, STATE_NAMES } from '../../src/orchestration/asl.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import { commitLikeEmr } from '../../src/pipeline/local-runner.ts';
+import { commitLikeEmr, loadTablePlanLocally } from '../../src/pipeline/local-runner.ts';
 
 type Handler = (event: unknown) => Promise<unknown>;
 
@@ -73,6 +73,10 @@ export async function execute(
   const S = STATE_NAMES;
   const handlers = {
     [S.planCycle]: bind(S.planCycle, asLambda(h.planCycle)),
+    [S.loadTablePlan]: bind(
+      S.loadTablePlan,
+      asLambda((request) => loadTablePlanLocally(deps, request)),
+    ),
     [S.stageBatch]: bind(S.stageBatch, asLambda(h.stageBatch)),
     [S.commitBatchLambda]: bind(S.commitBatchLambda, asLambda(h.commitBatch)),
     [S.commitBatchEmr]: bind(

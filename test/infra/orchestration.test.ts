@@ -1,8 +1,15 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RETRY_ERROR_NAMES, STATE_NAMES } from '../../src/orchestration/asl.ts';
+import { STAGING_PREFIX } from '../../lib/constructs/warehouse.ts';
+import {
+  PLAN_PREFIX,
+  RETRY_ERROR_NAMES,
+  S3_RETRY_ERROR_NAMES,
+  STATE_NAMES,
+} from '../../src/orchestration/asl.ts';
 import {
   logicalIdOf,
+  printed,
   resourcesOfType,
   type Synthesized,
   stateMachineDefinition,
@@ -94,7 +101,9 @@ describe('the state machine', () => {
   it('retries only retryable errors and catches a table failure into RecordFailure', () => {
     for (const [name, s] of states) {
       for (const retrier of (s.Retry as { ErrorEquals: string[] }[] | undefined) ?? [])
-        expect(retrier.ErrorEquals, name).toEqual([...RETRY_ERROR_NAMES]);
+        expect(retrier.ErrorEquals, name).toEqual(
+          name === STATE_NAMES.loadTablePlan ? [...S3_RETRY_ERROR_NAMES] : [...RETRY_ERROR_NAMES],
+        );
     }
     expect(states.get(STATE_NAMES.runBatches)?.Catch).toEqual([
       { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.recordFailure },
@@ -117,6 +126,36 @@ describe('the state machine', () => {
         .map(fnId)
         .sort(),
     );
+  });
+});
+
+describe('the plan hand-off', () => {
+  const statementsOf = (roleId: string) =>
+    resourcesOfType(synth.template, 'AWS::IAM::Policy')
+      .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId))
+      .flatMap(
+        ([, p]) => (p.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement,
+      );
+  const onPlans = (statements: Record<string, unknown>[], action: string) =>
+    statements.filter(
+      (s) =>
+        [s.Action].flat().includes(action) &&
+        [s.Resource].flat().some((r) => printed(r).endsWith(`/${PLAN_PREFIX}*`)),
+    );
+
+  it('lets PlanCycle write plan objects and the state machine read them, under the expiring staging prefix', () => {
+    expect(PLAN_PREFIX.startsWith(STAGING_PREFIX)).toBe(true);
+    const machineRole = logicalIdOf(synth.template, 'AWS::IAM::Role', (r) =>
+      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('states.amazonaws.com'),
+    );
+    const planRole = (
+      synth.template.toJSON().Resources[fnId('plan-cycle')] as {
+        Properties: { Role: { 'Fn::GetAtt': string[] } };
+      }
+    ).Properties.Role['Fn::GetAtt'][0] as string;
+    expect(onPlans(statementsOf(machineRole), 's3:GetObject')).toHaveLength(1);
+    expect(onPlans(statementsOf(planRole), 's3:PutObject')).toHaveLength(1);
+    expect(onPlans(statementsOf(machineRole), 's3:PutObject')).toEqual([]);
   });
 });
 

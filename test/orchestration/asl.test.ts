@@ -2,7 +2,12 @@ import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { ERROR_NAMES, RETRYABLE_ERROR_NAMES } from '../../src/errors.ts';
-import { type AslState, RETRY_ERROR_NAMES, STATE_NAMES } from '../../src/orchestration/asl.ts';
+import {
+  type AslState,
+  RETRY_ERROR_NAMES,
+  S3_RETRY_ERROR_NAMES,
+  STATE_NAMES,
+} from '../../src/orchestration/asl.ts';
 import { definition } from './fake-cycle.ts';
 
 type Scope = { StartAt: string; States: Record<string, AslState> };
@@ -46,7 +51,7 @@ describe('state machine definition', () => {
   it('runs layers one at a time, tables of a layer in parallel, batches of a table one at a time', () => {
     expect(state(STATE_NAMES.runLayers)).toMatchObject({ ItemsPath: '$.plan.layers', MaxConcurrency: 1 });
     expect(state(STATE_NAMES.runTables)).toMatchObject({ ItemsPath: '$.tables', MaxConcurrency: 6 });
-    expect(state(STATE_NAMES.runBatches)).toMatchObject({ ItemsPath: '$.table.batches', MaxConcurrency: 1 });
+    expect(state(STATE_NAMES.runBatches)).toMatchObject({ ItemsPath: '$.plan.batches', MaxConcurrency: 1 });
     expect(() => definition({ maxConcurrency: 0 })).toThrow(/maxConcurrency 0/);
   });
 
@@ -60,7 +65,7 @@ describe('state machine definition', () => {
         for (const e of r.ErrorEquals) retried.add(e);
       }
     });
-    expect([...retried].sort()).toEqual([...RETRY_ERROR_NAMES].sort());
+    expect([...retried].sort()).toEqual([...RETRY_ERROR_NAMES, ...S3_RETRY_ERROR_NAMES].sort());
     for (const name of ERROR_NAMES)
       expect(retried.has(name), name).toBe((RETRYABLE_ERROR_NAMES as readonly string[]).includes(name));
     expect(retried.has('States.ALL')).toBe(false);
@@ -93,6 +98,31 @@ describe('state machine definition', () => {
     });
     expect(state(STATE_NAMES.planCycle).Catch).toBeUndefined();
     expect(state(STATE_NAMES.runLayers).Catch).toBeUndefined();
+  });
+
+  it("reads a table's batches from its plan object, so the cycle state carries references only", () => {
+    expect(state(STATE_NAMES.runTables).ItemProcessor).toMatchObject({ StartAt: STATE_NAMES.loadTablePlan });
+    expect(state(STATE_NAMES.loadTablePlan)).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+      Parameters: { 'Bucket.$': '$.table.plan.Bucket', 'Key.$': '$.table.plan.Key' },
+      ResultSelector: { 'batches.$': 'States.StringToJson($.Body)' },
+      ResultPath: '$.plan',
+      Retry: [expect.objectContaining({ ErrorEquals: [...S3_RETRY_ERROR_NAMES] })],
+      // An unreadable plan fails that table alone, and its lease is released.
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.recordFailure }],
+    });
+  });
+
+  it('collects a few numbers per batch and a shortened error per failed table', () => {
+    expect(state(STATE_NAMES.batchDone).Parameters).toEqual({
+      'rows.$': '$.staged.rows',
+      'stageMs.$': '$.staged.durationMs',
+    });
+    expect(state(STATE_NAMES.tableFailed).Parameters).toMatchObject({ 'error.$': '$.failure.error' });
+    expect(state(STATE_NAMES.recordFailure).Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE_NAMES.tableFailedUnrecorded },
+    ]);
+    expect(JSON.stringify(state(STATE_NAMES.tableFailedUnrecorded))).not.toContain('$.error.Cause');
   });
 
   it('keeps the batch spec and puts stage and commit output beside it', () => {

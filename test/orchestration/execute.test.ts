@@ -137,6 +137,42 @@ describe('the offload cycle, executed in-process', () => {
     expect(world.entries('publish')).toHaveLength(1);
   });
 
+  it('a table whose plan object cannot be read fails alone and its lease is released', async () => {
+    const world = new FakeCycle(TABLES.filter((t) => t.layer === 'bronze'));
+    world.fail(STATE_NAMES.loadTablePlan, 'bronze_trades_kraken', named('S3.NoSuchKeyException', 'gone'));
+    const result = (await execute(world, {})) as { results: { table: string; status: string }[][] };
+    expect(world.entries('failure').map((e) => e.detail)).toEqual([
+      expect.objectContaining({ table: 'bronze_trades_kraken', leaseToken: expect.any(String) }),
+    ]);
+    expect(world.log.filter((e) => e.table === 'bronze_trades_kraken').map((e) => e.step)).toEqual([
+      'LoadTablePlan:throw',
+      'failure',
+    ]);
+    expect(result.results.flat().filter((o) => o.status === 'succeeded')).toHaveLength(2);
+  });
+
+  it('a failed table reports its error shortened, and still fails alone when recording it fails', async () => {
+    const world = new FakeCycle(TABLES.filter((t) => t.layer === 'bronze'));
+    world.fail(STATE_NAMES.stageBatch, 'bronze_trades_binance', new SchemaDriftError('x'.repeat(50_000)));
+    world.fail(STATE_NAMES.stageBatch, 'bronze_trades_kraken', new SchemaDriftError('column gone'));
+    world.fail(STATE_NAMES.recordFailure, 'bronze_trades_kraken', named('Lambda.Unknown'));
+    const result = (await execute(world, {})) as {
+      results: { table: string; status: string; error?: { Error: string; Cause?: string } }[][];
+    };
+    const outcome = (table: string) => result.results.flat().find((o) => o.table === table);
+    expect(outcome('bronze_trades_binance')).toMatchObject({
+      status: 'failed',
+      error: { Error: 'SchemaDriftError' },
+    });
+    expect(outcome('bronze_trades_binance')?.error?.Cause).toHaveLength(300);
+    expect(outcome('bronze_trades_kraken')).toMatchObject({
+      status: 'failed',
+      error: { Error: 'SchemaDriftError' },
+    });
+    expect(outcome('bronze_trades_coinbase')).toMatchObject({ status: 'succeeded' });
+    expect(world.entries('publish')).toHaveLength(1);
+  });
+
   it('loops back to the planner while more remains, with the same selection, the cycle id and its start', async () => {
     const world = new FakeCycle(
       TABLES.slice(0, 2).map((t) => ({ ...t, backlog: 5 })),
