@@ -73,6 +73,11 @@ export type AcquireResult =
   | { acquired: true; token: string; expiresAt: string }
   | { acquired: false; holder: string; expiresAt: string };
 
+/** Whether a heartbeat kept the lease; when not, who holds the table now (null: nobody). */
+export type ExtendResult =
+  | { extended: true; expiresAt: string }
+  | { extended: false; holder: string | null; token: string };
+
 export type AdvanceInput = {
   table: string;
   batchId: string;
@@ -137,6 +142,13 @@ export interface WatermarkStore {
   acquireLease(table: string, holder: string, ttlSeconds: number): Promise<AcquireResult>;
   /** Releases only when `token` is the current, held lease; otherwise does nothing. */
   releaseLease(table: string, token: string): Promise<{ released: boolean }>;
+  /**
+   * The heartbeat of a long job (the Spark commit): moves the lease's expiry to at least now +
+   * `ttlSeconds`, only while `token` is the table's current, held lease (a compare-and-set on the
+   * token). A lease past its expiry that nobody took over is extended too: the token fences, not the
+   * clock. A heartbeat never shortens a lease.
+   */
+  extendLease(table: string, token: string, ttlSeconds: number): Promise<ExtendResult>;
   /**
    * Moves the cursor from `windowStart` to `windowEnd` (compare-and-set under the lease) and records
    * the run. A replay of a batch that already advanced the table is `replayed`, with no write. A token

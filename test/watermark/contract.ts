@@ -2,6 +2,7 @@ import { beforeEach, describe } from 'vitest';
 import { makeBatch } from '../../src/plan/batch.ts';
 import type { AdvanceInput, WatermarkStore } from '../../src/watermark/types.ts';
 import { leaseAndAdvanceCases } from './contract-advance.ts';
+import { leaseExtensionCases } from './contract-lease-extend.ts';
 import { recordCases } from './contract-records.ts';
 import { type FakeClock, fakeClock } from './fake-clock.ts';
 
@@ -64,6 +65,7 @@ export function watermarkStoreContract(
       }),
     };
     leaseAndAdvanceCases(ctx);
+    leaseExtensionCases(ctx);
     recordCases(ctx);
   });
 }
