@@ -19,6 +19,7 @@ export const FUNCTION_NAMES = [
   'record-failure',
   'publish-cycle',
   'health',
+  'extend-lease',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 

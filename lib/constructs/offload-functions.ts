@@ -41,6 +41,17 @@ type Access = {
   vpc: boolean;
 };
 
+/** A step that only writes the watermark store (a failure count, a lease). */
+const WATERMARK_ONLY: Access = {
+  memorySize: 256,
+  timeout: Duration.seconds(30),
+  clickhouse: false,
+  postgres: true,
+  s3: 'none',
+  glue: 'none',
+  vpc: true,
+};
+
 /** What each function touches; everything else is denied by omission. */
 export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
   'plan-cycle': {
@@ -79,15 +90,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     glue: 'read',
     vpc: true,
   },
-  'record-failure': {
-    memorySize: 256,
-    timeout: Duration.seconds(30),
-    clickhouse: false,
-    postgres: true,
-    s3: 'none',
-    glue: 'none',
-    vpc: true,
-  },
+  'record-failure': WATERMARK_ONLY,
   'publish-cycle': {
     memorySize: 256,
     timeout: Duration.seconds(30),
@@ -97,6 +100,8 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     glue: 'none',
     vpc: false,
   },
+  // The heartbeat of a running Spark commit job: one UPDATE of the table's lease row.
+  'extend-lease': WATERMARK_ONLY,
   health: {
     memorySize: 512,
     timeout: Duration.minutes(2),
@@ -124,7 +129,7 @@ export type OffloadFunctionsProps = {
   vpc?: { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] };
 };
 
-/** The seven functions, each granted only what `FUNCTION_ACCESS` lists, on this stage's resources. */
+/** The eight functions, each granted only what `FUNCTION_ACCESS` lists, on this stage's resources. */
 export class OffloadFunctions extends Construct {
   readonly byName: Record<FunctionName, OffloadFunction>;
 

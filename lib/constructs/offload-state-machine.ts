@@ -63,7 +63,7 @@ export class OffloadStateMachine extends Construct {
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
     for (const fn of Object.values(props.functions)) fn.grantInvoke(role);
-    props.emr.grantStartJobRunSync(role);
+    props.emr.grantStartAndPoll(role);
 
     // The plan hand-off: objects of one cycle, named at run time by cycle id, table and lease token.
     const plans = props.planBucket.arnForObjects(`${PLAN_PREFIX}*`);

@@ -1,4 +1,5 @@
 import { RETRYABLE_ERROR_NAMES } from '../errors.ts';
+import { emrCommitStates } from './emr-states.ts';
 
 /**
  * The offload cycle as an Amazon States Language definition (JSONPath, no JSONata): deployed by CDK and
@@ -23,6 +24,11 @@ export const STATE_NAMES = {
   stageBatch: 'StageBatch',
   chooseCommitter: 'ChooseCommitter',
   commitBatchEmr: 'CommitBatchEmr',
+  waitForEmrJob: 'WaitForEmrJob',
+  extendLease: 'ExtendLease',
+  getEmrJob: 'GetEmrJob',
+  emrJobDone: 'EmrJobDone',
+  emrJobFailed: 'EmrJobFailed',
   commitBatchLambda: 'CommitBatchLambda',
   unknownCommitter: 'UnknownCommitter',
   commitWatermark: 'CommitWatermark',
@@ -56,6 +62,7 @@ export const LAMBDA_TASKS = {
   commitWatermark: STATE_NAMES.commitWatermark,
   recordFailure: STATE_NAMES.recordFailure,
   publishCycle: STATE_NAMES.publishCycle,
+  extendLease: STATE_NAMES.extendLease,
 } as const;
 export type LambdaTask = keyof typeof LAMBDA_TASKS;
 
@@ -79,10 +86,16 @@ export type EmrOptions = {
   entryPoint: string;
   /** Catalog and Iceberg settings for spark-submit (`--conf k=v ...`). */
   sparkSubmitParameters: string;
+  /** The job run's own timeout; it must end inside the execution (and so inside its table's lease). */
   executionTimeoutMinutes?: number;
+  /** How often a running job is polled and its table's lease extended (the heartbeat). */
+  pollSeconds?: number;
   /** `s3://...` prefix for driver and executor logs. */
   logUri?: string;
 };
+
+export const DEFAULT_EMR_TIMEOUT_MINUTES = 10;
+export const DEFAULT_EMR_POLL_SECONDS = 30;
 
 export type StateMachineOptions = {
   /** Function ARNs (or CDK tokens); the local runner passes placeholders and overrides by state name. */
@@ -120,6 +133,7 @@ export function placeholderFunctionArns(
     commitWatermark: arn('commit-watermark'),
     recordFailure: arn('record-failure'),
     publishCycle: arn('publish-cycle'),
+    extendLease: arn('extend-lease'),
   };
 }
 
@@ -147,7 +161,6 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
     Retry: retry,
     ...fields,
   });
-  const emrTimeout = emr.executionTimeoutMinutes ?? 30;
 
   const batchStates: Record<string, AslState> = {
     [S.stageBatch]: lambda('stageBatch', {
@@ -174,38 +187,10 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       ResultPath: '$.committed',
       Next: S.commitWatermark,
     }),
-    [S.commitBatchEmr]: {
-      Type: 'Task',
-      Resource: 'arn:aws:states:::emr-serverless:startJobRun.sync',
-      Parameters: {
-        ApplicationId: emr.applicationId,
-        ExecutionRoleArn: emr.executionRoleArn,
-        'Name.$': "States.Format('k2-offload-{}-{}', $.batch.table, $.batch.batchId)",
-        // Deterministic from the plan: a retry within this lease attaches to the same job run, while the
-        // next cycle (new lease) can start afresh after a failed run. The data identity is the batch id
-        // marker in Iceberg, which the job checks before writing.
-        'ClientToken.$': "States.Format('{}-{}', $.batch.batchId, $.batch.leaseToken)",
-        ExecutionTimeoutMinutes: emrTimeout,
-        JobDriver: {
-          SparkSubmit: {
-            EntryPoint: emr.entryPoint,
-            'EntryPointArguments.$': "States.Array('--batch', States.JsonToString($.batch))",
-            SparkSubmitParameters: emr.sparkSubmitParameters,
-          },
-        },
-        ...(emr.logUri
-          ? {
-              ConfigurationOverrides: {
-                MonitoringConfiguration: { S3MonitoringConfiguration: { LogUri: emr.logUri } },
-              },
-            }
-          : {}),
-      },
-      TimeoutSeconds: emrTimeout * 60 + 300,
-      // The job run's description is not needed downstream: CommitWatermark verifies the marker itself.
-      ResultPath: null,
-      Next: S.commitWatermark,
-    },
+    ...emrCommitStates(emr, lambda('extendLease', {}), {
+      onSuccess: S.commitWatermark,
+      ...(options.timeoutSeconds ? { executionTimeoutSeconds: options.timeoutSeconds } : {}),
+    }),
     [S.commitWatermark]: lambda('commitWatermark', { ResultPath: '$.watermark', Next: S.batchDone }),
     // What PublishCycle needs of a batch, nothing more: a table's outcomes are collected for every table.
     [S.batchDone]: {

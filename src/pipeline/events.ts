@@ -126,6 +126,13 @@ export const cycleHandoffSchema = cyclePlanSchema.extend({
 });
 export type CycleHandoff = z.infer<typeof cycleHandoffSchema>;
 
+/** The heartbeat of a running Spark job: extend this table's lease, if this token still holds it. */
+export const heartbeatSchema = z.strictObject({
+  table: tableName,
+  leaseToken: z.string().regex(/^[0-9]+$/),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
 /** What the failure step receives from a Catch: the table's plan and the error Step Functions caught. */
 export const failureSchema = z.object({
   table: tableName,

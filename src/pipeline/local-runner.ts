@@ -11,6 +11,7 @@ import { commitBatch } from './commit-batch.ts';
 import { commitWatermark } from './commit-watermark.ts';
 import type { PipelineDeps } from './deps.ts';
 import { batchSpecSchema, planRefSchema } from './events.ts';
+import { extendLease } from './extend-lease.ts';
 import { InjectedCrash } from './faults.ts';
 import { parseEvent } from './parse.ts';
 import { planCycleStep, readPlanObject, removeCyclePlans } from './plan-handoff.ts';
@@ -57,6 +58,14 @@ export async function commitLikeEmr(
   await commitBatch(deps, { batch, staged: { rows, files, durationMs: 0 } });
   return { JobRunId: `local-${batch.batchId}` };
 }
+
+/** Locally the job ran to its end inside `commitLikeEmr`: its run is over when first polled. */
+export async function localEmrJobRun() {
+  return { JobRun: { State: 'SUCCESS' } };
+}
+
+/** Locally nothing waits between polls of a job run: it has already ended. */
+export const LOCAL_WAIT_OVERRIDES = { [STATE_NAMES.waitForEmrJob]: 0 };
 
 /** The LoadTablePlan task (S3 GetObject in AWS) over the deps' object store. */
 export function loadTablePlanLocally(deps: PipelineDeps, request: unknown) {
@@ -119,6 +128,8 @@ export async function runCycle(
     [STATE_NAMES.stageBatch]: bind(stageBatch),
     [STATE_NAMES.commitBatchLambda]: bind(commitBatch),
     [STATE_NAMES.commitBatchEmr]: bind(commitLikeEmr),
+    [STATE_NAMES.extendLease]: bind(extendLease),
+    [STATE_NAMES.getEmrJob]: bind(localEmrJobRun),
     [STATE_NAMES.commitWatermark]: bind(commitWatermark),
     [STATE_NAMES.recordFailure]: bind(recordFailure),
     [STATE_NAMES.publishCycle]: bind(async (d: PipelineDeps, event: never) => {
@@ -129,7 +140,11 @@ export async function runCycle(
   };
   const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 50]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: LOCAL_WAIT_OVERRIDES,
+    },
   });
   execution = run;
   try {

@@ -2,6 +2,7 @@ import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { createHandler as commitBatch } from '../../functions/commit-batch/handler.ts';
 import { createHandler as commitWatermark } from '../../functions/commit-watermark/handler.ts';
+import { createHandler as extendLease } from '../../functions/extend-lease/handler.ts';
 import { createHandler as health } from '../../functions/health/handler.ts';
 import { createHandler as planCycle } from '../../functions/plan-cycle/handler.ts';
 import { createHandler as publishCycle } from '../../functions/publish-cycle/handler.ts';
@@ -10,7 +11,12 @@ import { createHandler as stageBatch } from '../../functions/stage-batch/handler
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { type AslDefinition, STATE_NAMES } from '../../src/orchestration/asl.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import { commitLikeEmr, loadTablePlanLocally } from '../../src/pipeline/local-runner.ts';
+import {
+  commitLikeEmr,
+  LOCAL_WAIT_OVERRIDES,
+  loadTablePlanLocally,
+  localEmrJobRun,
+} from '../../src/pipeline/local-runner.ts';
 
 type Handler = (event: unknown) => Promise<unknown>;
 
@@ -39,7 +45,7 @@ export function asLambda(handler: Handler): Handler {
   };
 }
 
-/** The seven functions' handlers over one set of deps, as their index.ts would wire them. */
+/** The eight functions' handlers over one set of deps, as their index.ts would wire them. */
 export function handlersOver(deps: PipelineDeps) {
   const d = async () => deps;
   return {
@@ -50,6 +56,7 @@ export function handlersOver(deps: PipelineDeps) {
     recordFailure: recordFailure(d),
     publishCycle: publishCycle(d),
     health: health(d),
+    extendLease: extendLease(d),
   };
 }
 
@@ -83,6 +90,8 @@ export async function execute(
       S.commitBatchEmr,
       asLambda((request) => commitLikeEmr(deps, request as never)),
     ),
+    [S.extendLease]: bind(S.extendLease, asLambda(h.extendLease)),
+    [S.getEmrJob]: bind(S.getEmrJob, localEmrJobRun),
     [S.commitWatermark]: bind(S.commitWatermark, asLambda(h.commitWatermark)),
     [S.recordFailure]: bind(S.recordFailure, asLambda(h.recordFailure)),
     [S.publishCycle]: bind(S.publishCycle, asLambda(h.publishCycle)),
@@ -90,7 +99,11 @@ export async function execute(
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const zero = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: LOCAL_WAIT_OVERRIDES,
+    },
   });
   try {
     return { calls, output: await run.result };

@@ -40,6 +40,8 @@ export class FakeCycle {
   /** The warehouse the plan objects are written to. */
   readonly store = new MemoryObjectStore();
   readonly warehouse = 's3://warehouse';
+  /** The states a table's job runs report on successive polls (then SUCCESS). */
+  readonly jobStates = new Map<string, string[]>();
   /** The planner's cycle id (PlanCycle's are about 40 characters). */
   cycleId = 'cycle-1';
   /** Called when a stage starts: tests use it to hold a table until its peers have started. */
@@ -181,7 +183,22 @@ export class FakeCycle {
         const request = raw as { JobDriver: { SparkSubmit: { EntryPointArguments: string[] } } };
         const batch = JSON.parse(request.JobDriver.SparkSubmit.EntryPointArguments[1] ?? '{}') as BatchSpec;
         this.record('emr', batch.table, batch.batchId, raw);
-        return { ApplicationId: 'app', JobRunId: 'run', Arn: 'arn' };
+        return { ApplicationId: 'app', JobRunId: `run-${batch.batchId}`, Arn: 'arn' };
+      },
+      [STATE_NAMES.extendLease]: async (raw) => {
+        const beat = raw as { table: string; leaseToken: string };
+        this.throwIfFaulted(STATE_NAMES.extendLease, beat.table);
+        this.record('heartbeat', beat.table, undefined, raw);
+        return { expiresAt: '2026-11-22T00:15:00.000Z' };
+      },
+      [STATE_NAMES.getEmrJob]: async (raw) => {
+        const { JobRunId } = raw as { JobRunId: string };
+        const table = this.log.find(
+          (e) => e.step === 'emr' && e.batchId && JobRunId.endsWith(e.batchId),
+        )?.table;
+        const state = (table && this.jobStates.get(table)?.shift()) ?? 'SUCCESS';
+        this.record('poll', table, undefined, state);
+        return { JobRun: { JobRunId, State: state } };
       },
       [STATE_NAMES.commitWatermark]: async (raw) => {
         const state = raw as { batch: BatchSpec };
@@ -229,7 +246,11 @@ export async function execute(world: FakeCycle, input: unknown, asl = definition
   const machine = new StateMachine(asl as never, { validationOptions: { checkArn: false } });
   const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 0]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: world.handlers() as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: world.handlers() as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: { [STATE_NAMES.waitForEmrJob]: 0 },
+    },
   });
   return run.result;
 }

@@ -51,7 +51,11 @@ async function measure(world: FakeCycle, definition: unknown): Promise<Measured>
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 0]));
   const run = machine.run({} as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: { [STATE_NAMES.waitForEmrJob]: 0 },
+    },
   });
   const events = (async () => {
     for await (const event of run.eventLogs) {
@@ -70,7 +74,13 @@ async function measure(world: FakeCycle, definition: unknown): Promise<Measured>
 describe(`a ${TABLES}-table config through the synthesized state machine`, () => {
   let definition: Record<string, unknown>;
   const tables = (): FakeTable[] =>
-    wideConfig().tables.map((t) => ({ name: t.name, layer: t.layer, backlog: BATCHES }));
+    wideConfig().tables.map((t, i) => ({
+      name: t.name,
+      layer: t.layer,
+      backlog: BATCHES,
+      // Every fourth table through the Spark job's poll-and-heartbeat loop.
+      committer: i % 4 === 0 ? ('emr' as const) : ('lambda' as const),
+    }));
   const world = () => {
     const w = new FakeCycle(tables(), BATCHES);
     w.cycleId = 'cycle-2026-11-22T00-00-00-000Z-a1b2c3';

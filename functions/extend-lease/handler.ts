@@ -1,0 +1,10 @@
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
+import { extendLease } from '../../src/pipeline/extend-lease.ts';
+
+/**
+ * ExtendLease: `{table, leaseToken}` in, every poll of a running Spark commit job; the table's lease
+ * extended by the stage's lease lifetime, or a LeaseError when another cycle holds the table now.
+ */
+export function createHandler(deps: () => Promise<PipelineDeps>) {
+  return async (event: unknown): Promise<{ expiresAt: string }> => extendLease(await deps(), event);
+}
