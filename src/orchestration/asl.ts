@@ -1,5 +1,6 @@
 import { RETRYABLE_ERROR_NAMES } from '../errors.ts';
 import { emrCommitStates } from './emr-states.ts';
+import { tableScopeStates } from './table-states.ts';
 
 /**
  * The offload cycle as an Amazon States Language definition (JSONPath, no JSONata): deployed by CDK and
@@ -112,6 +113,7 @@ export type StateMachineOptions = {
 };
 
 export type AslState = { Type: string; [field: string]: unknown };
+export type Retrier = Record<string, unknown> & { ErrorEquals: string[] };
 export type AslDefinition = {
   Comment?: string;
   StartAt: string;
@@ -145,7 +147,7 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
   if (!Number.isInteger(maxPasses) || maxPasses < 1)
     throw new RangeError(`maxPasses ${maxPasses} must be an integer >= 1`);
 
-  const retrier = (errors: readonly string[]) => ({
+  const retrier = (errors: readonly string[]): Retrier => ({
     ErrorEquals: [...errors],
     IntervalSeconds: options.retry?.intervalSeconds ?? 2,
     MaxAttempts: options.retry?.maxAttempts ?? 3,
@@ -187,7 +189,9 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       ResultPath: '$.committed',
       Next: S.commitWatermark,
     }),
-    ...emrCommitStates(emr, lambda('extendLease', {}), {
+    ...emrCommitStates(emr, {
+      extendLease: lambda('extendLease', {}),
+      retrier,
       onSuccess: S.commitWatermark,
       ...(options.timeoutSeconds ? { executionTimeoutSeconds: options.timeoutSeconds } : {}),
     }),
@@ -200,83 +204,7 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
     },
   };
 
-  const tableStates: Record<string, AslState> = {
-    // The table's batch specs, written by PlanCycle: only this iteration holds them in its state.
-    [S.loadTablePlan]: {
-      Type: 'Task',
-      Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
-      Parameters: { 'Bucket.$': '$.table.plan.Bucket', 'Key.$': '$.table.plan.Key' },
-      ResultSelector: { 'batches.$': 'States.StringToJson($.Body)' },
-      ResultPath: '$.plan',
-      Retry: [retrier(S3_RETRY_ERROR_NAMES)],
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }],
-      Next: S.runBatches,
-    },
-    [S.runBatches]: {
-      Type: 'Map',
-      ItemsPath: '$.plan.batches',
-      // Batches of a table run in cursor order: each starts where the previous watermark ended.
-      MaxConcurrency: 1,
-      ItemSelector: { 'batch.$': '$$.Map.Item.Value' },
-      ItemProcessor: {
-        ProcessorConfig: { Mode: 'INLINE' },
-        StartAt: S.stageBatch,
-        States: batchStates,
-      },
-      ResultPath: '$.batches',
-      // One table failing ends that table's pass (its later batches must not run past a gap) and
-      // nothing else.
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }],
-      Next: S.tableDone,
-    },
-    [S.tableDone]: {
-      Type: 'Pass',
-      Parameters: {
-        'table.$': '$.table.table',
-        'layer.$': '$.table.layer',
-        status: 'succeeded',
-        'batches.$': '$.batches',
-      },
-      End: true,
-    },
-    [S.recordFailure]: lambda('recordFailure', {
-      Parameters: {
-        'table.$': '$.table.table',
-        'leaseToken.$': '$.table.leaseToken',
-        'cycleId.$': '$.cycleId',
-        'error.$': '$.error',
-      },
-      ResultPath: '$.failure',
-      // Failing to record a failure must not fail the other tables either; the lease expires by itself.
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: S.tableFailedUnrecorded }],
-      Next: S.tableFailed,
-    }),
-    // The error as RecordFailure shortened it: a caught Cause (a stack trace) can be kilobytes, and one
-    // outcome per table is collected into the cycle's state.
-    [S.tableFailed]: {
-      Type: 'Pass',
-      Parameters: {
-        'table.$': '$.table.table',
-        'layer.$': '$.table.layer',
-        status: 'failed',
-        'error.$': '$.failure.error',
-      },
-      End: true,
-    },
-    [S.tableFailedUnrecorded]: {
-      Type: 'Pass',
-      Parameters: {
-        'table.$': '$.table.table',
-        'layer.$': '$.table.layer',
-        status: 'failed',
-        error: {
-          'Error.$': '$.error.Error',
-          Cause: 'the failure could not be recorded; see the execution history',
-        },
-      },
-      End: true,
-    },
-  };
+  const tableStates = tableScopeStates({ lambda, retrier, batchStates });
 
   const layerStates: Record<string, AslState> = {
     [S.runTables]: {

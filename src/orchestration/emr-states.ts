@@ -4,6 +4,7 @@ import {
   DEFAULT_EMR_POLL_SECONDS,
   DEFAULT_EMR_TIMEOUT_MINUTES,
   type EmrOptions,
+  type Retrier,
   STATE_NAMES as S,
 } from './asl.ts';
 
@@ -25,8 +26,12 @@ export const EMR_RETRY_ERROR_NAMES = [
  */
 export function emrCommitStates(
   emr: EmrOptions,
-  extendLease: AslState,
-  options: { onSuccess: string; executionTimeoutSeconds?: number },
+  options: {
+    extendLease: AslState;
+    retrier: (errors: readonly string[]) => Retrier;
+    onSuccess: string;
+    executionTimeoutSeconds?: number;
+  },
 ): Record<string, AslState> {
   const timeoutMinutes = emr.executionTimeoutMinutes ?? DEFAULT_EMR_TIMEOUT_MINUTES;
   const pollSeconds = emr.pollSeconds ?? DEFAULT_EMR_POLL_SECONDS;
@@ -40,13 +45,7 @@ export function emrCommitStates(
     throw new RangeError(
       `emr pollSeconds ${pollSeconds} must be a whole number of seconds, well inside the execution timeout`,
     );
-  const emrRetry = {
-    ErrorEquals: [...EMR_RETRY_ERROR_NAMES],
-    IntervalSeconds: 2,
-    MaxAttempts: 3,
-    BackoffRate: 2,
-    JitterStrategy: 'FULL',
-  };
+  const emrRetry = options.retrier(EMR_RETRY_ERROR_NAMES);
   return {
     [S.commitBatchEmr]: {
       Type: 'Task',
@@ -82,7 +81,7 @@ export function emrCommitStates(
     },
     [S.waitForEmrJob]: { Type: 'Wait', Seconds: pollSeconds, Next: S.extendLease },
     [S.extendLease]: {
-      ...extendLease,
+      ...options.extendLease,
       Parameters: { 'table.$': '$.batch.table', 'leaseToken.$': '$.batch.leaseToken' },
       ResultPath: null,
       Next: S.getEmrJob,
