@@ -187,6 +187,58 @@ def settle_partition(path, field, lower, upper, null_count, value_count):
     )
 
 
+MICROS_PER_HOUR = 3600 * 1000000
+EPOCH = datetime.date(1970, 1, 1)
+TRUNCATE = re.compile(r"^truncate\[(\d+)\]$")
+IDENTITY_TYPES = ("BOOLEAN", "INTEGER", "LONG", "DATE", "STRING")
+
+
+def _date_of(type_id, value):
+    """A timestamp bound (microseconds) or a date bound (days) as a calendar date."""
+    days = value // (24 * MICROS_PER_HOUR) if type_id == "TIMESTAMP" else value
+    return EPOCH + datetime.timedelta(days=days)
+
+
+def transform_bound(transform, type_id, value):
+    """Iceberg's order-preserving transforms of a column bound, as Iceberg's Java API holds it
+    (timestamps in microseconds, dates in days). None where this job does not compute the transform
+    (bucket, void, other types): the file is then refused as spanning partitions, unless all null."""
+    if value is None:
+        return None
+    if transform == "identity":
+        return value if type_id in IDENTITY_TYPES else None
+    truncate = TRUNCATE.match(transform)
+    if truncate:
+        width = int(truncate.group(1))
+        if type_id in ("INTEGER", "LONG"):
+            return value - value % width  # Python's % floors, as Iceberg's truncate does for negatives
+        return value[:width] if type_id == "STRING" else None
+    if type_id not in ("TIMESTAMP", "DATE"):
+        return None
+    if transform == "hour":
+        return value // MICROS_PER_HOUR if type_id == "TIMESTAMP" else None
+    date = _date_of(type_id, value)
+    if transform == "day":
+        return (date - EPOCH).days
+    if transform == "month":
+        return (date.year - 1970) * 12 + date.month - 1
+    if transform == "year":
+        return date.year - 1970
+    return None
+
+
+def partition_string(transform, type_id, value):
+    """A partition value as Iceberg's ``Conversions.fromPartitionString`` reads it for the field's type:
+    ``day`` (and identity of a date) is a date, other transforms' results numbers or strings."""
+    if value is None:
+        return None
+    if transform == "day" or (transform == "identity" and type_id == "DATE"):
+        return (EPOCH + datetime.timedelta(days=value)).isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class TableState(object):
     """One read of the table: its ancestry (newest first) and the opaque base a commit must start from."""
 
@@ -279,40 +331,41 @@ class IcebergJavaTable(object):
         for path in paths:
             source = io.newInputFile(path)
             metrics = iceberg.parquet.ParquetUtil.fileMetrics(source, metrics_config, mapping)
-            partition = iceberg.data.GenericRecord.create(spec.partitionType())
-            for index, field in enumerate(spec.fields()):
-                partition.set(index, self._partition_value(path, field, schema, metrics))
+            # As strings Iceberg parses into each field's own type: a Long or an Integer handed back
+            # through py4j arrives as a Python int and would come back as the wrong boxed type.
+            partition = [self._partition_string(path, field, schema, metrics) for field in spec.fields()]
             handle = (
                 iceberg.DataFiles.builder(spec)
                 .withPath(path)
                 .withFormat("PARQUET")
                 .withFileSizeInBytes(source.getLength())
                 .withMetrics(metrics)
-                .withPartition(partition)
+                .withPartitionValues(partition)
                 .build()
             )
             files.append(StagedFile(path, int(metrics.recordCount()), handle))
         return files
 
-    def _partition_value(self, path, field, schema, metrics):
+    def _partition_string(self, path, field, schema, metrics):
         source_id = field.sourceId()
         source_type = schema.findField(source_id).type()
-        transform = field.transform()
+        type_id = source_type.typeId().name()
+        transform = field.transform().toString()
 
         def bound(bounds):
             raw = bounds.get(source_id) if bounds is not None else None
-            return None if raw is None else self._iceberg.types.Conversions.fromByteBuffer(source_type, raw)
+            if raw is None:
+                return None
+            value = self._iceberg.types.Conversions.fromByteBuffer(source_type, raw)
+            # Strings come back as a Java CharSequence; numbers and dates as Python ints already.
+            return value if isinstance(value, (int, bool, str)) else str(value.toString())
 
-        lower, upper = bound(metrics.lowerBounds()), bound(metrics.upperBounds())
-        # An order-preserving transform maps the bounds to the bounds of the partition values.
-        if lower is not None and upper is not None and (transform.preservesOrder() or lower == upper):
-            apply = transform.bind(source_type)
-            lower, upper = apply.apply(lower), apply.apply(upper)
-        else:
-            lower = upper = None
+        lower = transform_bound(transform, type_id, bound(metrics.lowerBounds()))
+        upper = transform_bound(transform, type_id, bound(metrics.upperBounds()))
         counts = metrics.nullValueCounts(), metrics.valueCounts()
         nulls, values = (None if c is None else c.get(source_id) for c in counts)
-        return settle_partition(path, field.name(), lower, upper, nulls, values)
+        value = settle_partition(path, field.name(), lower, upper, nulls, values)
+        return partition_string(transform, type_id, value)
 
     def append(self, state, files, properties):
         append = self._table.newFastAppend()

@@ -240,5 +240,45 @@ class SettlePartitionTest(unittest.TestCase):
                 self.assertIn("partition field day", str(caught.exception))
 
 
+class PartitionValueTest(unittest.TestCase):
+    # 2026-11-22T10:30:00Z in microseconds; expected values as our TypeScript writer computes them
+    # (src/iceberg/transforms.ts), so both committers put a file in the same partition.
+    TS = 1795343400000000
+
+    def test_transforms_bounds_as_iceberg_does(self):
+        cases = [
+            ("day", "TIMESTAMP", self.TS, 20779),
+            ("hour", "TIMESTAMP", self.TS, 498706),
+            ("month", "TIMESTAMP", self.TS, 682),
+            ("year", "TIMESTAMP", self.TS, 56),
+            ("day", "TIMESTAMP", -1, -1),
+            ("month", "TIMESTAMP", -1, -1),
+            ("hour", "TIMESTAMP", -1, -1),
+            ("month", "DATE", 20779, 682),
+            ("truncate[10]", "LONG", -1, -10),
+            ("truncate[10]", "INTEGER", 123, 120),
+            ("truncate[3]", "STRING", "binance", "bin"),
+            ("identity", "STRING", "kraken", "kraken"),
+        ]
+        for transform, type_id, value, expected in cases:
+            with self.subTest(transform=transform, type_id=type_id, value=value):
+                self.assertEqual(job.transform_bound(transform, type_id, value), expected)
+
+    def test_leaves_what_it_cannot_compute_unsettled(self):
+        self.assertIsNone(job.transform_bound("bucket[16]", "LONG", 7))
+        self.assertIsNone(job.transform_bound("identity", "TIMESTAMP", self.TS))
+        self.assertIsNone(job.transform_bound("hour", "DATE", 20779))
+        self.assertIsNone(job.transform_bound("day", "TIMESTAMP", None))
+
+    def test_writes_values_as_iceberg_parses_partition_strings(self):
+        self.assertEqual(job.partition_string("day", "TIMESTAMP", 20779), "2026-11-22")
+        self.assertEqual(job.partition_string("day", "TIMESTAMP", -1), "1969-12-31")
+        self.assertEqual(job.partition_string("identity", "DATE", 0), "1970-01-01")
+        self.assertEqual(job.partition_string("month", "TIMESTAMP", 682), "682")
+        self.assertEqual(job.partition_string("identity", "STRING", "kraken"), "kraken")
+        self.assertEqual(job.partition_string("identity", "BOOLEAN", True), "true")
+        self.assertIsNone(job.partition_string("identity", "STRING", None))
+
+
 if __name__ == "__main__":
     unittest.main()
