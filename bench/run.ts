@@ -22,7 +22,7 @@ import type { PipelineDeps } from '../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../src/pipeline/faults.ts';
 import { runCycle } from '../src/pipeline/local-runner.ts';
 import { planCycle } from '../src/pipeline/plan-cycle.ts';
-import { startEmbeddedPostgres } from '../src/postgres/embedded.ts';
+import { embeddedDataDirs, startEmbeddedPostgres } from '../src/postgres/embedded.ts';
 import { createPostgresWatermarkStore } from '../src/watermark/store.ts';
 
 const { values } = parseArgs({
@@ -97,6 +97,7 @@ async function main() {
       store: new LocalObjectStore(),
       warehouse,
       clock: () => now,
+      sourceClock: async () => now,
       leaseSeconds: 900,
       faults: NO_FAULTS,
       metrics: () => {},
@@ -217,6 +218,8 @@ async function main() {
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await embedded?.stop();
+    for (const data of await embeddedDataDirs(join(dir, 'pg')))
+      await rm(data, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -59,6 +59,16 @@ export class InvalidMetadataError extends OffloadError {
   readonly retryable = false;
 }
 
+/**
+ * Iceberg lacks batches the watermark has passed: the catalog points at older metadata (a restored
+ * catalog database or Glue table version), or at another catalog with no table at all. The table stops
+ * until a person repairs it (`watermark rewind`, or the catalog pointed back); retrying cannot help.
+ */
+export class IcebergBehindError extends OffloadError {
+  override readonly name = 'IcebergBehindError' as const;
+  readonly retryable = false;
+}
+
 /** The ClickHouse table no longer matches the configured columns. */
 export class SchemaDriftError extends OffloadError {
   override readonly name = 'SchemaDriftError' as const;
@@ -93,6 +103,7 @@ export const ERROR_NAMES = [
   'CommitConflictError',
   'MarkerMissingError',
   'InvalidMetadataError',
+  'IcebergBehindError',
   'SchemaDriftError',
   'UnavailableError',
   'StagingMismatchError',

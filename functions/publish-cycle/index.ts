@@ -2,6 +2,6 @@ import { lambdaDeps } from '../shared/deps.ts';
 import { createHandler } from './handler.ts';
 
 /** What this function connects to; the stack grants the same secrets (FUNCTION_ACCESS). */
-export const needs = { clickhouse: false, postgres: false };
+export const needs = { clickhouse: true, postgres: true };
 
 export const handler = createHandler(lambdaDeps(needs));

@@ -26,6 +26,8 @@ export const RUNBOOKS: Record<AlarmKey, string> = {
   successRateLow: 'success-rate-low.md',
   throughputLow: 'throughput-low.md',
   executionsFailing: 'executions-failing.md',
+  icebergBehind: 'iceberg-behind.md',
+  hourlyMismatch: 'hourly-mismatch.md',
   incident: 'README.md',
 };
 
@@ -185,6 +187,14 @@ export class OffloadAlarms extends Construct {
         missing: NOT_BREACHING,
         summary: `Offload throughput averaged below ${t.throughputRowsPerSecond} rows/s over an hour.`,
       }),
+      icebergBehind: make('icebergBehind', offloadMetric('icebergBehind', five), {
+        threshold: 1,
+        comparison: GTE,
+        periods: 1,
+        missing: NOT_BREACHING,
+        summary:
+          'Iceberg lacks batches a watermark has passed (catalog restored or switched); the table is stopped.',
+      }),
       executionsFailing: make(
         'executionsFailing',
         new cw.MathExpression({
@@ -206,6 +216,15 @@ export class OffloadAlarms extends Construct {
             'Two cycles in a row ended without publishing (planner or publish step failed, or timeout).',
         },
       ),
+      // Each cycle's per-hour check: rows (or candle values) in ClickHouse that Iceberg was never given.
+      hourlyMismatch: make('hourlyMismatch', offloadMetric('hourlyMismatchHours', props.cyclePeriod), {
+        threshold: 0,
+        comparison: GT,
+        periods: 1,
+        missing: NOT_BREACHING,
+        summary:
+          'A closed hour holds rows or candle values in ClickHouse that the cold tier was not given (back-dated rows, late trades); run k2-offload repair.',
+      }),
     };
 
     const warn = new actions.SnsAction(props.notifications.warn);
@@ -217,6 +236,8 @@ export class OffloadAlarms extends Construct {
       this.alarms.schedulerDown,
       this.alarms.ttlHeadroomLow,
       this.alarms.executionsFailing,
+      this.alarms.icebergBehind,
+      this.alarms.hourlyMismatch,
     ];
     for (const alarm of [
       this.alarms.lagElevated,

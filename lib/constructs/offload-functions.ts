@@ -91,14 +91,15 @@ export const FUNCTION_ACCESS: Record<FunctionName, Access> = {
     vpc: true,
   },
   'record-failure': WATERMARK_ONLY,
+  // Also runs the cycle's per-hour check: grouped counts on ClickHouse against the ledger in Postgres.
   'publish-cycle': {
-    memorySize: 256,
-    timeout: Duration.seconds(30),
-    clickhouse: false,
-    postgres: false,
+    memorySize: 512,
+    timeout: Duration.minutes(2),
+    clickhouse: true,
+    postgres: true,
     s3: 'none',
     glue: 'none',
-    vpc: false,
+    vpc: true,
   },
   // The heartbeat of a running Spark commit job: one UPDATE of the table's lease row.
   'extend-lease': WATERMARK_ONLY,

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ident, instantLiteral } from '../clickhouse/sql.ts';
 import type { TableConfig } from '../config/schema.ts';
-import { mapColumn } from '../config/types.ts';
+import { checksValues, rowHashSql, stagedText } from '../hourly/sql.ts';
 
 /**
  * Per-hour fingerprints of one side (ClickHouse or Iceberg) of a table: rows, distinct natural keys,
@@ -10,14 +10,14 @@ import { mapColumn } from '../config/types.ts';
  */
 export type HourPrint = { hour: string; rows: number; keys: number; duplicateKeys: number; digest: string };
 
-/** A key column as text of its staging type: both readers then hash the same bytes for the same value. */
+/**
+ * Key columns as text of their staging types: both readers then hash the same bytes for the same value.
+ * Candles hash every column: a late trade changes a candle's values, not its key, and the cold tier
+ * must hold the final values (a changed candle shows as one key missing and one extra).
+ */
 function keyHash(table: TableConfig): string {
-  const parts = table.naturalKey.map((name) => {
-    const column = table.columns.find((c) => c.name === name);
-    const type = column ? mapColumn(column).stagingType : 'String';
-    return `toString(CAST(${ident(name, 'natural key column')} AS ${type}))`;
-  });
-  return `cityHash64(${parts.join(', ')})`;
+  if (checksValues(table)) return rowHashSql(table);
+  return `cityHash64(${table.naturalKey.map((name) => stagedText(table, name)).join(', ')})`;
 }
 
 function keyed(table: TableConfig, from: string, since: string, until: string): string {

@@ -21,6 +21,12 @@ export const COMMON_OPTIONS: OptionSpecs = {
     description: 'table config file (JSON); default: the ten hot-tier tables',
   },
   json: { type: 'boolean', description: 'print one JSON document for scripts instead of text' },
+  wide: { type: 'boolean', description: 'print every column in full, however wide the terminal' },
+  'log-format': {
+    type: 'string',
+    value: 'FMT',
+    description: 'events on stderr: text (progress on a terminal) or json, one line each (or K2_LOG)',
+  },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
@@ -42,11 +48,19 @@ export function parseCommandArgs(
   );
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(argv, all),
+      options: config,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     // parseArgs says e.g. "Unknown option '--tabel'"; keep its words, add where to look.
     const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new InputError(`${message}; see k2-offload ${command} --help`, { command });
+    const unknown = /^Unknown option '--([^']+)'/.exec(message)?.[1];
+    const near = unknown ? closestOption(unknown, Object.keys(all)) : undefined;
+    const hint = near ? ` (did you mean --${near}?)` : '';
+    throw new InputError(`${message}${hint}; see k2-offload ${command} --help`, { command });
   }
   if (parsed.positionals.length > maxPositionals)
     throw new InputError(
@@ -54,6 +68,48 @@ export function parseCommandArgs(
       { command, value: parsed.positionals[maxPositionals] },
     );
   return { values: parsed.values as Parsed['values'], positionals: parsed.positionals };
+}
+
+/**
+ * `--hours -3` as `--hours=-3`: a value that looks like a negative number belongs to the string option
+ * before it (parseArgs would call it ambiguous), so the option's own range check can name it.
+ */
+function joinNegativeValues(argv: string[], options: OptionSpecs): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** The option an unknown one most likely meant: a prefix of the other either way, or one edit away. */
+export function closestOption(unknown: string, names: string[]): string | undefined {
+  const scored = names
+    .map((name) => ({ name, distance: editDistance(unknown, name) }))
+    .filter(({ name, distance }) => distance <= 2 || name.startsWith(unknown) || unknown.startsWith(name))
+    .sort((a, b) => a.distance - b.distance);
+  return scored[0]?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    previous = current;
+  }
+  return previous[b.length] as number;
 }
 
 export const stringOpt = (p: Parsed, name: string): string | undefined => {

@@ -1,7 +1,8 @@
 import { userInfo } from 'node:os';
+import { InputError } from '../errors.ts';
 import { openRuntime, type Runtime } from '../runtime/open.ts';
 import type { OptionSpecs, Parsed } from './args.ts';
-import { toJson } from './output.ts';
+import { setOutputWidth, terminalWidth, toJson, wrapText } from './output.ts';
 
 /** Where a command reads and writes: the process in the CLI, buffers in tests. */
 export type Io = {
@@ -9,6 +10,12 @@ export type Io = {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   clock: () => Date;
+  /**
+   * Tests that simulate a world: the clocks of ClickHouse (window bounds) and Postgres (lease expiry).
+   * Unset, as in the real CLI, those servers' own clocks are read.
+   */
+  sourceClock?: () => Promise<Date>;
+  databaseClock?: () => Date;
 };
 
 export type Context = {
@@ -20,8 +27,11 @@ export type Context = {
   say: (text: string) => void;
   /** The one JSON document of a `--json` run. */
   emit: (value: unknown) => void;
+  /** An event of the command's work, to stderr: a JSON line (`--log-format json`) or progress text. */
+  event: (line: Record<string, unknown>) => void;
+  logFormat: LogFormat;
   /** The configured servers, or the embedded ones; the caller closes it. */
-  open: () => Promise<Runtime>;
+  open: (options?: { createHome?: boolean }) => Promise<Runtime>;
 };
 
 export type Command = {
@@ -31,6 +41,8 @@ export type Command = {
   description: string;
   options: OptionSpecs;
   maxPositionals?: number;
+  /** The words its first argument takes (`watermark show`), for help and shell completion. */
+  actions?: readonly string[];
   run: (args: Parsed, ctx: Context) => Promise<number>;
 };
 
@@ -38,29 +50,82 @@ export function processIo(): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, clock: () => new Date() };
 }
 
+/** Commands that change nothing: they wait for a command holding the embedded engines. */
+function isReadOnly(command: string, args: Parsed): boolean {
+  if (['status', 'plan', 'audit'].includes(command)) return true;
+  if (command === 'watermark') return args.positionals[0] === 'show';
+  return (command === 'run' || command === 'maintain') && args.values['dry-run'] === true;
+}
+
+/** How events of a command (a batch committed, a table failed, a reconcile) reach stderr. */
+export type LogFormat = 'text' | 'json';
+
+function logFormatOf(args: Parsed, env: NodeJS.ProcessEnv): LogFormat {
+  const given = typeof args.values['log-format'] === 'string' ? args.values['log-format'] : env.K2_LOG;
+  if (given === undefined || given === '' || given === 'text') return 'text';
+  if (given === 'json') return 'json';
+  throw new InputError(`log format ${JSON.stringify(given)} (--log-format or K2_LOG): use text or json`, {
+    value: given,
+  });
+}
+
+/** One line of text for people, for the events worth seeing while a long command runs. */
+function eventText(line: Record<string, unknown>): string | undefined {
+  const rows = typeof line.rows === 'number' ? `${line.rows.toLocaleString('en-US')} rows, ` : '';
+  if (line.event === 'batch-committed') return `  ${line.table}: ${rows}cursor -> ${line.cursor}`;
+  if (line.event === 'reconciled') return `  ${line.table}: reconciled with Iceberg, cursor -> ${line.to}`;
+  if (line.event === 'table-failed') return `  ${line.table}: failed at ${line.step}: ${line.error}`;
+  return undefined;
+}
+
 export function makeContext(io: Io, command: string, args: Parsed): Context {
   const json = args.values.json === true;
-  const configPath = typeof args.values.config === 'string' ? args.values.config : undefined;
+  // `K2_CONFIG` lets a stage's runbooks work without repeating --config on every command.
+  const configPath =
+    typeof args.values.config === 'string' ? args.values.config : io.env.K2_CONFIG || undefined;
   const debug = io.env.K2_DEBUG === '1';
+  const logFormat = logFormatOf(args, io.env);
+  setOutputWidth(args.values.wide === true ? undefined : terminalWidth(io.stdout, io.env));
+  // stdout holds the result alone; events go to stderr: JSON lines for log shippers, or progress
+  // lines on a terminal (all of them with K2_DEBUG=1).
+  const event = (line: Record<string, unknown>) => {
+    if (logFormat === 'json') {
+      io.stderr.write(`${JSON.stringify({ time: io.clock().toISOString(), command, ...line })}\n`);
+      return;
+    }
+    if (debug) io.stderr.write(`${JSON.stringify(line)}\n`);
+    else if (io.stderr.isTTY && !json) {
+      const text = eventText(line);
+      if (text) io.stderr.write(`${wrapText(text)}\n`);
+    }
+  };
   return {
     io,
     command,
     json,
     configPath,
     say: (text) => {
-      if (!json) io.stdout.write(`${text}\n`);
+      if (!json) io.stdout.write(`${wrapText(text)}\n`);
     },
     emit: (value) => {
       if (json) io.stdout.write(`${toJson(value)}\n`);
     },
-    open: () =>
+    event,
+    logFormat,
+    open: (options = {}) =>
       openRuntime({
         configPath,
         env: io.env,
         clock: io.clock,
-        log: (line) => {
-          if (debug) io.stderr.write(`${JSON.stringify(line)}\n`);
+        ...(io.sourceClock ? { sourceClock: io.sourceClock } : {}),
+        ...(io.databaseClock ? { databaseClock: io.databaseClock } : {}),
+        log: event,
+        command: {
+          name: command,
+          readOnly: isReadOnly(command, args),
+          onWait: (message) => io.stderr.write(`${wrapText(message)}\n`),
         },
+        ...options,
       }),
   };
 }
@@ -77,12 +142,21 @@ export function actorOf(args: Parsed, env: NodeJS.ProcessEnv): string {
   }
 }
 
+/** Runtimes open in this process: a signal releases the leases taken through them. */
+export const openRuntimes = new Set<Runtime>();
+
 /** Runs `body` with an open runtime and always closes it (stopping an embedded Postgres). */
-export async function withRuntime<T>(ctx: Context, body: (rt: Runtime) => Promise<T>): Promise<T> {
-  const rt = await ctx.open();
+export async function withRuntime<T>(
+  ctx: Context,
+  body: (rt: Runtime) => Promise<T>,
+  options: { createHome?: boolean } = {},
+): Promise<T> {
+  const rt = await ctx.open(options);
+  openRuntimes.add(rt);
   try {
     return await body(rt);
   } finally {
+    openRuntimes.delete(rt);
     await rt.close();
   }
 }

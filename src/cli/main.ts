@@ -2,14 +2,17 @@ import { ConfigError, InputError, OffloadError } from '../errors.ts';
 import { helpText, parseCommandArgs } from './args.ts';
 import { auditCommand } from './commands/audit.ts';
 import { catchUpCommand } from './commands/catch-up.ts';
+import { completionCommand } from './commands/completion.ts';
 import { demoCommand } from './commands/demo.ts';
 import { maintainCommand } from './commands/maintain.ts';
 import { planCommand } from './commands/plan.ts';
+import { repairCommand } from './commands/repair.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { watermarkCommand } from './commands/watermark.ts';
-import { type Command, type Io, makeContext, processIo } from './context.ts';
+import { type Command, type Io, makeContext, openRuntimes, processIo } from './context.ts';
 import { toJson } from './output.ts';
+import { VERSION } from './version.ts';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
@@ -20,8 +23,10 @@ export const COMMANDS: readonly Command[] = [
   catchUpCommand,
   watermarkCommand,
   auditCommand,
+  repairCommand,
   maintainCommand,
   demoCommand,
+  completionCommand(() => COMMANDS),
 ];
 
 export function overview(): string {
@@ -34,12 +39,37 @@ export function overview(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Every command takes --config PATH, --json and --help.',
+    'Every command takes --config PATH (or K2_CONFIG), --json and --help;',
+    'k2-offload help COMMAND shows one command, k2-offload --version the version.',
     'Environment: CLICKHOUSE_URL, DATABASE_URL, WAREHOUSE, S3_ENDPOINT, K2_HOME, K2_CATALOG;',
     'unset, the embedded components are used (chDB, a Postgres under K2_HOME, ./warehouse).',
     'Exit codes: 0 ok, 1 failure / mismatch / unhealthy, 2 bad usage or input.',
   ].join('\n');
 }
+
+/**
+ * Ctrl-C and SIGTERM end any command, but first give back the leases it holds: otherwise the tables
+ * stay locked for a lease period, and `plan` calls a backlog "nothing to offload now". Exit code 128 +
+ * the signal's number, as shells report it.
+ */
+export function releaseLeasesOnSignals(stderr: NodeJS.WritableStream = process.stderr): void {
+  const codes = { SIGINT: 130, SIGTERM: 143 } as const;
+  for (const signal of Object.keys(codes) as Array<keyof typeof codes>)
+    process.once(signal, async () => {
+      // The command, its connections closed under it, fails on its way out: that is not its result.
+      signalled = codes[signal];
+      const released: string[] = [];
+      for (const rt of openRuntimes)
+        released.push(...(await rt.watermarks.releaseOwnLeases().catch(() => ({ tables: [] }))).tables);
+      stderr.write(
+        `k2-offload: ${signal}: stopped${released.length ? `; released the leases of ${released.join(', ')}` : ''}\n`,
+      );
+      await Promise.all([...openRuntimes].map((rt) => rt.close().catch(() => undefined)));
+      process.exit(codes[signal]);
+    });
+}
+
+let signalled: number | undefined;
 
 /** Bad input (usage, config, arguments) is 2; everything else that went wrong is 1. */
 export function exitCodeOf(error: unknown): number {
@@ -59,6 +89,11 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     io.stderr.write(`${overview()}\n`);
     return EXIT.usage;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout.write(`k2-offload ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (name === 'help' && rest[0] !== undefined) return main([rest[0], '--help'], io);
   if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${overview()}\n`);
     return EXIT.ok;
@@ -79,8 +114,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       return EXIT.ok;
     }
     json = args.values.json === true;
-    return await command.run(args, makeContext(io, command.name, args));
+    const code = await command.run(args, makeContext(io, command.name, args));
+    return signalled ?? code;
   } catch (error) {
+    if (signalled !== undefined) return signalled;
     io.stderr.write(`k2-offload ${command.name}: ${describe(error, debug)}\n`);
     if (debug && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     const code = exitCodeOf(error);

@@ -120,7 +120,7 @@ export function openClickHouse(options: ClickHouseOptions): ClickHouseClient {
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
     throw new ConfigError(
-      `CLICKHOUSE_URL must use http or https (the ClickHouse HTTP interface), got ${parsed.protocol}`,
+      `CLICKHOUSE_URL ${JSON.stringify(redactUrl(options.url))} must use http or https (the ClickHouse HTTP interface), got ${parsed.protocol}; for example http://localhost:8123`,
       { url: redactUrl(options.url) },
     );
   const client = createClient({

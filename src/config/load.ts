@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { parse as parseLossless } from 'lossless-json';
 import type { z } from 'zod';
 import { ConfigError, InputError } from '../errors.ts';
 import { DEFAULT_TABLES } from './defaults.ts';
@@ -162,10 +163,29 @@ export async function loadConfig(path?: string): Promise<OffloadConfig> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`table config ${path} is not valid JSON: ${(error as Error).message}`, { path });
+  } catch {
+    throw new ConfigError(`table config ${path} is not valid JSON: ${jsonSyntaxError(text)}`, { path });
   }
   return parseConfig(raw, path);
+}
+
+/**
+ * What is wrong with a JSON text, at which line and column. Node's own parser often names no position,
+ * lossless-json's always gives the offset.
+ */
+export function jsonSyntaxError(text: string): string {
+  try {
+    parseLossless(text);
+    return 'unknown syntax error';
+  } catch (error) {
+    const message = (error as Error).message;
+    const offset = /at position (\d+)$/.exec(message)?.[1];
+    if (offset === undefined) return message;
+    const before = text.slice(0, Number(offset));
+    const line = before.split('\n').length;
+    const column = Number(offset) - before.lastIndexOf('\n');
+    return `${message.replace(/ at position \d+$/, '')} at line ${line}, column ${column}`;
+  }
 }
 
 /** Resolves CLI/event table names against config; an unknown name is refused with the known ones. */

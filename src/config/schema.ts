@@ -67,6 +67,16 @@ export const tableConfigSchema = z.strictObject({
   ttlSeconds: z.number().int().positive(),
   /** The column the hot tier's TTL runs on (bronze: exchange_timestamp); default the cursor column. */
   ttlColumn: identifier.optional(),
+  /**
+   * Closed hours below the cursor that each cycle compares with what was committed for them (back-dated
+   * rows, candles changed after their lateness); 0 turns the check off.
+   */
+  hourlyCheckHours: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(24 * 90)
+    .default(48),
   columns: z.array(columnSchema).min(1),
   naturalKey: z.array(identifier).min(1),
   partitionSpec: z.array(partitionFieldSchema).default([]),

@@ -71,6 +71,14 @@ export const METRICS = {
     statistic: 'Maximum',
     description: 'Failed passes of the table in a row since its last success (from its watermark row).',
   },
+  icebergBehind: {
+    name: 'IcebergBehind',
+    unit: UNITS.count,
+    dimensionSets: perTable,
+    statistic: 'Maximum',
+    description:
+      "1 when Iceberg lacks batches the table's watermark has passed (the catalog points at older metadata, or another catalog has no table): the table is stopped until repaired; 0 otherwise.",
+  },
   // Per table, emitted when a cycle publishes its outcome.
   rows: {
     name: 'RowsOffloaded',
@@ -92,6 +100,15 @@ export const METRICS = {
     dimensionSets: perTable,
     statistic: 'Average',
     description: 'Rows committed per second of table wall time; only emitted when rows were committed.',
+  },
+  // Per table, emitted by each cycle's per-hour check (src/hourly/check.ts).
+  hourlyMismatchHours: {
+    name: 'HourlyMismatchHours',
+    unit: UNITS.count,
+    dimensionSets: perTable,
+    statistic: 'Maximum',
+    description:
+      'Closed hours of the cursor (within the look-back, default 48 h) where ClickHouse holds other rows, or for candles other values, than the batches committed for that hour: back-dated rows or candles changed after their lateness. 0 when all agree; `k2-offload repair` fixes them.',
   },
   // Per table and error name, emitted by the failure step.
   errors: {
@@ -153,6 +170,8 @@ export const ALARM_NAMES = {
   successRateLow: 'IcebergOffloadSuccessRateLow',
   throughputLow: 'IcebergOffloadThroughputLow',
   executionsFailing: 'IcebergOffloadExecutionsFailing',
+  icebergBehind: 'IcebergOffloadIcebergBehind',
+  hourlyMismatch: 'IcebergOffloadHourlyMismatch',
   incident: 'IcebergOffloadIncident',
 } as const;
 export type AlarmKey = keyof typeof ALARM_NAMES;

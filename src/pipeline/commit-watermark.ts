@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { tableByName } from '../config/load.ts';
 import { MarkerMissingError } from '../errors.ts';
+import { recordBatchHours } from '../hourly/record.ts';
 import { identString } from '../iceberg/catalog.ts';
 import { findMarker, loadTable } from '../iceberg/table.ts';
 import type { PipelineDeps } from './deps.ts';
@@ -37,6 +38,7 @@ export async function commitWatermark(deps: PipelineDeps, raw: unknown): Promise
         { table: batch.table, batchId: batch.batchId, stagedRows: staged.rows, markerRows: marker?.rows },
       );
   }
+  await recordBatchHours(deps, batch, staged);
   deps.faults.hit('during-watermark', { table: batch.table, batchId: batch.batchId });
   const { result } = await deps.watermarks.advance({
     table: batch.table,

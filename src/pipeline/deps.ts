@@ -1,5 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { queryRows } from '../clickhouse/client.ts';
 import type { OffloadConfig } from '../config/schema.ts';
+import { UnavailableError } from '../errors.ts';
 import type { Catalog } from '../iceberg/catalog.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { EmfRecord } from '../metrics/emf.ts';
@@ -27,7 +29,14 @@ export type PipelineDeps = {
     secretAccessKey?: string;
     sessionToken?: string;
   };
+  /** This process's clock: labels, durations, metric timestamps. Never a window bound or a lease expiry. */
   clock: () => Date;
+  /**
+   * The source's clock, which every window bound is measured against: rows get their ingestion time
+   * from it, so a planner whose own clock runs fast cannot move a watermark past rows still arriving.
+   * Default: ClickHouse's `now64(3)`; tests that simulate time give theirs.
+   */
+  sourceClock?: () => Promise<Date>;
   /** How long a table's lease lives without renewal; longer than one cycle, shorter than two. */
   leaseSeconds: number;
   /**
@@ -42,6 +51,21 @@ export type PipelineDeps = {
 };
 
 export const DEFAULT_LEASE_SECONDS = 15 * 60;
+
+/** Now, by the source's clock (see `sourceClock`). */
+export async function sourceNow(deps: Pick<PipelineDeps, 'clickhouse' | 'sourceClock'>): Promise<Date> {
+  if (deps.sourceClock) return deps.sourceClock();
+  const [row] = await queryRows<{ now: string }>(
+    deps.clickhouse,
+    `SELECT toString(toUnixTimestamp64Milli(now64(3))) AS now`,
+  );
+  const now = new Date(Number(row?.now));
+  if (Number.isNaN(now.getTime()))
+    throw new UnavailableError(
+      `ClickHouse answered SELECT now64(3) with ${JSON.stringify(row)}, not an instant; window bounds come from its clock, check the server`,
+    );
+  return now;
+}
 
 /** The Iceberg module's view of the deps (it counts time in epoch milliseconds). */
 export const icebergDeps = (deps: PipelineDeps) => ({

@@ -45,6 +45,10 @@ export const stagedSchema = z.strictObject({
   rows: z.number().int().nonnegative(),
   files: z.array(stagedFileSchema),
   durationMs: z.number().nonnegative(),
+  /** The window's rows per hour of the cursor (candles: with a value checksum), for the hourly ledger. */
+  hours: z
+    .array(z.strictObject({ hour: instant, rows: z.number().int(), checksum: z.string().regex(/^[0-9]+$/) }))
+    .optional(),
 });
 export type Staged = z.infer<typeof stagedSchema>;
 

@@ -11,6 +11,8 @@ export const FAULT_POINTS = [
   'lost-commit-response',
   'during-watermark',
   'after-watermark',
+  'repair-before-commit',
+  'repair-after-commit',
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 

@@ -1,11 +1,14 @@
 import { pendingRows, ttlHeadroom } from '../clickhouse/inspect.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
+import { hourlyProblems } from '../hourly/health.ts';
 import { identString } from '../iceberg/catalog.ts';
+import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
 import type { EmfRecord } from '../metrics/emf.ts';
 import { floorTo } from '../plan/time.ts';
 import type { Watermark } from '../watermark/types.ts';
 import type { PipelineDeps } from './deps.ts';
+import { behindBy, catalogLabel, historyElsewhere } from './history.ts';
 import { targetOf } from './plan-cycle.ts';
 
 /** The alarm thresholds (lib/stage-config.ts defaults): the check and the alarms agree on what is wrong. */
@@ -42,13 +45,28 @@ export type TableHealth = {
   status: string | null;
   consecutiveFailures: number | null;
   lastError: { name: string; message: string } | null;
-  lease: { holder: string; expiresAt: string; live: boolean } | null;
+  /** `live` by the database's clock; an expired lease not released is stale (its holder died or hung). */
+  lease: {
+    holder: string;
+    expiresAt: string;
+    live: boolean;
+    host: string | null;
+    pid: number | null;
+    startedAt: string | null;
+  } | null;
   /** Rows in ClickHouse at or after the cursor (for candles: partial rows), and the oldest one's cursor. */
   pendingRows: number | null;
   oldestPending: string | null;
   /** Hours until the hot tier's TTL deletes the oldest row not yet in Iceberg (the TTL when none waits). */
   ttlHeadroomHours: number | null;
-  iceberg: { table: string; exists: boolean | null; newestWindowEnd: string | null };
+  iceberg: {
+    table: string;
+    exists: boolean | null;
+    newestWindowEnd: string | null;
+    newestBatchId: string | null;
+    /** Why Iceberg lacks what the watermark passed (a catalog moved back or switched); null when it holds it. */
+    behind: string | null;
+  };
 };
 
 export type HealthReport = {
@@ -119,20 +137,49 @@ function judge(t: TableHealth, table: TableConfig, th: HealthThresholds): Proble
     );
   if (t.lease && !t.lease.live)
     add(
-      'warning',
-      'lease-expired',
-      `lease of ${t.lease.holder} expired at ${t.lease.expiresAt}; the next cycle takes it over`,
+      'critical',
+      'lease-stale',
+      `lease of ${describeHolder(t.lease)} expired at ${t.lease.expiresAt} and was never released: its holder died or hangs. The next cycle takes it over; if the holder is gone, k2-offload watermark release --table ${t.table} --reason "..."`,
     );
-  if (t.iceberg.newestWindowEnd && t.cursor && Date.parse(t.iceberg.newestWindowEnd) > Date.parse(t.cursor))
+  if (t.iceberg.behind)
     add(
-      'warning',
+      'critical',
+      'iceberg-behind',
+      `${t.iceberg.behind}; the table is stopped: k2-offload watermark rewind --table ${t.table} --reason "..." (docs/runbooks/iceberg-behind.md)`,
+    );
+  const ahead =
+    t.iceberg.newestWindowEnd && t.cursor && Date.parse(t.iceberg.newestWindowEnd) > Date.parse(t.cursor);
+  // While a cycle holds the lease, a commit not yet recorded in the watermark is the protocol at work.
+  if (ahead)
+    add(
+      t.lease?.live ? 'warning' : 'critical',
       'iceberg-ahead',
-      `Iceberg holds rows up to ${t.iceberg.newestWindowEnd}, past the watermark ${t.cursor}; the next cycle reconciles`,
+      `Iceberg holds rows up to ${t.iceberg.newestWindowEnd} (batch ${t.iceberg.newestBatchId}), past the watermark ${t.cursor}; the next cycle reconciles`,
     );
   return out;
 }
 
-function tableFacts(table: TableConfig, w: Watermark | undefined, now: Date): TableHealth {
+export const describeHolder = (lease: { holder: string; host: string | null; pid: number | null }) =>
+  `${lease.holder}${lease.host ? ` (${lease.host} pid ${lease.pid})` : ''}`;
+
+/** A missing table is behind too when the watermark's history was committed elsewhere. */
+function missingWithHistory(
+  deps: PipelineDeps,
+  table: TableConfig,
+  w: Watermark | undefined,
+  found: unknown,
+): string | null {
+  if (found !== undefined) return null;
+  const here = {
+    catalog: catalogLabel(deps.catalog),
+    location: defaultTableLocation(deps.warehouse, targetOf(table)),
+  };
+  if (!historyElsewhere(w, here)) return null;
+  const there = w.iceberg ? ` (history in the ${w.iceberg.catalog} catalog at ${w.iceberg.location})` : '';
+  return `the ${here.catalog} catalog has no table at ${here.location}, but the watermark has passed committed batches${there}`;
+}
+
+function tableFacts(table: TableConfig, w: Watermark | undefined, now: Date, dbNow: Date): TableHealth {
   const seen = [w?.lastSuccessAt, w?.lastCheckedAt].filter((v): v is string => !!v).map(Date.parse);
   const round1 = (n: number) => Math.round(n * 10) / 10;
   return {
@@ -146,11 +193,26 @@ function tableFacts(table: TableConfig, w: Watermark | undefined, now: Date): Ta
     status: w?.status ?? null,
     consecutiveFailures: w?.consecutiveFailures ?? null,
     lastError: w?.lastError ?? null,
-    lease: w?.lease ? { ...w.lease, live: Date.parse(w.lease.expiresAt) > now.getTime() } : null,
+    lease: w?.lease
+      ? {
+          holder: w.lease.holder,
+          expiresAt: w.lease.expiresAt,
+          live: Date.parse(w.lease.expiresAt) > dbNow.getTime(),
+          host: w.lease.host,
+          pid: w.lease.pid,
+          startedAt: w.lease.startedAt,
+        }
+      : null,
     pendingRows: null,
     oldestPending: null,
     ttlHeadroomHours: null,
-    iceberg: { table: identString(targetOf(table)), exists: null, newestWindowEnd: null },
+    iceberg: {
+      table: identString(targetOf(table)),
+      exists: null,
+      newestWindowEnd: null,
+      newestBatchId: null,
+      behind: null,
+    },
   };
 }
 
@@ -185,10 +247,15 @@ export async function collectHealth(
     if (!r.success) throw r.error;
   });
   const chUp = component('clickhouse', ch, 'answers SELECT 1');
-  const pg = await timed(limit, () => deps.watermarks.list());
-  const pgUp = component('postgres', pg, `${pg.value?.length ?? 0} watermark rows`);
-  const byTable = new Map((pg.value ?? []).map((w) => [w.table, w]));
-  const tables = deps.config.tables.map((t) => tableFacts(t, byTable.get(t.name), now));
+  const pg = await timed(limit, async () => ({
+    rows: await deps.watermarks.list(),
+    // Leases expire by the database's clock, the one that grants them.
+    now: new Date(await deps.watermarks.now()),
+  }));
+  const pgUp = component('postgres', pg, `${pg.value?.rows.length ?? 0} watermark rows`);
+  const byTable = new Map((pg.value?.rows ?? []).map((w) => [w.table, w]));
+  const dbNow = pg.value?.now ?? now;
+  const tables = deps.config.tables.map((t) => tableFacts(t, byTable.get(t.name), now, dbNow));
 
   let catalogError: string | undefined;
   let catalogMs = 0;
@@ -198,13 +265,18 @@ export async function collectHealth(
       const r = await timed(limit, async () => {
         const ident = targetOf(table);
         if ((await deps.catalog.currentMetadataLocation(ident)) === undefined) return undefined;
-        return { marker: newestMarker((await loadTable(deps, ident)).metadata) };
+        const { metadata } = await loadTable(deps, ident);
+        const w = byTable.get(table.name);
+        return { marker: newestMarker(metadata), behind: w ? (behindBy(w, metadata) ?? null) : null };
       });
       catalogMs += r.ms;
       if (r.error) catalogError = `${facts.iceberg.table}: ${r.error}`;
       else {
         facts.iceberg.exists = r.value !== undefined;
         facts.iceberg.newestWindowEnd = r.value?.marker?.windowEnd ?? null;
+        facts.iceberg.newestBatchId = r.value?.marker?.batchId ?? null;
+        facts.iceberg.behind =
+          r.value?.behind ?? missingWithHistory(deps, table, byTable.get(table.name), r.value);
       }
     }
     if (chUp && pgUp && facts.cursor !== null) {
@@ -236,6 +308,7 @@ export async function collectHealth(
         message: 'no watermark row yet: the first cycle creates it at the initial cursor',
       });
     problems.push(...judge(facts, table, th));
+    if (pgUp) problems.push(...(await hourlyProblems(deps, table)));
   }
   component(
     'catalog',
@@ -262,6 +335,7 @@ export function healthRecords(report: HealthReport): EmfRecord[] {
       ...(t.watermarkAgeSeconds !== null ? { watermarkAgeSeconds: t.watermarkAgeSeconds } : {}),
       ...(t.ttlHeadroomHours !== null ? { ttlHeadroomHours: t.ttlHeadroomHours } : {}),
       ...(t.consecutiveFailures !== null ? { consecutiveFailures: t.consecutiveFailures } : {}),
+      ...(t.iceberg.exists !== null || t.iceberg.behind ? { icebergBehind: t.iceberg.behind ? 1 : 0 } : {}),
     },
   }));
 }

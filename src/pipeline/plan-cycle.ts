@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cursorRange, rowHistogram } from '../clickhouse/inspect.ts';
+import { rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError, InvalidMetadataError, OffloadError } from '../errors.ts';
@@ -10,8 +10,10 @@ import { joinUri } from '../iceberg/object-store.ts';
 import { createTable, newestMarker } from '../iceberg/table.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import type { Watermark } from '../watermark/types.ts';
-import { icebergDeps, type PipelineDeps } from './deps.ts';
+import { icebergDeps, type PipelineDeps, sourceNow } from './deps.ts';
 import { type CycleInput, type CyclePlan, cycleInputSchema, type Skip, type TablePlan } from './events.ts';
+import { startAtOldestRow } from './first-offload.ts';
+import { behindBy, behindError, catalogLabel, historyElsewhere, noTwinError } from './history.ts';
 
 export const targetOf = (table: TableConfig): TableIdent => ({
   namespace: table.target.namespace,
@@ -82,47 +84,24 @@ function checkOwnMetadata(
 }
 
 /**
- * Where a table's first offload starts, when that is after its stored cursor: at its oldest row in
- * ClickHouse rather than at the configured initial cursor (1970 by default), since nothing can arrive
- * below the oldest ingestion time and a 50-year empty backlog would otherwise be walked an hour at a
- * time; an empty table at its current bound (now minus lateness), below which no row can still arrive.
- * Only for a watermark that never moved and is not leased; undefined otherwise.
+ * The table's Iceberg metadata, checked against its watermark before anything is planned: the catalog
+ * must point at this table's own metadata, holding the watermark's last batch; a table is created only
+ * for a watermark without history elsewhere. Records which catalog and location hold the history.
  */
-export async function firstOffloadStart(
-  deps: PipelineDeps,
-  table: TableConfig,
-  w: Watermark | undefined,
-  now: number,
-): Promise<{ cursor: string; reason: string } | undefined> {
-  const cursor = w?.cursor ?? new Date(table.initialCursor).toISOString();
-  if (w && (w.version !== 0 || w.lastBatchId !== null || (w.lease && Date.parse(w.lease.expiresAt) > now)))
-    return undefined;
-  const range = await cursorRange(deps.clickhouse, table);
-  const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
-  const start =
-    Math.floor((range ? Date.parse(range.min) : now - table.latenessSeconds * 1000) / step) * step;
-  if (start <= Date.parse(cursor)) return undefined;
-  const at = new Date(start).toISOString();
-  return {
-    cursor: at,
-    reason: range
-      ? `first offload: the oldest row in ClickHouse has ${table.cursor.column} ${range.min}`
-      : `first offload: the table is empty, rows can only arrive after ${at}`,
-  };
-}
-
-async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]) {
-  const now = deps.clock().getTime();
-  for (const table of tables) {
-    const start = await firstOffloadStart(deps, table, await deps.watermarks.get(table.name), now);
-    if (start)
-      await deps.watermarks.setCursor({
-        table: table.name,
-        ...start,
-        actor: 'k2-offload',
-        allowBackwards: false,
-      });
-  }
+async function openIcebergTable(deps: PipelineDeps, table: TableConfig, w: Watermark) {
+  const ident = targetOf(table);
+  const location = defaultTableLocation(deps.warehouse, ident);
+  const here = { catalog: catalogLabel(deps.catalog), location };
+  const exists = (await deps.catalog.currentMetadataLocation(ident)) !== undefined;
+  if (!exists && historyElsewhere(w, here)) throw noTwinError(table, w, here);
+  // Also for an existing table: it confirms the columns and partitioning still match the config.
+  const loaded = await createTable(icebergDeps(deps), { table: ident, config: table, location });
+  checkOwnMetadata(table, location, loaded);
+  const gap = behindBy(w, loaded.metadata);
+  if (gap) throw behindError(table, loaded.metadataLocation, gap);
+  if (w.iceberg?.catalog !== here.catalog || w.iceberg.location !== here.location)
+    await deps.watermarks.bindCatalog(table.name, here);
+  return loaded;
 }
 
 /** `until` bounds a console rerun; in the future it would offload rows that are not final yet. */
@@ -168,14 +147,17 @@ function spentPlan(deps: PipelineDeps, cycleId: string, input: CycleInput, now: 
  */
 export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<CyclePlan> {
   const input = parseCycleInput(raw);
-  const now = deps.clock();
-  assertUntilPast(input.until, now);
+  // This process's clock names the cycle and times its budget (elapsed time, which a skew cancels out of).
+  const started = deps.clock();
   const requested = selectTables(deps.config, input.tables);
   const cycleId =
-    input.cycleId ?? `cycle-${now.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+    input.cycleId ?? `cycle-${started.toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
   const firstPass = input.cycleId === undefined;
-  const spent = budgetSpent(deps, input, now);
-  if (spent) return spentPlan(deps, cycleId, input, now, spent);
+  const spent = budgetSpent(deps, input, started);
+  if (spent) return spentPlan(deps, cycleId, input, started, spent);
+  // Window bounds by the source's clock: rows get their ingestion time from it, not from ours.
+  const now = await sourceNow(deps);
+  assertUntilPast(input.until, now);
 
   await deps.watermarks.ensureTables(
     deps.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
@@ -186,7 +168,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     : new Set((await deps.watermarks.list()).filter((w) => w.status === 'failed').map((w) => w.table));
   const selected = requested.filter((t) => !failed.has(t.name));
 
-  await startAtOldestRow(deps, selected);
+  await startAtOldestRow(deps, selected, now.getTime());
 
   const tokens = new Map<string, string>();
   const leasedByOthers: LeaseHeld[] = [];
@@ -213,7 +195,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
     });
     deps.metrics([
       {
-        timestamp: now.getTime(),
+        timestamp: started.getTime(),
         dimensions: { Table: table.name, ErrorType: error.name },
         values: { errors: 1 },
         properties: { cycleId, message: message.slice(0, 500) },
@@ -231,14 +213,10 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
       const token = tokens.get(table.name);
       if (!token) continue;
       try {
-        const ident = targetOf(table);
-        const location = defaultTableLocation(deps.warehouse, ident);
-        const loaded = await createTable(icebergDeps(deps), { table: ident, config: table, location });
-        checkOwnMetadata(table, location, loaded);
-        const { metadata } = loaded;
+        const current = await deps.watermarks.get(table.name);
+        const { metadata } = await openIcebergTable(deps, table, current);
         locations.set(table.name, metadata.location);
         const marker = newestMarker(metadata);
-        const current = await deps.watermarks.get(table.name);
         if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
           await deps.watermarks.reconcile({
             table: table.name,
@@ -246,7 +224,7 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
             windowEnd: marker.windowEnd,
             rows: marker.rows,
             leaseToken: token,
-            note: `Iceberg ${identString(ident)} snapshot ${marker.snapshotId} carries batch ${marker.batchId} ending ${marker.windowEnd}`,
+            note: `Iceberg ${identString(targetOf(table))} snapshot ${marker.snapshotId} carries batch ${marker.batchId} ending ${marker.windowEnd}`,
           });
           deps.log({ event: 'reconciled', table: table.name, from: current.cursor, to: marker.windowEnd });
         }
@@ -335,13 +313,13 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   }
 
   if (firstPass)
-    deps.metrics([{ timestamp: now.getTime(), values: { cyclesStarted: 1 }, properties: { cycleId } }]);
+    deps.metrics([{ timestamp: started.getTime(), values: { cyclesStarted: 1 }, properties: { cycleId } }]);
   const layers = (['bronze', 'silver', 'gold'] as const)
     .map((layer) => ({ layer, tables: plans.filter((p) => p.layer === layer) }))
     .filter((l) => l.tables.length > 0);
   const plan: CyclePlan = {
     cycleId,
-    startedAt: input.cycleStartedAt ?? now.toISOString(),
+    startedAt: input.cycleStartedAt ?? started.toISOString(),
     input: carriedInput(input),
     layers,
     skipped: pass.skipped,

@@ -1,18 +1,16 @@
 import { selectTables } from '../config/load.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
 import { identString } from '../iceberg/catalog.ts';
+import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
 import type { Batch } from '../plan/batch.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
-import type { PipelineDeps } from './deps.ts';
+import type { Watermark } from '../watermark/types.ts';
+import { type PipelineDeps, sourceNow } from './deps.ts';
 import type { Skip } from './events.ts';
-import {
-  assertUntilPast,
-  estimateFor,
-  firstOffloadStart,
-  MAX_BATCHES_PER_PASS,
-  targetOf,
-} from './plan-cycle.ts';
+import { firstOffloadStart } from './first-offload.ts';
+import { behindBy, behindError, catalogLabel, historyElsewhere, noTwinError } from './history.ts';
+import { assertUntilPast, estimateFor, MAX_BATCHES_PER_PASS, targetOf } from './plan-cycle.ts';
 
 export type PreviewBatch = Batch & { estimatedRows: number | null };
 
@@ -50,12 +48,19 @@ function sumRows(buckets: readonly RowBucket[], start: string, end: string): num
   }, 0);
 }
 
-async function icebergState(deps: PipelineDeps, table: TableConfig) {
+/** The table's newest marker, and why the cycle would stop it (Iceberg behind its watermark), if so. */
+async function icebergState(deps: PipelineDeps, table: TableConfig, w: Watermark | undefined) {
   const ident = targetOf(table);
-  if ((await deps.catalog.currentMetadataLocation(ident)) === undefined)
-    return { table: identString(ident), exists: false, marker: undefined };
-  const { metadata } = await loadTable(deps, ident);
-  return { table: identString(ident), exists: true, marker: newestMarker(metadata) };
+  if ((await deps.catalog.currentMetadataLocation(ident)) === undefined) {
+    const location = defaultTableLocation(deps.warehouse, ident);
+    const here = { catalog: catalogLabel(deps.catalog), location };
+    const stop = historyElsewhere(w, here) ? noTwinError(table, w, here).message : undefined;
+    return { table: identString(ident), exists: false, marker: undefined, stop };
+  }
+  const { metadataLocation, metadata } = await loadTable(deps, ident);
+  const gap = w ? behindBy(w, metadata) : undefined;
+  const stop = gap ? behindError(table, metadataLocation, gap).message : undefined;
+  return { table: identString(ident), exists: true, marker: newestMarker(metadata), stop };
 }
 
 /**
@@ -67,7 +72,7 @@ export async function previewCycle(
   deps: PipelineDeps,
   options: { tables?: readonly string[] | undefined; until?: string | undefined } = {},
 ): Promise<CyclePreview> {
-  const now = deps.clock();
+  const now = await sourceNow(deps);
   assertUntilPast(options.until, now);
   const selected = selectTables(deps.config, options.tables);
   const stored = new Map((await deps.watermarks.list()).map((w) => [w.table, w]));
@@ -76,6 +81,7 @@ export async function previewCycle(
   const facts = new Map<string, Omit<TablePreview, 'batches' | 'skip'>>();
 
   const selectedNames = new Set(selected.map((t) => t.name));
+  const stopped = new Map<string, string>();
   for (const table of deps.config.tables) {
     const w = stored.get(table.name);
     const storedCursor = w?.cursor ?? null;
@@ -86,7 +92,8 @@ export async function previewCycle(
       : undefined;
     const firstOffloadFrom = start?.cursor ?? null;
     const base = firstOffloadFrom ?? storedCursor ?? new Date(table.initialCursor).toISOString();
-    const ice = await icebergState(deps, table);
+    const ice = await icebergState(deps, table, w);
+    if (ice.stop) stopped.set(table.name, `IcebergBehindError: ${ice.stop}`);
     const ahead = ice.marker && Date.parse(ice.marker.windowEnd) > Date.parse(base) ? ice.marker : undefined;
     const cursor = ahead ? ahead.windowEnd : base;
     cursors[table.name] = cursor;
@@ -105,20 +112,25 @@ export async function previewCycle(
   }
 
   const estimates: Record<string, RowBucket[]> = {};
-  for (const table of selected) {
+  const planned = selected.filter((t) => !stopped.has(t.name));
+  for (const table of planned) {
     const buckets = await estimateFor(deps, table, cursors[table.name], now);
     if (buckets) estimates[table.name] = buckets;
   }
-  const pass = planPass({
-    config: deps.config,
-    tables: selected.map((t) => t.name),
-    watermarks: cursors,
-    leasedByOthers,
-    now: now.toISOString(),
-    until: options.until,
-    estimates,
-    maxBatchesPerTable: MAX_BATCHES_PER_PASS,
-  });
+  // No table left to plan is an empty pass, not "every table" (what planPass takes an empty list for).
+  const pass =
+    planned.length === 0
+      ? { tables: [], skipped: [], more: false }
+      : planPass({
+          config: deps.config,
+          tables: planned.map((t) => t.name),
+          watermarks: cursors,
+          leasedByOthers,
+          now: now.toISOString(),
+          until: options.until,
+          estimates,
+          maxBatchesPerTable: MAX_BATCHES_PER_PASS,
+        });
 
   const tables: TablePreview[] = deps.config.tables.map((table) => {
     const planned = pass.tables.find((t) => t.table === table.name);
@@ -129,7 +141,9 @@ export async function previewCycle(
         ...b,
         estimatedRows: buckets ? sumRows(buckets, b.windowStart, b.windowEnd) : null,
       })),
-      skip: pass.skipped.find((s) => s.table === table.name) ?? null,
+      skip: stopped.has(table.name)
+        ? { table: table.name, reason: 'failed' as const, detail: stopped.get(table.name) as string }
+        : (pass.skipped.find((s) => s.table === table.name) ?? null),
     };
   });
   return { now: now.toISOString(), until: options.until ?? null, tables, more: pass.more };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkCycleHours } from '../hourly/check.ts';
 import type { EmfRecord } from '../metrics/emf.ts';
 import type { CycleStatus } from '../metrics/names.ts';
 import type { PipelineDeps } from './deps.ts';
@@ -92,6 +93,8 @@ export async function publishCycle(deps: PipelineDeps, raw: unknown): Promise<Cy
       properties: { cycleId: input.cycleId },
     });
   deps.metrics(records);
+  // Once per cycle: back-dated rows and changed candles below the cursor (metric, health, repair).
+  if (input.final) await checkCycleHours(deps);
   return {
     cycleId: input.cycleId,
     pass: input.pass,

@@ -1,10 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { GlueClient } from '@aws-sdk/client-glue';
 import pg from 'pg';
 import { assertReachable, openClickHouse } from '../clickhouse/client.ts';
 import { loadConfig } from '../config/load.ts';
 import type { OffloadConfig } from '../config/schema.ts';
+import { InputError } from '../errors.ts';
 import type { Catalog } from '../iceberg/catalog.ts';
 import { createGlueCatalog } from '../iceberg/glue-catalog.ts';
 import { createPathCatalog } from '../iceberg/path-catalog.ts';
@@ -15,6 +16,7 @@ import { DEFAULT_LEASE_SECONDS, type PipelineDeps } from '../pipeline/deps.ts';
 import { type Faults, NO_FAULTS } from '../pipeline/faults.ts';
 import { startEmbeddedPostgres } from '../postgres/embedded.ts';
 import { createPostgresWatermarkStore } from '../watermark/store.ts';
+import { HOME_NAME, lockHome } from './home.ts';
 import { readSettings, type Settings } from './settings.ts';
 
 export type Runtime = PipelineDeps & { settings: Settings; pool: pg.Pool; close: () => Promise<void> };
@@ -25,9 +27,19 @@ export type OpenOptions = {
   env?: NodeJS.ProcessEnv;
   faults?: Faults;
   clock?: () => Date;
+  /** Tests that simulate time: the source's clock (default ClickHouse `now64()`) and the database's. */
+  sourceClock?: () => Promise<Date>;
+  databaseClock?: () => Date;
   leaseSeconds?: number;
   metrics?: (records: EmfRecord[]) => void;
   log?: (line: Record<string, unknown>) => void;
+  /**
+   * The CLI command opening the embedded engines, which serve one process at a time: a read-only one
+   * waits for the holder (told through `onWait`), any other is refused naming it.
+   */
+  command?: { name: string; readOnly: boolean; onWait?: (message: string) => void };
+  /** Create the embedded state folder when there is none (the demo); other commands refuse. */
+  createHome?: boolean;
 };
 
 /**
@@ -42,9 +54,19 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
+    const embedded = !settings.databaseUrl || !settings.clickhouseUrl;
+    if (embedded && !settings.homeExists && !options.createHome)
+      throw new InputError(
+        `no k2-offload state in ${dirname(settings.home)} or any folder above it (no ${HOME_NAME} folder); run k2-offload demo to create one here, run from the folder that holds it, set K2_HOME to it, or set CLICKHOUSE_URL and DATABASE_URL to servers`,
+        { home: settings.home },
+      );
+    if (embedded) await mkdir(settings.home, { recursive: true });
+    if (embedded && options.command) {
+      const { name, readOnly, onWait } = options.command;
+      closers.push(await lockHome(settings.home, name, { wait: readOnly, ...(onWait ? { onWait } : {}) }));
+    }
     let databaseUrl = settings.databaseUrl;
     if (!databaseUrl) {
-      await mkdir(settings.home, { recursive: true });
       const embedded = await startEmbeddedPostgres(join(settings.home, 'postgres'));
       closers.push(embedded.stop);
       databaseUrl = embedded.url;
@@ -54,7 +76,7 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
     closers.push(() => pool.end());
     const watermarks = createPostgresWatermarkStore(pool, {
       schema: settings.pgSchema,
-      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.databaseClock ? { clock: options.databaseClock } : {}),
     });
     await watermarks.migrate();
 
@@ -80,6 +102,7 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
         ...awsCredentialsFromEnv(options.env ?? process.env),
       },
       clock: options.clock ?? (() => new Date()),
+      ...(options.sourceClock ? { sourceClock: options.sourceClock } : {}),
       leaseSeconds: options.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
       faults: options.faults ?? NO_FAULTS,
       metrics: options.metrics ?? (() => {}),
@@ -104,7 +127,7 @@ function createCatalog(
     return createGlueCatalog(new GlueClient({ region: settings.region }), {
       databaseName: (namespace: string) => namespace,
     });
-  return createPostgresCatalog(pool, { catalogName: 'k2' });
+  return createPostgresCatalog(pool, { catalogName: settings.catalogName });
 }
 
 /** ClickHouse's own s3() writes need explicit keys; the SDK finds them itself for everything else. */

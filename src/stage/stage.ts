@@ -3,9 +3,11 @@ import { isEmbedded, queryRows } from '../clickhouse/client.ts';
 import { ident } from '../clickhouse/sql.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError, StagingMismatchError } from '../errors.ts';
+import { checksumAggregateSql, hourSql, sumHours } from '../hourly/sql.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { BatchSpec, Staged } from '../pipeline/events.ts';
 import { makeBatch } from '../plan/batch.ts';
+import type { HourCount } from '../watermark/hourly-types.ts';
 import { type BucketCount, bucketMillis, planStatements, type StageStatement } from './plan.ts';
 import { partitionTupleSql, stagingSelect } from './select.ts';
 import { clearParts, type StreamedFile } from './stream.ts';
@@ -67,16 +69,22 @@ async function histogram(
   table: TableConfig,
   window: { windowStart: string; windowEnd: string },
   bucketMs: number,
-): Promise<BucketCount[]> {
+): Promise<Array<BucketCount & { hour: HourCount }>> {
   const select = stagingSelect(table, window.windowStart, window.windowEnd);
   const cursor = ident(table.cursor.column, 'cursor column');
   const startMs = Date.parse(window.windowStart);
-  const rows = await queryRows<{ b: string; k: string[]; rows: string }>(
+  // Grouped by hour too: the batch's rows per hour go to the hourly ledger at the watermark commit.
+  const rows = await queryRows<{ b: string; k: string[]; rows: string; h: string; sum: string }>(
     client,
     `SELECT intDiv(toUnixTimestamp64Milli(${cursor}) - ${startMs}, ${bucketMs}) AS b, ${partitionTupleSql(table)} AS k,
-       count() AS rows FROM (${select}) GROUP BY b, k`,
+       ${hourSql(table)} AS h, count() AS rows, ${checksumAggregateSql(table)} AS sum FROM (${select}) GROUP BY b, k, h`,
   );
-  return rows.map((r) => ({ bucket: Number(r.b), key: r.k, rows: Number(r.rows) }));
+  return rows.map((r) => ({
+    bucket: Number(r.b),
+    key: r.k,
+    rows: Number(r.rows),
+    hour: { hour: r.h, rows: Number(r.rows), checksum: r.sum },
+  }));
 }
 
 /**
@@ -140,7 +148,7 @@ export async function stageBatch(
     written = await readWritten(client, target, indexes, options.s3);
   }
   const files = check(table, batch, statements, written);
-  return { ...files, durationMs: clock() - started };
+  return { ...files, durationMs: clock() - started, hours: sumHours(counts.map((c) => c.hour)) };
 }
 
 /**

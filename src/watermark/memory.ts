@@ -1,4 +1,5 @@
 import { toInstant } from '../plan/batch.ts';
+import { memoryHourlyMethods } from './memory-hourly.ts';
 import {
   backwardsRefused,
   checkHolder,
@@ -9,21 +10,26 @@ import {
   expiryOf,
   leaseHeld,
   normalizeAdvance,
+  normalizeBinding,
   normalizeFailure,
+  normalizeForceRelease,
   normalizeHistoryQuery,
   normalizeLimit,
   normalizeNoop,
   normalizeReconcile,
   normalizeSetCursor,
+  releaseReason,
   staleLease,
   unknownTable,
 } from './rules.ts';
-import type { AuditRecord, RunRecord, Watermark, WatermarkStore } from './types.ts';
+import type { AuditRecord, HolderProcess, RunRecord, Watermark, WatermarkStore } from './types.ts';
 
 type Row = Omit<Watermark, 'lease' | 'leaseToken'> & {
   token: bigint;
   holder: string | null;
   expiresAt: string | null;
+  holderProcess: HolderProcess | null;
+  startedAt: string | null;
 };
 
 const ms = (instant: string) => Date.parse(instant);
@@ -33,8 +39,11 @@ const ms = (instant: string) => Date.parse(instant);
  * synchronously between awaits, which makes each one atomic the way a row lock makes it atomic there.
  * For unit tests of other modules and the demo; state is lost with the process.
  */
-export function createMemoryWatermarkStore(options: { clock?: () => Date } = {}): WatermarkStore {
+export function createMemoryWatermarkStore(
+  options: { clock?: () => Date; process?: HolderProcess } = {},
+): WatermarkStore {
   const clock = options.clock ?? (() => new Date());
+  const me = options.process ?? { host: 'memory', pid: process.pid };
   const rows = new Map<string, Row>();
   const runs: RunRecord[] = [];
   const audits: AuditRecord[] = [];
@@ -47,12 +56,23 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
     return row;
   };
   const view = (row: Row): Watermark => {
-    const { token, holder, expiresAt, lastError, ...rest } = row;
+    const { token, holder, expiresAt, lastError, holderProcess, startedAt, iceberg, ...rest } = row;
     return {
       ...rest,
       lastError: lastError ? { ...lastError } : null,
-      lease: holder !== null && expiresAt !== null ? { holder, token: token.toString(), expiresAt } : null,
+      lease:
+        holder !== null && expiresAt !== null
+          ? {
+              holder,
+              token: token.toString(),
+              expiresAt,
+              host: holderProcess?.host ?? null,
+              pid: holderProcess?.pid ?? null,
+              startedAt,
+            }
+          : null,
       leaseToken: token.toString(),
+      iceberg: iceberg ? { ...iceberg } : null,
     };
   };
   const isHeld = (row: Row, token: string) => row.holder !== null && row.token === BigInt(token);
@@ -73,7 +93,13 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
     );
 
   return {
+    ...memoryHourlyMethods(clock, rowOf),
+
     async migrate() {},
+
+    async now() {
+      return now();
+    },
 
     async ensureTables(tables) {
       const checked = tables.map((t) => ({
@@ -89,6 +115,7 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
           version: 0,
           status: 'idle',
           lastBatchId: null,
+          lastMarkerBatchId: null,
           lastSuccessAt: null,
           lastCheckedAt: null,
           lastRows: null,
@@ -98,6 +125,9 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
           token: 0n,
           holder: null,
           expiresAt: null,
+          holderProcess: null,
+          startedAt: null,
+          iceberg: null,
         });
         created.push(table);
       }
@@ -121,7 +151,9 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
       if (!free && row.holder !== who)
         return { acquired: false, holder: row.holder!, expiresAt: row.expiresAt! };
       row.token += 1n;
+      if (row.holder !== who || row.startedAt === null) row.startedAt = at.toISOString();
       row.holder = who;
+      row.holderProcess = { ...me };
       row.expiresAt = expiryOf(at, ttl);
       row.status = 'running';
       return { acquired: true, token: row.token.toString(), expiresAt: row.expiresAt };
@@ -145,6 +177,39 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
       return { released: true };
     },
 
+    async releaseOwnLeases() {
+      const mine = [...rows.values()].filter(
+        (r) => r.holder !== null && r.holderProcess?.host === me.host && r.holderProcess.pid === me.pid,
+      );
+      for (const row of mine) release(row);
+      return { tables: mine.map((r) => r.table).sort() };
+    },
+
+    async forceRelease(input) {
+      const f = normalizeForceRelease(input);
+      const row = rowOf(f.table);
+      const lease = view(row).lease;
+      if (!lease) return { released: false, lease: null };
+      row.token += 1n;
+      release(row);
+      audits.push({
+        id: (nextId++).toString(),
+        table: f.table,
+        action: 'release',
+        oldCursor: row.cursor,
+        newCursor: row.cursor,
+        backwards: false,
+        actor: f.actor,
+        reason: releaseReason(f.reason, lease),
+        at: now(),
+      });
+      return { released: true, lease };
+    },
+
+    async bindCatalog(table, binding) {
+      rowOf(table).iceberg = normalizeBinding(binding);
+    },
+
     async advance(input) {
       const b = normalizeAdvance(input);
       const row = rowOf(b.table);
@@ -155,6 +220,7 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
           version: row.version + 1,
           status: 'ok',
           lastBatchId: b.batchId,
+          lastMarkerBatchId: b.rows > 0 ? b.batchId : row.lastMarkerBatchId,
           lastSuccessAt: at,
           lastCheckedAt: at,
           lastRows: b.rows,
@@ -199,6 +265,7 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
         version: row.version + 1,
         status: 'ok',
         lastBatchId: r.batchId,
+        lastMarkerBatchId: r.batchId,
         lastSuccessAt: at,
         lastCheckedAt: at,
         lastRows: r.rows,
@@ -286,7 +353,13 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
         return { changed: false, previousCursor, version: row.version };
       const backwards = ms(s.cursor) < ms(previousCursor);
       if (backwards && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
-      Object.assign(row, { cursor: s.cursor, version: row.version + 1, lastBatchId: null, status: 'idle' });
+      Object.assign(row, {
+        cursor: s.cursor,
+        version: row.version + 1,
+        lastBatchId: s.lastBatchId,
+        lastMarkerBatchId: s.lastBatchId,
+        status: 'idle',
+      });
       // A new token fences out any holder whose lease expired while it was still working.
       row.token += 1n;
       row.holder = null;
@@ -294,6 +367,7 @@ export function createMemoryWatermarkStore(options: { clock?: () => Date } = {})
       audits.push({
         id: (nextId++).toString(),
         table: s.table,
+        action: s.action,
         oldCursor: previousCursor,
         newCursor: s.cursor,
         backwards,

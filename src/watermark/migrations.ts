@@ -100,6 +100,48 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION ${s}.refuse_rewrite();
     `,
   },
+  {
+    version: 3,
+    name: 'lease holder process, catalog of the history, audit action',
+    sql: (s) => `
+      ALTER TABLE ${s}.watermarks
+        ADD COLUMN lease_host text,
+        ADD COLUMN lease_pid integer,
+        ADD COLUMN lease_started_at timestamptz,
+        ADD COLUMN iceberg_catalog text,
+        ADD COLUMN iceberg_location text,
+        ADD COLUMN last_marker_batch_id text;
+      UPDATE ${s}.watermarks SET last_marker_batch_id = last_batch_id WHERE last_rows > 0;
+      ALTER TABLE ${s}.watermark_audit
+        ADD COLUMN action text NOT NULL DEFAULT 'cursor' CHECK (action IN ('cursor', 'rewind', 'release'));
+    `,
+  },
+  {
+    version: 4,
+    name: 'hourly ledger of committed rows, last hourly check',
+    // Self-contained (depends on version 1 only): versions are applied in order, whichever else exists.
+    sql: (s) => `
+      CREATE TABLE ${s}.hourly_ledger (
+        table_name text NOT NULL REFERENCES ${s}.watermarks (table_name),
+        batch_id text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('offload', 'repair')),
+        window_start timestamptz NOT NULL,
+        window_end timestamptz NOT NULL,
+        hours jsonb NOT NULL,
+        recorded_at timestamptz NOT NULL,
+        PRIMARY KEY (table_name, batch_id)
+      );
+      CREATE INDEX hourly_ledger_window ON ${s}.hourly_ledger (table_name, window_end);
+      CREATE TABLE ${s}.hourly_checks (
+        table_name text PRIMARY KEY REFERENCES ${s}.watermarks (table_name),
+        checked_at timestamptz NOT NULL,
+        range_from timestamptz NOT NULL,
+        range_to timestamptz NOT NULL,
+        checked_hours integer NOT NULL,
+        mismatches jsonb NOT NULL
+      );
+    `,
+  },
 ];
 
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;

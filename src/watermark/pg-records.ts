@@ -1,12 +1,17 @@
+import type pg from 'pg';
 import type { PgAccess } from './pg-access.ts';
-import { iso } from './pg-rows.ts';
+import { iso, toWatermark, WATERMARK_COLUMNS, type WatermarkRow } from './pg-rows.ts';
 import {
   backwardsRefused,
+  checkTableName,
   leaseHeld,
+  normalizeBinding,
   normalizeFailure,
+  normalizeForceRelease,
   normalizeNoop,
   normalizeReconcile,
   normalizeSetCursor,
+  releaseReason,
   staleLease,
 } from './rules.ts';
 import type { WatermarkStore } from './types.ts';
@@ -17,10 +22,12 @@ import type { WatermarkStore } from './types.ts';
  */
 export function pgRecordMethods(
   db: PgAccess,
-  clock: () => Date,
-): Pick<WatermarkStore, 'reconcile' | 'recordFailure' | 'recordNoop' | 'setCursor'> {
-  const { W, R, A, transaction, lockRow } = db;
-  const now = () => clock().toISOString();
+  timeNow: (client: pg.ClientBase) => Promise<Date>,
+): Pick<
+  WatermarkStore,
+  'reconcile' | 'recordFailure' | 'recordNoop' | 'setCursor' | 'forceRelease' | 'bindCatalog'
+> {
+  const { W, R, A, transaction, lockRow, query } = db;
   return {
     async reconcile(input) {
       const r = normalizeReconcile(input);
@@ -31,9 +38,10 @@ export function pgRecordMethods(
           return { result: 'unchanged' as const, previousCursor };
         if (row.lease_holder === null || row.lease_token !== r.leaseToken)
           throw staleLease(r.table, r.leaseToken, row.lease_token, row.lease_holder);
-        const at = now();
+        const at = (await timeNow(client)).toISOString();
         await client.query(
           `UPDATE ${W} SET cursor = $2, version = version + 1, status = 'ok', last_batch_id = $3,
+             last_marker_batch_id = $3,
              last_success_at = $4, last_checked_at = $4, last_rows = $5, last_duration_ms = NULL,
              consecutive_failures = 0, last_error_name = NULL, last_error_message = NULL, updated_at = $4
            WHERE table_name = $1`,
@@ -52,7 +60,7 @@ export function pgRecordMethods(
       const f = normalizeFailure(input);
       return transaction(async (client) => {
         const row = await lockRow(client, f.table);
-        const at = now();
+        const at = (await timeNow(client)).toISOString();
         await client.query(
           `INSERT INTO ${R} (table_name, batch_id, window_start, window_end, duration_ms, outcome, error_name,
              error_message, lease_token, recorded_at) VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $8, $9)`,
@@ -89,7 +97,7 @@ export function pgRecordMethods(
       const n = normalizeNoop(input);
       return transaction(async (client) => {
         const row = await lockRow(client, n.table);
-        const at = now();
+        const at = (await timeNow(client)).toISOString();
         await client.query(
           `INSERT INTO ${R} (table_name, rows, outcome, note, lease_token, recorded_at)
            VALUES ($1, 0, 'noop', $2, $3, $4)`,
@@ -110,7 +118,7 @@ export function pgRecordMethods(
       const s = normalizeSetCursor(input);
       return transaction(async (client) => {
         const row = await lockRow(client, s.table);
-        const at = clock();
+        const at = await timeNow(client);
         if (row.lease_holder !== null && row.lease_expires_at !== null && row.lease_expires_at > at)
           throw leaseHeld(s.table, row.lease_holder, iso(row.lease_expires_at));
         const previousCursor = iso(row.cursor);
@@ -122,18 +130,55 @@ export function pgRecordMethods(
         if (delta < 0) await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
         // A new token fences out any holder whose lease expired while it was still working.
         await client.query(
-          `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = NULL, status = 'idle',
+          `UPDATE ${W} SET cursor = $2, version = version + 1, last_batch_id = $4,
+             last_marker_batch_id = $4, status = 'idle',
              lease_token = lease_token + 1, lease_holder = NULL, lease_expires_at = NULL, updated_at = $3
            WHERE table_name = $1`,
-          [s.table, s.cursor, at.toISOString()],
+          [s.table, s.cursor, at.toISOString(), s.lastBatchId],
         );
         await client.query(
-          `INSERT INTO ${A} (table_name, old_cursor, new_cursor, backwards, actor, reason, at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          [s.table, previousCursor, s.cursor, delta < 0, s.actor, s.reason, at.toISOString()],
+          `INSERT INTO ${A} (table_name, action, old_cursor, new_cursor, backwards, actor, reason, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [s.table, s.action, previousCursor, s.cursor, delta < 0, s.actor, s.reason, at.toISOString()],
         );
         return { changed: true, previousCursor, version: version + 1 };
       });
+    },
+
+    async forceRelease(input) {
+      const f = normalizeForceRelease(input);
+      return transaction(async (client) => {
+        await lockRow(client, f.table);
+        const { rows } = await client.query<WatermarkRow>(
+          `SELECT ${WATERMARK_COLUMNS} FROM ${W} WHERE table_name = $1`,
+          [f.table],
+        );
+        const lease = rows[0] ? toWatermark(rows[0]).lease : null;
+        if (!lease) return { released: false, lease: null };
+        const at = (await timeNow(client)).toISOString();
+        // A new token: should the old holder resume after all, its writes are refused.
+        await client.query(
+          `UPDATE ${W} SET lease_token = lease_token + 1, lease_holder = NULL, lease_expires_at = NULL,
+             status = CASE WHEN status = 'running' THEN 'idle' ELSE status END, updated_at = $2
+           WHERE table_name = $1`,
+          [f.table, at],
+        );
+        await client.query(
+          `INSERT INTO ${A} (table_name, action, old_cursor, new_cursor, backwards, actor, reason, at)
+           SELECT table_name, 'release', cursor, cursor, false, $2, $3, $4 FROM ${W} WHERE table_name = $1`,
+          [f.table, f.actor, releaseReason(f.reason, lease), at],
+        );
+        return { released: true, lease };
+      });
+    },
+
+    async bindCatalog(table, binding) {
+      const b = normalizeBinding(binding);
+      await query(
+        `UPDATE ${W} SET iceberg_catalog = $2, iceberg_location = $3
+         WHERE table_name = $1 AND (iceberg_catalog IS DISTINCT FROM $2 OR iceberg_location IS DISTINCT FROM $3)`,
+        [checkTableName(table), b.catalog, b.location],
+      );
     },
   };
 }

@@ -1,15 +1,17 @@
-import type { AuditRecord, RunOutcome, RunRecord, Watermark, WatermarkStatus } from './types.ts';
+import type { AuditAction, AuditRecord, RunOutcome, RunRecord, Watermark, WatermarkStatus } from './types.ts';
 
 /** Column lists and row mappers of the Postgres store: bigint columns arrive as strings, instants as Dates. */
 
-export const WATERMARK_COLUMNS = `table_name, cursor, version::text, status, last_batch_id, last_success_at,
+export const WATERMARK_COLUMNS = `table_name, cursor, version::text, status, last_batch_id, last_marker_batch_id, last_success_at,
   last_checked_at, last_rows::text, last_duration_ms::text, consecutive_failures, last_error_name,
-  last_error_message, lease_holder, lease_token::text, lease_expires_at`;
+  last_error_message, lease_holder, lease_token::text, lease_expires_at, lease_host, lease_pid,
+  lease_started_at, iceberg_catalog, iceberg_location`;
 
 export const RUN_COLUMNS = `id::text, table_name, batch_id, window_start, window_end, rows::text, files,
   bytes::text, duration_ms::text, outcome, error_name, error_message, note, lease_token::text, recorded_at`;
 
-export const AUDIT_COLUMNS = 'id::text, table_name, old_cursor, new_cursor, backwards, actor, reason, at';
+export const AUDIT_COLUMNS =
+  'id::text, table_name, action, old_cursor, new_cursor, backwards, actor, reason, at';
 
 type Instant = Date | string | null;
 
@@ -23,6 +25,7 @@ export type WatermarkRow = {
   version: string;
   status: string;
   last_batch_id: string | null;
+  last_marker_batch_id: string | null;
   last_success_at: Instant;
   last_checked_at: Instant;
   last_rows: string | null;
@@ -33,6 +36,11 @@ export type WatermarkRow = {
   lease_holder: string | null;
   lease_token: string;
   lease_expires_at: Instant;
+  lease_host: string | null;
+  lease_pid: number | null;
+  lease_started_at: Instant;
+  iceberg_catalog: string | null;
+  iceberg_location: string | null;
 };
 
 export function toWatermark(r: WatermarkRow): Watermark {
@@ -42,6 +50,7 @@ export function toWatermark(r: WatermarkRow): Watermark {
     version: Number(r.version),
     status: r.status as WatermarkStatus,
     lastBatchId: r.last_batch_id,
+    lastMarkerBatchId: r.last_marker_batch_id,
     lastSuccessAt: isoOrNull(r.last_success_at),
     lastCheckedAt: isoOrNull(r.last_checked_at),
     lastRows: num(r.last_rows),
@@ -51,9 +60,20 @@ export function toWatermark(r: WatermarkRow): Watermark {
       r.last_error_name === null ? null : { name: r.last_error_name, message: r.last_error_message ?? '' },
     lease:
       r.lease_holder !== null && r.lease_expires_at !== null
-        ? { holder: r.lease_holder, token: r.lease_token, expiresAt: iso(r.lease_expires_at) }
+        ? {
+            holder: r.lease_holder,
+            token: r.lease_token,
+            expiresAt: iso(r.lease_expires_at),
+            host: r.lease_host,
+            pid: r.lease_pid,
+            startedAt: isoOrNull(r.lease_started_at),
+          }
         : null,
     leaseToken: r.lease_token,
+    iceberg:
+      r.iceberg_catalog !== null && r.iceberg_location !== null
+        ? { catalog: r.iceberg_catalog, location: r.iceberg_location }
+        : null,
   };
 }
 
@@ -97,6 +117,7 @@ export function toRun(r: RunRow): RunRecord {
 export type AuditRow = {
   id: string;
   table_name: string;
+  action: string;
   old_cursor: Date;
   new_cursor: Date;
   backwards: boolean;
@@ -109,6 +130,7 @@ export function toAudit(r: AuditRow): AuditRecord {
   return {
     id: r.id,
     table: r.table_name,
+    action: r.action as AuditAction,
     oldCursor: iso(r.old_cursor),
     newCursor: iso(r.new_cursor),
     backwards: r.backwards,

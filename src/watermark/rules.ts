@@ -3,9 +3,12 @@ import { ConfigError, InputError, LeaseError, WatermarkConflictError } from '../
 import { toInstant } from '../plan/batch.ts';
 import type {
   AdvanceInput,
+  CatalogBinding,
   ErrorSummary,
   FailureInput,
+  ForceReleaseInput,
   HistoryQuery,
+  Lease,
   NoopInput,
   ReconcileInput,
   SetCursorInput,
@@ -176,7 +179,31 @@ export function normalizeSetCursor(input: SetCursorInput) {
     actor: checkText(input.actor, 'actor'),
     reason: checkText(input.reason, 'reason'),
     allowBackwards: input.allowBackwards === true,
+    action: input.action === 'rewind' ? ('rewind' as const) : ('cursor' as const),
+    lastBatchId:
+      input.lastBatchId === undefined || input.lastBatchId === null ? null : checkBatchId(input.lastBatchId),
   };
+}
+
+export function normalizeForceRelease(input: ForceReleaseInput) {
+  return {
+    table: checkTableName(input.table),
+    actor: checkText(input.actor, 'actor'),
+    reason: checkText(input.reason, 'reason'),
+  };
+}
+
+export function normalizeBinding(binding: CatalogBinding): CatalogBinding {
+  return {
+    catalog: checkText(binding.catalog, 'catalog'),
+    location: checkText(binding.location, 'location'),
+  };
+}
+
+/** The audit trail's words for a forced release: why, and whose lease it was. */
+export function releaseReason(reason: string, lease: Lease): string {
+  const where = lease.host ? ` on ${lease.host} pid ${lease.pid}` : '';
+  return `${reason} (released the lease of ${lease.holder}${where}, token ${lease.token}, expiring ${lease.expiresAt})`;
 }
 
 export function normalizeLimit(limit: number | undefined): number {

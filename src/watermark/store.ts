@@ -1,7 +1,9 @@
+import { hostname } from 'node:os';
 import type pg from 'pg';
 import { toInstant } from '../plan/batch.ts';
 import { applyMigrations } from './migrations.ts';
 import { createPgAccess } from './pg-access.ts';
+import { pgHourlyMethods } from './pg-hourly.ts';
 import { pgRecordMethods } from './pg-records.ts';
 import {
   AUDIT_COLUMNS,
@@ -28,11 +30,23 @@ import {
   normalizeLimit,
   staleLease,
 } from './rules.ts';
-import type { WatermarkStore } from './types.ts';
+import type { HolderProcess, WatermarkStore } from './types.ts';
 
 export type * from './types.ts';
 
-export type PostgresWatermarkStoreOptions = { schema?: string; clock?: () => Date };
+export type PostgresWatermarkStoreOptions = {
+  schema?: string;
+  /**
+   * Stands in for the database's clock, for tests that simulate hours. Unset (production), every
+   * instant the store writes or compares, lease expiry first, is Postgres `now()`: a process whose own
+   * clock runs fast or slow can neither take a live lease nor keep an expired one.
+   */
+  clock?: () => Date;
+  /** The process stamped on the leases this store takes (default: this host and process id). */
+  process?: HolderProcess;
+};
+
+export const thisProcess = (): HolderProcess => ({ host: hostname(), pid: process.pid });
 
 /**
  * The watermark store on Postgres. Every cursor change is one compare-and-set on the table's row,
@@ -45,13 +59,22 @@ export function createPostgresWatermarkStore(
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const db = createPgAccess(pool, schema);
   const { W, R, A, query, missing, get } = db;
-  const clock = options.clock ?? (() => new Date());
-  const now = () => clock().toISOString();
+  const me = options.process ?? thisProcess();
+  const clock = options.clock;
+  const timeNow = async (client?: pg.ClientBase): Promise<Date> => {
+    if (clock) return clock();
+    const sql = 'SELECT now() AS at';
+    const rows = client ? (await client.query<{ at: Date }>(sql)).rows : await query<{ at: Date }>(sql);
+    return rows[0]?.at ?? new Date(Number.NaN);
+  };
+  const now = async () => (await timeNow()).toISOString();
 
   return {
     async migrate() {
       await db.withClient((client) => applyMigrations(client, schema));
     },
+
+    now,
 
     async ensureTables(tables) {
       const unique = new Map<string, string>();
@@ -65,7 +88,7 @@ export function createPostgresWatermarkStore(
         `INSERT INTO ${W} (table_name, cursor, created_at, updated_at)
          SELECT t, c, $3, $3 FROM unnest($1::text[], $2::timestamptz[]) AS u (t, c)
          ON CONFLICT (table_name) DO NOTHING RETURNING table_name`,
-        [[...unique.keys()], [...unique.values()], now()],
+        [[...unique.keys()], [...unique.values()], await now()],
       );
       const created = new Set(rows.map((r) => r.table_name));
       return { created: [...unique.keys()].filter((t) => created.has(t)) };
@@ -85,13 +108,16 @@ export function createPostgresWatermarkStore(
       // The row lock taken by UPDATE makes the check-and-take atomic; a loser re-reads the new holder.
       // The loop only repeats when the lease was released between our two statements.
       for (let attempt = 0; ; attempt++) {
-        const at = clock();
+        const at = await timeNow();
+        // A renewal by the same holder keeps the time it first took the lease.
         const taken = await query<{ lease_token: string; lease_expires_at: Date }>(
-          `UPDATE ${W} SET lease_token = lease_token + 1, lease_holder = $2, lease_expires_at = $4,
-             status = 'running', updated_at = $3
+          `UPDATE ${W} SET lease_token = lease_token + 1, lease_expires_at = $4, status = 'running',
+             updated_at = $3, lease_host = $5, lease_pid = $6,
+             lease_started_at = CASE WHEN lease_holder = $2 THEN coalesce(lease_started_at, $3) ELSE $3 END,
+             lease_holder = $2
            WHERE table_name = $1 AND (lease_holder IS NULL OR lease_expires_at <= $3 OR lease_holder = $2)
            RETURNING lease_token::text, lease_expires_at`,
-          [t, who, at.toISOString(), expiryOf(at, ttl)],
+          [t, who, at.toISOString(), expiryOf(at, ttl), me.host, me.pid],
         );
         if (taken[0] !== undefined)
           return { acquired: true, token: taken[0].lease_token, expiresAt: iso(taken[0].lease_expires_at) };
@@ -117,18 +143,28 @@ export function createPostgresWatermarkStore(
         `UPDATE ${W} SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $3,
            status = CASE WHEN status = 'running' THEN 'idle' ELSE status END
          WHERE table_name = $1 AND lease_token = $2 AND lease_holder IS NOT NULL RETURNING 1`,
-        [t, tok, now()],
+        [t, tok, await now()],
       );
       if (rows.length > 0) return { released: true };
       await get(t);
       return { released: false };
     },
 
+    async releaseOwnLeases() {
+      const rows = await query<{ table_name: string }>(
+        `UPDATE ${W} SET lease_holder = NULL, lease_expires_at = NULL, updated_at = $3,
+           status = CASE WHEN status = 'running' THEN 'idle' ELSE status END
+         WHERE lease_host = $1 AND lease_pid = $2 AND lease_holder IS NOT NULL RETURNING table_name`,
+        [me.host, me.pid, await now()],
+      );
+      return { tables: rows.map((r) => r.table_name).sort() };
+    },
+
     async extendLease(table, token, ttlSeconds) {
       const t = checkTableName(table);
       const tok = checkToken(token, 'token');
       const ttl = checkTtl(ttlSeconds);
-      const at = clock();
+      const at = await timeNow();
       const rows = await query<{ lease_expires_at: Date }>(
         `UPDATE ${W} SET lease_expires_at = GREATEST(lease_expires_at, $3), updated_at = $4
          WHERE table_name = $1 AND lease_token = $2 AND lease_holder IS NOT NULL
@@ -147,11 +183,12 @@ export function createPostgresWatermarkStore(
     async advance(input) {
       const b = normalizeAdvance(input);
       for (let attempt = 0; ; attempt++) {
-        const at = now();
+        const at = await now();
         // One statement: the compare-and-set and its history row commit together or not at all.
         const advanced = await query<{ version: string }>(
           `WITH up AS (
              UPDATE ${W} SET cursor = $3, version = version + 1, status = 'ok', last_batch_id = $4,
+               last_marker_batch_id = CASE WHEN $6::bigint > 0 THEN $4 ELSE last_marker_batch_id END,
                last_success_at = $5, last_checked_at = $5, last_rows = $6, last_duration_ms = $7,
                consecutive_failures = 0, last_error_name = NULL, last_error_message = NULL, updated_at = $5,
                lease_holder = CASE WHEN $8::boolean THEN NULL ELSE lease_holder END,
@@ -207,7 +244,9 @@ export function createPostgresWatermarkStore(
       }
     },
 
-    ...pgRecordMethods(db, clock),
+    ...pgRecordMethods(db, timeNow),
+
+    ...pgHourlyMethods(db, () => timeNow()),
 
     async history(query_ = {}) {
       const q = normalizeHistoryQuery(query_);

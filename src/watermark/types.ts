@@ -7,6 +7,10 @@
  * tokens are decimal strings of a bigint that only ever grows per table.
  */
 
+import type { HourlyLedger } from './hourly-types.ts';
+
+export type * from './hourly-types.ts';
+
 export const WATERMARK_STATUSES = ['idle', 'running', 'ok', 'failed'] as const;
 export type WatermarkStatus = (typeof WATERMARK_STATUSES)[number];
 
@@ -17,7 +21,25 @@ export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 export const SUCCESS_OUTCOMES = ['committed', 'reconciled'] as const;
 export type SuccessOutcome = (typeof SUCCESS_OUTCOMES)[number];
 
-export type Lease = { holder: string; token: string; expiresAt: string };
+/**
+ * A lease and who holds it: the holder label (a cycle id, or a CLI command), and the process that took
+ * it (host name and process id), so a stuck lease can be traced and a dead holder told from a live one.
+ * Times are the database's (Postgres `now()`), never the holder's own clock.
+ */
+export type Lease = {
+  holder: string;
+  token: string;
+  expiresAt: string;
+  host: string | null;
+  pid: number | null;
+  startedAt: string | null;
+};
+
+/** The process a store acts for: stamped on every lease it takes. */
+export type HolderProcess = { host: string; pid: number };
+
+/** The catalog a watermark's history was committed through (recorded by the planner). */
+export type CatalogBinding = { catalog: string; location: string };
 
 export type ErrorSummary = { name: string; message: string };
 
@@ -28,6 +50,11 @@ export type Watermark = {
   version: number;
   status: WatermarkStatus;
   lastBatchId: string | null;
+  /**
+   * The newest batch the cursor passed that Iceberg holds a marker for (empty windows commit nothing):
+   * it must stay in the table's marker chain. Null when unknown (never committed, or a manual change).
+   */
+  lastMarkerBatchId: string | null;
   lastSuccessAt: string | null;
   lastCheckedAt: string | null;
   lastRows: number | null;
@@ -38,6 +65,8 @@ export type Watermark = {
   lease: Lease | null;
   /** The fencing token most recently issued for this table ("0" before the first lease). */
   leaseToken: string;
+  /** Where this table's Iceberg history lives; null until a plan has seen the table. */
+  iceberg: CatalogBinding | null;
 };
 
 export type RunRecord = {
@@ -58,9 +87,14 @@ export type RunRecord = {
   recordedAt: string;
 };
 
+/** What a manual, audited change did: moved the cursor (set, reset), rewound it to Iceberg, freed a lease. */
+export const AUDIT_ACTIONS = ['cursor', 'rewind', 'release'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
 export type AuditRecord = {
   id: string;
   table: string;
+  action: AuditAction;
   oldCursor: string;
   newCursor: string;
   backwards: boolean;
@@ -122,14 +156,21 @@ export type SetCursorInput = {
   reason: string;
   /** Required to move the cursor back (re-offloads the rows between: Iceberg may get duplicates). */
   allowBackwards: boolean;
+  /** `rewind`: back to the newest batch Iceberg holds, recorded as the last batch (default: none). */
+  action?: 'cursor' | 'rewind';
+  lastBatchId?: string | null;
 };
+
+export type ForceReleaseInput = { table: string; actor: string; reason: string };
 
 export type HistoryQuery = { table?: string; limit?: number; since?: string };
 export type AuditQuery = { table?: string; limit?: number };
 
-export interface WatermarkStore {
+export interface WatermarkStore extends HourlyLedger {
   /** Applies pending schema migrations; safe to call from many processes at once. */
   migrate(): Promise<void>;
+  /** The store's clock (Postgres `now()`): what lease expiry is measured against. */
+  now(): Promise<string>;
   /** Inserts a row for each table that has none, at `initialCursor`; existing rows are untouched. */
   ensureTables(tables: Array<{ table: string; initialCursor: string }>): Promise<{ created: string[] }>;
   /** Throws InputError for an unknown table. */
@@ -142,6 +183,16 @@ export interface WatermarkStore {
   acquireLease(table: string, holder: string, ttlSeconds: number): Promise<AcquireResult>;
   /** Releases only when `token` is the current, held lease; otherwise does nothing. */
   releaseLease(table: string, token: string): Promise<{ released: boolean }>;
+  /** Releases every lease this store's process holds (Ctrl-C, SIGTERM); returns their tables. */
+  releaseOwnLeases(): Promise<{ tables: string[] }>;
+  /**
+   * The audited release of a stuck lease (CLI `watermark release`): frees it whoever holds it and issues
+   * a new token, which fences the old holder out should it resume. Whether the holder is alive is the
+   * caller's check (only it can look at the holder's host).
+   */
+  forceRelease(input: ForceReleaseInput): Promise<{ released: boolean; lease: Lease | null }>;
+  /** Records where the table's Iceberg history lives; does nothing when unchanged. */
+  bindCatalog(table: string, binding: CatalogBinding): Promise<void>;
   /**
    * The heartbeat of a long job (the Spark commit): moves the lease's expiry to at least now +
    * `ttlSeconds`, only while `token` is the table's current, held lease (a compare-and-set on the
@@ -166,7 +217,10 @@ export interface WatermarkStore {
   recordFailure(input: FailureInput): Promise<{ counted: boolean; consecutiveFailures: number }>;
   /** A pass with nothing to do: status back from `running`, `lastCheckedAt` set, lease released. */
   recordNoop(input: NoopInput): Promise<{ recorded: boolean }>;
-  /** The explicit, audited cursor change (CLI `watermark set|reset`). Refused while a live lease is held. */
+  /**
+   * The explicit, audited cursor change (CLI `watermark set|reset|rewind`). Refused while a live lease
+   * is held.
+   */
   setCursor(input: SetCursorInput): Promise<{ changed: boolean; previousCursor: string; version: number }>;
   /** Newest first. */
   history(query?: HistoryQuery): Promise<RunRecord[]>;

@@ -89,10 +89,19 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
     // Planning wrote nothing: no watermark row, no lease.
     expect(await world.deps().watermarks.list()).toEqual([]);
 
-    const first = await run(['run', '--json'], at(30));
-    expect(first.stderr).toBe('');
+    const first = await run(['run', '--json', '--log-format', 'json'], at(30));
     expect(first.code).toBe(0);
     const report = first.json() as RunReport;
+    // stdout is the result alone; stderr one JSON event per line, a line per committed batch.
+    const events = first.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const binance = events.filter(
+      (e) => e.event === 'batch-committed' && e.table === 'bronze_trades_binance',
+    );
+    expect(binance.at(-1)).toMatchObject({ command: 'run', cursor: new Date(at(25)).toISOString() });
+    expect(binance.reduce((n, e) => n + (e.rows as number), 0)).toBe(4);
     expect(report.tables.find((t) => t.table === 'bronze_trades_binance')).toMatchObject({
       status: 'succeeded',
       rows: 4,

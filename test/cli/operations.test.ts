@@ -5,11 +5,12 @@ import type { TableMaintenance } from '../../src/cli/commands/maintain.ts';
 import type { WatermarkView } from '../../src/cli/commands/watermark.ts';
 import type { WatermarkChange } from '../../src/cli/commands/watermark-change.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
+import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { tableByName } from '../../src/config/load.ts';
 import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
 import type { HealthReport } from '../../src/pipeline/health.ts';
 import { targetOf } from '../../src/pipeline/plan-cycle.ts';
-import { compareKeys, openWorld, type World } from '../support/world.ts';
+import { compareKeys, icebergSource, openWorld, rows, type World } from '../support/world.ts';
 import { cli } from './support.ts';
 
 const TABLE = 'bronze_trades_kraken';
@@ -78,6 +79,18 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     expect(lag).toBeLessThan(200);
   });
 
+  it('status, plan and watermark show fit an 80-column terminal; --wide prints every column whole', async () => {
+    for (const argv of [['status'], ['plan'], ['watermark', 'show']]) {
+      const narrow = await cli(argv, { ...env, COLUMNS: '80' });
+      const lines = narrow.stdout.split('\n');
+      expect(Math.max(...lines.map((l) => l.length)), argv.join(' ')).toBeLessThanOrEqual(80);
+      // Nothing that names a table is lost to the narrowing.
+      for (const t of DEFAULT_TABLES) expect(narrow.stdout, argv.join(' ')).toContain(t.name);
+    }
+    const wide = await cli(['plan', '--wide'], { ...env, COLUMNS: '80' });
+    expect(Math.max(...wide.stdout.split('\n').map((l) => l.length))).toBeGreaterThan(80);
+  });
+
   it('watermark set refuses to skip rows ClickHouse has and Iceberg does not, unless forced, and audits it', async () => {
     const before = await cursor();
     const arrived = new Date(Date.parse(before) + 30_000);
@@ -120,27 +133,39 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     expect(await cursor()).toBe(to);
   });
 
-  it('watermark reset needs --force and --reason, warns while Iceberg holds the range, and the next cycle reconciles', async () => {
+  it('watermark reset is refused while Iceberg holds the range, and re-offloads a skipped range exactly once', async () => {
     const current = await cursor();
+    const reset = (to: string) =>
+      run([
+        'watermark',
+        'reset',
+        '--table',
+        TABLE,
+        '--to',
+        to,
+        '--force',
+        '--reason',
+        'INC-2: test',
+        '--actor',
+        'bob',
+        '--json',
+      ]);
+    const before = (await run(['watermark', 'show', '--table', TABLE, '--json'])).json() as WatermarkView;
+    // Where Iceberg ends: the newest batch that had rows.
+    const icebergEnd = before.watermarks[0]?.icebergMarkers[0]?.windowEnd as string;
     const back = new Date(Date.parse(caughtUp.from) + 30 * MIN).toISOString();
-    const r = await run([
-      'watermark',
-      'reset',
-      '--table',
-      TABLE,
-      '--to',
-      back,
-      '--force',
-      '--reason',
-      'INC-2: test',
-      '--actor',
-      'bob',
-      '--json',
-    ]);
+    // Below Iceberg's newest marker a reset would be reconciled away by the next cycle: refused, unchanged.
+    const refused = await reset(back);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`still holds rows up to ${icebergEnd}`);
+    expect(refused.stderr).toContain('roll the Iceberg table back');
+    expect(await cursor()).toBe(current);
+
+    // Back to where Iceberg ends: the range skipped by the forced set is offloaded after all.
+    const r = await reset(icebergEnd);
     expect(r.code).toBe(0);
     const change = r.json() as WatermarkChange;
-    expect(change).toMatchObject({ changed: true, previousCursor: current, cursor: back });
-    expect(change.warning).toContain(`Iceberg still holds rows up to ${change.icebergNewestEnd}`);
+    expect(change).toMatchObject({ changed: true, previousCursor: current, cursor: icebergEnd });
 
     const shown = await run(['watermark', 'show', '--table', TABLE, '--json']);
     const view = shown.json() as WatermarkView;
@@ -152,11 +177,19 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     // Markers of the batches that had rows, newest first; the newest is where Iceberg ends.
     expect(view.watermarks[0]?.icebergMarkers[0]?.windowEnd).toBe(change.icebergNewestEnd);
 
-    // Iceberg is the truth: the cycle moves the watermark forward to its newest marker, writes nothing twice.
-    const next = await run(['run', '--tables', TABLE, '--until', caughtUp.target]);
+    // Two minutes on, the bound (now minus lateness) has passed the skipped row: it lands, once.
+    const later = new Date(Date.now() + 2 * MIN);
+    const next = await cli(['run', '--tables', TABLE, '--until', current], env, () => later);
     expect(next.code).toBe(0);
-    expect(await cursor()).toBe(caughtUp.target);
+    expect(await cursor()).toBe(current);
     expect(await exactlyOnce()).toEqual({ missing: 0, duplicated: 0, extra: 0 });
+    const deps = world.deps();
+    const source = await icebergSource(deps, tableByName(deps.config, TABLE));
+    const skipped = await rows<{ n: string }>(
+      world.clickhouse,
+      `SELECT count() AS n FROM ${source} WHERE sequence_number = 999000001`,
+    );
+    expect(Number(skipped[0]?.n)).toBe(1);
   });
 
   it('maintain compacts the small files of each batch, under the lease, and the rows stay the same', async () => {
@@ -171,6 +204,15 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     // Partitions (days) with two or more small files are merged; a lone file has nothing to merge with.
     const mergeable = [...byPartition.values()].filter((n) => n >= 2).reduce((a, n) => a + n, 0);
     expect(mergeable).toBeGreaterThanOrEqual(2);
+
+    // A dry run says what the real run would do: skip a table a cycle holds.
+    const held = await deps.watermarks.acquireLease(TABLE, 'cycle-elsewhere', 600);
+    const skipped = await run(['maintain', '--table', TABLE, '--dry-run', '--json']);
+    expect((skipped.json() as { tables: TableMaintenance[] }).tables[0]).toMatchObject({
+      result: 'skipped',
+      note: expect.stringMatching(/^would skip: leased by cycle-elsewhere until /),
+    });
+    if (held.acquired) await deps.watermarks.releaseLease(TABLE, held.token);
 
     const dry = await run(['maintain', '--table', TABLE, '--dry-run', '--json']);
     expect(dry.code).toBe(0);

@@ -15,18 +15,19 @@ const result = (code: number, stdout: string, stderr: string): CliResult => ({
   json: () => JSON.parse(stdout),
 });
 
-/** The CLI in this process, output captured; `now` fixes the clock the commands and the cycle see. */
-export async function cli(
-  argv: string[],
-  env: NodeJS.ProcessEnv,
-  now: () => Date = () => new Date(),
-): Promise<CliResult> {
+/**
+ * The CLI in this process, output captured; `now`, when given, is every clock of the test's world: the
+ * commands', ClickHouse's (window bounds) and Postgres's (leases).
+ */
+export async function cli(argv: string[], env: NodeJS.ProcessEnv, now?: () => Date): Promise<CliResult> {
   const out = new PassThrough();
   const err = new PassThrough();
   const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
   out.on('data', (c: Buffer) => chunks.out.push(c));
   err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: Io = { stdout: out, stderr: err, env, clock: now };
+  const io: Io = now
+    ? { stdout: out, stderr: err, env, clock: now, sourceClock: async () => now(), databaseClock: now }
+    : { stdout: out, stderr: err, env, clock: () => new Date() };
   const code = await main(argv, io);
   return result(code, Buffer.concat(chunks.out).toString(), Buffer.concat(chunks.err).toString());
 }

@@ -41,6 +41,7 @@ describe('alarms', () => {
       ['schedulerDown', METRICS.cyclesStarted.name, 'LessThanThreshold', 1, 'breaching'],
       ['ttlHeadroomLow', METRICS.ttlHeadroomHours.name, 'LessThanThreshold', 24, 'notBreaching'],
       ['throughputLow', METRICS.rowsPerSecond.name, 'LessThanThreshold', 10_000, 'notBreaching'],
+      ['hourlyMismatch', METRICS.hourlyMismatchHours.name, 'GreaterThanThreshold', 0, 'notBreaching'],
     ];
     for (const [key, metric, comparison, threshold, missing] of cases)
       synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -122,6 +123,7 @@ describe('notifications', () => {
       'schedulerDown',
       'ttlHeadroomLow',
       'executionsFailing',
+      'hourlyMismatch',
     ] as const;
     const incident = onlyResource(synth.template, 'AWS::CloudWatch::CompositeAlarm');
     expect(incident.Properties).toMatchObject({

@@ -78,7 +78,9 @@ describe('function roles', () => {
       );
     expect(secrets('stage-batch').sort()).toEqual(['<ClickHouseSecret>', '<PostgresSecret>']);
     expect(secrets('commit-watermark')).toEqual(['<PostgresSecret>']);
-    expect(secrets('publish-cycle')).toEqual([]);
+    // The per-hour check at the end of each cycle reads ClickHouse and the ledger.
+    expect(secrets('publish-cycle').sort()).toEqual(['<ClickHouseSecret>', '<PostgresSecret>']);
+    expect(secrets('record-failure')).toEqual(['<PostgresSecret>']);
   });
 
   it('write logs only to their own log group', () => {

@@ -294,7 +294,7 @@ describe('the functions', () => {
       K2_POSTGRES_SECRET_ARN: { Ref: expect.stringMatching(/^PostgresSecret/) },
     });
     expect(env('stage-batch')).not.toHaveProperty('K2_CONFIG');
-    expect(env('publish-cycle')).not.toHaveProperty('K2_POSTGRES_SECRET_ARN');
+    expect(env('record-failure')).not.toHaveProperty('K2_CLICKHOUSE_SECRET_ARN');
     expect(env('commit-batch')).not.toHaveProperty('K2_CLICKHOUSE_SECRET_ARN');
     for (const [, fn] of resourcesOfType(synth.template, 'AWS::Lambda::Function'))
       expect(JSON.stringify(fn.Properties.Environment)).not.toMatch(/password|:\/\/[^"]*@/i);

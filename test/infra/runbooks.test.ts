@@ -17,7 +17,8 @@ const slug = (heading: string) =>
     .replace(/[^a-z0-9 _-]/g, '')
     .replace(/ /g, '-');
 
-const SUBCOMMANDS = /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset)|audit|maintain)(\s|$)/;
+const SUBCOMMANDS =
+  /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset|rewind|release)|audit|repair|maintain)(\s|$)/;
 
 describe('runbooks', () => {
   it('exist for every alarm, and the index maps each alarm name to its runbook', () => {
@@ -45,7 +46,7 @@ describe('runbooks', () => {
       for (const block of codeBlocks(md)) {
         expect(block, file).not.toMatch(/(UPDATE|INSERT INTO|DELETE FROM)\s+\S*watermark/i);
         const commands = block.replace(/\\\n\s*/g, ' ').split('\n');
-        for (const c of commands.filter((l) => /watermark (set|reset)/.test(l))) {
+        for (const c of commands.filter((l) => /watermark (set|reset|rewind|release)/.test(l))) {
           expect(c, file).toMatch(/--reason "/);
           expect(c, file).not.toMatch(/max\(|now\(\)/i);
           if (c.includes('watermark reset')) expect(c, file).toMatch(/--force/);

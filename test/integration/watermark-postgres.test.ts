@@ -27,10 +27,11 @@ afterAll(async () => {
 });
 
 // Each contract test gets its own schema, which also exercises the configurable schema name.
-watermarkStoreContract('postgres', async (clock) => {
+watermarkStoreContract('postgres', async (clock, process) => {
   const store = createPostgresWatermarkStore(pools[0] ?? newPool(), {
     schema: `contract_${++schemas}`,
     clock,
+    process,
   });
   await store.migrate();
   return store;

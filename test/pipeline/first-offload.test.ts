@@ -14,7 +14,7 @@ describe("a table's first offload", () => {
 
   it('an empty hot tier starts every watermark at its bound, not at 1970, and audits why', async () => {
     const now = new Date(Math.floor(Date.now() / MIN) * MIN);
-    const deps = world.deps({ clock: () => now });
+    const deps = world.deps({ clock: () => now, sourceClock: async () => now });
     await runCycle(deps, {});
     for (const table of deps.config.tables) {
       const w = await deps.watermarks.get(table.name);
@@ -39,7 +39,7 @@ describe("a table's first offload", () => {
     });
     // A clock past the candles' lateness, so silver and gold have closed buckets to offload too.
     const later = new Date(start.getTime() + 3 * 3_600_000);
-    const deps = world.deps({ clock: () => later });
+    const deps = world.deps({ clock: () => later, sourceClock: async () => later });
     await runCycle(deps, {});
     for (const table of deps.config.tables) {
       const w = await deps.watermarks.get(table.name);

@@ -82,6 +82,8 @@ export async function openRig(options: {
     store: new LocalObjectStore(),
     warehouse: fileUri(join(dir, 'warehouse')),
     clock: clock.now,
+    // The fake clock is the world's: ClickHouse stamps rows by it, Postgres times leases by it.
+    sourceClock: async () => clock.now(),
     leaseSeconds: LEASE_SECONDS,
     faults: NO_FAULTS,
     metrics: () => {},

@@ -1,8 +1,8 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../src/postgres/embedded.ts';
+import { embeddedDataDirs, startEmbeddedPostgres } from '../../src/postgres/embedded.ts';
 
 /**
  * Tests run against a real Postgres: `PG_URL` when set (CI points it at the machine's cluster),
@@ -14,12 +14,12 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'k2-test-pg-'));
-  // As root the server runs as the `postgres` user, which must be able to enter this directory.
-  await chmod(dir, 0o755);
   const pg = await startEmbeddedPostgres(join(dir, 'data'));
   project.provide('pgUrl', pg.url);
   return async () => {
     await pg.stop();
+    for (const data of await embeddedDataDirs(join(dir, 'data')))
+      await rm(data, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
   };
 }

@@ -1,7 +1,7 @@
 import { beforeEach, expect, it } from 'vitest';
 import { InputError, LeaseError, WatermarkConflictError } from '../../src/errors.ts';
 import type { WatermarkStore } from '../../src/watermark/types.ts';
-import { type ContractContext, T0, T1, T2, T3 } from './contract.ts';
+import { CONTRACT_PROCESS, type ContractContext, T0, T1, T2, T3 } from './contract.ts';
 import type { FakeClock } from './fake-clock.ts';
 
 /** Contract cases: leases, compare-and-set advance, replays, fencing, forward-only cursor. */
@@ -31,6 +31,8 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
       holder: 'cycle-b',
       token: '3',
       expiresAt: '2026-11-22T03:02:01.000Z',
+      ...CONTRACT_PROCESS,
+      startedAt: '2026-11-22T03:01:01.000Z',
     });
     expect(await store.releaseLease('trades', '3')).toEqual({ released: true });
     const after = await store.get('trades');
@@ -166,6 +168,7 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
       {
         id: expect.any(String),
         table: 'trades',
+        action: 'cursor',
         oldCursor: T2,
         newCursor: T1,
         backwards: true,

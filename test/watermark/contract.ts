@@ -1,8 +1,10 @@
 import { beforeEach, describe } from 'vitest';
 import { makeBatch } from '../../src/plan/batch.ts';
-import type { AdvanceInput, WatermarkStore } from '../../src/watermark/types.ts';
+import type { AdvanceInput, HolderProcess, WatermarkStore } from '../../src/watermark/types.ts';
 import { leaseAndAdvanceCases } from './contract-advance.ts';
+import { hourlyCases } from './contract-hourly.ts';
 import { leaseExtensionCases } from './contract-lease-extend.ts';
+import { leaseHolderCases } from './contract-leases.ts';
 import { recordCases } from './contract-records.ts';
 import { type FakeClock, fakeClock } from './fake-clock.ts';
 
@@ -10,6 +12,9 @@ export const T0 = '2026-11-22T00:00:00.000Z';
 export const T1 = '2026-11-22T00:15:00.000Z';
 export const T2 = '2026-11-22T00:30:00.000Z';
 export const T3 = '2026-11-22T00:45:00.000Z';
+
+/** The process every contract store stamps on its leases. */
+export const CONTRACT_PROCESS: HolderProcess = { host: 'contract-host', pid: 4242 };
 
 export type ContractContext = {
   /** The store and clock of the running test (fresh for each test). */
@@ -22,12 +27,12 @@ export type ContractContext = {
 
 /**
  * The behaviour every WatermarkStore must have, run against the in-memory store and against Postgres.
- * `makeStore` returns an empty, migrated store reading time from `clock`; each test starts with the
- * tables `trades` and `candles` at T0.
+ * `makeStore` returns an empty, migrated store reading time from `clock` (standing in for the
+ * database's) and acting for `process`; each test starts with the tables `trades` and `candles` at T0.
  */
 export function watermarkStoreContract(
   name: string,
-  makeStore: (clock: () => Date) => Promise<WatermarkStore>,
+  makeStore: (clock: () => Date, process: HolderProcess) => Promise<WatermarkStore>,
 ) {
   describe(`WatermarkStore contract: ${name}`, () => {
     let state: { store: WatermarkStore; clock: FakeClock } | undefined;
@@ -38,7 +43,7 @@ export function watermarkStoreContract(
 
     beforeEach(async () => {
       const clock = fakeClock();
-      const store = await makeStore(clock.now);
+      const store = await makeStore(clock.now, CONTRACT_PROCESS);
       await store.ensureTables([
         { table: 'trades', initialCursor: T0 },
         { table: 'candles', initialCursor: T0 },
@@ -65,7 +70,9 @@ export function watermarkStoreContract(
       }),
     };
     leaseAndAdvanceCases(ctx);
+    leaseHolderCases(ctx);
     leaseExtensionCases(ctx);
     recordCases(ctx);
+    hourlyCases(ctx);
   });
 }

@@ -2,10 +2,10 @@ import { loadConfig, tableByName } from '../../config/load.ts';
 import { reachableBound } from '../../pipeline/health.ts';
 import { runCycle } from '../../pipeline/local-runner.ts';
 import { previewCycle } from '../../pipeline/preview.ts';
-import type { WatermarkStore } from '../../watermark/types.ts';
 import { instantOpt, intOpt, requireOpt } from '../args.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { humanDuration, progressBar } from '../output.ts';
+import { observeCursorMoves } from '../progress.ts';
 
 export type CatchUpReport = {
   table: string;
@@ -19,23 +19,6 @@ export type CatchUpReport = {
   caughtUp: boolean;
   stoppedBecause: string;
 };
-
-/** The store, reporting every cursor move to `onCursor` (the progress bar) as the cycle makes it. */
-function observed(store: WatermarkStore, table: string, onCursor: (cursor: string) => void): WatermarkStore {
-  return {
-    ...store,
-    advance: async (input) => {
-      const result = await store.advance(input);
-      if (input.table === table) onCursor(input.windowEnd);
-      return result;
-    },
-    reconcile: async (input) => {
-      const result = await store.reconcile(input);
-      if (input.table === table) onCursor(input.windowEnd);
-      return result;
-    },
-  };
-}
 
 export const catchUpCommand: Command = {
   name: 'catch-up',
@@ -71,11 +54,21 @@ export const catchUpCommand: Command = {
       const bar = progressBar(ctx.io.stdout as NodeJS.WriteStream, name);
       const showBar = !ctx.json && ctx.io.stdout.isTTY === true;
       let cursor = from;
-      const move = (c: string) => {
+      let movedRows = 0;
+      const move = (c: string, rows = 0) => {
         cursor = c;
-        if (showBar) bar.update(Date.parse(c) - Date.parse(from), span, c);
+        movedRows += rows;
+        if (showBar) bar.update(Date.parse(c) - Date.parse(from), span, { rows: movedRows, note: c });
       };
-      const deps = { ...rt, watermarks: observed(rt.watermarks, name, move) };
+      const deps = {
+        ...rt,
+        watermarks: observeCursorMoves(rt.watermarks, (m) => {
+          if (m.table === name) move(m.cursor, m.rows);
+          // On a terminal the bar shows the progress; a line per batch would break it.
+          if (m.outcome === 'committed' && (!showBar || ctx.logFormat === 'json'))
+            ctx.event({ event: 'batch-committed', ...m });
+        }),
+      };
       let cycles = 0;
       let batches = 0;
       let rows = 0;

@@ -5,6 +5,7 @@ import type { OffloadConfig } from '../../config/schema.ts';
 import { ConfigError, InputError } from '../../errors.ts';
 import { localPath } from '../../iceberg/local-store.ts';
 import { defaultTableLocation } from '../../iceberg/new-table.ts';
+import { embeddedDataDirs } from '../../postgres/embedded.ts';
 import type { Settings } from '../../runtime/settings.ts';
 import { createPostgresWatermarkStore } from '../../watermark/store.ts';
 
@@ -39,7 +40,8 @@ export async function resetDemoState(settings: Settings, config: OffloadConfig):
     removed.push(path);
   };
   if (!settings.clickhouseUrl) await remove(join(settings.home, 'chdb'));
-  if (!settings.databaseUrl) await remove(join(settings.home, 'postgres'));
+  if (!settings.databaseUrl)
+    for (const dir of await embeddedDataDirs(join(settings.home, 'postgres'))) await remove(dir);
   if (settings.warehouse.startsWith('file://'))
     for (const table of config.tables) {
       await remove(localPath(defaultTableLocation(settings.warehouse, table.target)));

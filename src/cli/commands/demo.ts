@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { createDemoSchema } from '../../clickhouse/demo.ts';
 import { generateTrades } from '../../clickhouse/demo-trades.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -6,6 +7,7 @@ import { liveDataFiles, loadTable } from '../../iceberg/table.ts';
 import { runCycle } from '../../pipeline/local-runner.ts';
 import { targetOf } from '../../pipeline/plan-cycle.ts';
 import { previewCycle } from '../../pipeline/preview.ts';
+import { lockHome } from '../../runtime/home.ts';
 import type { Runtime } from '../../runtime/open.ts';
 import { readSettings } from '../../runtime/settings.ts';
 import { flag, intOpt, numberOpt } from '../args.ts';
@@ -101,80 +103,93 @@ export const demoCommand: Command = {
     const config = await loadConfig(ctx.configPath);
     const named = checkDemoTargets(settings, flag(args, 'force'));
     const started = Date.now();
-    if (!flag(args, 'keep')) {
-      await assertNoNamedState(settings);
-      await resetDemoState(settings, config);
+    // The reset deletes the embedded engines' data: never under a command that is using them.
+    const embedded = !settings.clickhouseUrl || !settings.databaseUrl;
+    if (embedded) await mkdir(settings.home, { recursive: true });
+    const unlock = embedded ? await lockHome(settings.home, 'demo', { wait: false }) : async () => {};
+    try {
+      if (!flag(args, 'keep')) {
+        await assertNoNamedState(settings);
+        await resetDemoState(settings, config);
+      }
+    } catch (error) {
+      await unlock();
+      throw error;
     }
     if (named.length) ctx.say(`Using ${named.join(', ')} as set in the environment (--force).`);
 
-    const report = await withRuntime(ctx, async (rt): Promise<DemoReport> => {
-      await createDemoSchema(rt.clickhouse);
-      const generated = await generateTrades(rt.clickhouse, {
-        rows,
-        spanHours: hours,
-        end: rt.clock(),
-        lateFraction,
-        seed,
-      });
-      ctx.say(`Generated ${rows} trades from ${generated.from} to ${generated.to}; offloading...`);
-      // A fixed bound: chasing a `now - lateness` that moves while cycles run would end in 1-second
-      // batches. Tables with a longer lateness (candles) stay below it by their own cap.
-      const lateness = Math.min(...rt.config.tables.map((t) => t.latenessSeconds));
-      const until = new Date(rt.clock().getTime() - lateness * 1000).toISOString();
-      const done = new Map<string, { batches: number; rows: number }>();
-      let cycles = 0;
-      let caughtUp = false;
-      if (flag(args, 'seed-only')) caughtUp = false;
-      while (!flag(args, 'seed-only') && cycles < maxCycles) {
-        const preview = await previewCycle(rt, { until });
-        if (preview.tables.every((t) => t.batches.length === 0 && !t.reconcile)) {
-          caughtUp = true;
-          break;
-        }
-        const { passes } = await runCycle(rt, { until });
-        cycles++;
-        for (const o of passes.flatMap((p) => p.tables)) {
-          const d = done.get(o.table) ?? { batches: 0, rows: 0 };
-          done.set(o.table, { batches: d.batches + o.batches, rows: d.rows + o.rows });
-        }
-        const failed = passes.flatMap((p) => p.tables).find((o) => o.status === 'failed');
-        if (failed) {
-          ctx.io.stderr.write(
-            `k2-offload demo: ${failed.table} failed: ${failed.error ?? 'unknown error'}\n`,
-          );
-          break;
-        }
-      }
-      // Every row so far, not only the generated span: late trades fall before it, and so do their candles.
-      const audit = await runAudit(rt, { hours: Math.ceil(hours) + 1, since: new Date(0).toISOString() });
-      const cursors = new Map((await rt.watermarks.list()).map((w) => [w.table, w.cursor]));
-      const tables: DemoTable[] = [];
-      for (const table of rt.config.tables) {
-        const checked = audit.tables.find((a) => a.table === table.name);
-        tables.push({
-          table: table.name,
-          iceberg: identString(targetOf(table)),
-          ...(await icebergFacts(rt, table.name)),
-          batches: done.get(table.name)?.batches ?? 0,
-          rows: done.get(table.name)?.rows ?? 0,
-          cursor: cursors.get(table.name) ?? null,
-          clickhouseRows: checked?.totals.expectedRows ?? 0,
-          readerRows: checked?.totals.icebergRows ?? 0,
-          missingKeys: (checked?.totals.missingKeys ?? 0) + (checked?.totals.extraKeys ?? 0),
-          duplicateKeys: checked?.totals.duplicateKeys ?? 0,
+    const report = await withRuntime(
+      ctx,
+      async (rt): Promise<DemoReport> => {
+        await createDemoSchema(rt.clickhouse);
+        const generated = await generateTrades(rt.clickhouse, {
+          rows,
+          spanHours: hours,
+          end: rt.clock(),
+          lateFraction,
+          seed,
         });
-      }
-      return {
-        generated: { rows, from: generated.from, to: generated.to },
-        seedOnly: flag(args, 'seed-only'),
-        cycles,
-        seconds: (Date.now() - started) / 1000,
-        caughtUp,
-        auditOk: audit.ok,
-        warehouse: rt.warehouse,
-        tables,
-      };
-    });
+        ctx.say(`Generated ${rows} trades from ${generated.from} to ${generated.to}; offloading...`);
+        // A fixed bound: chasing a `now - lateness` that moves while cycles run would end in 1-second
+        // batches. Tables with a longer lateness (candles) stay below it by their own cap.
+        const lateness = Math.min(...rt.config.tables.map((t) => t.latenessSeconds));
+        const until = new Date(rt.clock().getTime() - lateness * 1000).toISOString();
+        const done = new Map<string, { batches: number; rows: number }>();
+        let cycles = 0;
+        let caughtUp = false;
+        if (flag(args, 'seed-only')) caughtUp = false;
+        while (!flag(args, 'seed-only') && cycles < maxCycles) {
+          const preview = await previewCycle(rt, { until });
+          if (preview.tables.every((t) => t.batches.length === 0 && !t.reconcile)) {
+            caughtUp = true;
+            break;
+          }
+          const { passes } = await runCycle(rt, { until });
+          cycles++;
+          for (const o of passes.flatMap((p) => p.tables)) {
+            const d = done.get(o.table) ?? { batches: 0, rows: 0 };
+            done.set(o.table, { batches: d.batches + o.batches, rows: d.rows + o.rows });
+          }
+          const failed = passes.flatMap((p) => p.tables).find((o) => o.status === 'failed');
+          if (failed) {
+            ctx.io.stderr.write(
+              `k2-offload demo: ${failed.table} failed: ${failed.error ?? 'unknown error'}\n`,
+            );
+            break;
+          }
+        }
+        // Every row so far, not only the generated span: late trades fall before it, and so do their candles.
+        const audit = await runAudit(rt, { hours: Math.ceil(hours) + 1, since: new Date(0).toISOString() });
+        const cursors = new Map((await rt.watermarks.list()).map((w) => [w.table, w.cursor]));
+        const tables: DemoTable[] = [];
+        for (const table of rt.config.tables) {
+          const checked = audit.tables.find((a) => a.table === table.name);
+          tables.push({
+            table: table.name,
+            iceberg: identString(targetOf(table)),
+            ...(await icebergFacts(rt, table.name)),
+            batches: done.get(table.name)?.batches ?? 0,
+            rows: done.get(table.name)?.rows ?? 0,
+            cursor: cursors.get(table.name) ?? null,
+            clickhouseRows: checked?.totals.expectedRows ?? 0,
+            readerRows: checked?.totals.icebergRows ?? 0,
+            missingKeys: (checked?.totals.missingKeys ?? 0) + (checked?.totals.extraKeys ?? 0),
+            duplicateKeys: checked?.totals.duplicateKeys ?? 0,
+          });
+        }
+        return {
+          generated: { rows, from: generated.from, to: generated.to },
+          seedOnly: flag(args, 'seed-only'),
+          cycles,
+          seconds: (Date.now() - started) / 1000,
+          caughtUp,
+          auditOk: audit.ok,
+          warehouse: rt.warehouse,
+          tables,
+        };
+      },
+      { createHome: true },
+    ).finally(unlock);
     ctx.emit(report);
     ctx.say(renderDemo(report));
     return (report.caughtUp || flag(args, 'seed-only')) && report.auditOk ? 0 : 1;

@@ -3,7 +3,7 @@ import type { TableConfig } from '../../config/schema.ts';
 import { identString } from '../../iceberg/catalog.ts';
 import { compactTable, planCompaction } from '../../iceberg/maintenance/compact.ts';
 import { expireSnapshots, snapshotsToExpire } from '../../iceberg/maintenance/expire.ts';
-import { removeOrphanFiles } from '../../iceberg/maintenance/orphans.ts';
+import { DEFAULT_ORPHAN_GRACE_MS, removeOrphanFiles } from '../../iceberg/maintenance/orphans.ts';
 import { liveDataFiles, loadTable } from '../../iceberg/table.ts';
 import { icebergDeps } from '../../pipeline/deps.ts';
 import { targetOf } from '../../pipeline/plan-cycle.ts';
@@ -23,6 +23,13 @@ export type TableMaintenance = {
   orphanFiles: number;
 };
 
+const leasedNote = (lease: { holder: string; expiresAt: string }, prefix = '') =>
+  `${prefix}leased by ${lease.holder} until ${lease.expiresAt}; try again after that cycle`;
+
+const DAY_MS = 86_400_000;
+/** Unreferenced files younger than this may belong to a commit in flight: the one default for every caller. */
+const DEFAULT_GRACE_DAYS = DEFAULT_ORPHAN_GRACE_MS / DAY_MS;
+
 type Limits = { expireBefore: number; orphanBefore: number; targetFileRows: number; dryRun: boolean };
 
 async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): Promise<TableMaintenance> {
@@ -33,6 +40,10 @@ async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): P
     return { ...base, ...none, result: 'skipped', note: 'no Iceberg table yet' };
   const deps = icebergDeps(rt);
   if (limits.dryRun) {
+    // The real run takes the lease first: a table a cycle holds now would be skipped, so say so.
+    const lease = (await rt.watermarks.get(table.name))?.lease;
+    if (lease && Date.parse(lease.expiresAt) > rt.clock().getTime())
+      return { ...base, ...none, result: 'skipped', note: leasedNote(lease, 'would skip: ') };
     const { metadata } = await loadTable(rt, ident);
     const groups = planCompaction(await liveDataFiles(rt.store, metadata), {
       targetFileRows: limits.targetFileRows,
@@ -62,7 +73,7 @@ async function maintainTable(rt: Runtime, table: TableConfig, limits: Limits): P
       ...base,
       ...none,
       result: 'skipped',
-      note: `leased by ${lease.holder} until ${lease.expiresAt}; try again after that cycle`,
+      note: leasedNote(lease),
     };
   try {
     const compacted = await compactTable(deps, {
@@ -117,7 +128,7 @@ export const maintainCommand: Command = {
     'orphan-grace-days': {
       type: 'string',
       value: 'N',
-      description: 'remove unreferenced files older than N days (default 3)',
+      description: `remove unreferenced files older than N days (default ${DEFAULT_GRACE_DAYS})`,
     },
     'target-file-rows': {
       type: 'string',
@@ -128,15 +139,15 @@ export const maintainCommand: Command = {
   async run(args, ctx) {
     const name = stringOpt(args, 'table');
     const expireDays = numberOpt(args, 'expire-days', 7, 0, 3650);
-    const graceDays = numberOpt(args, 'orphan-grace-days', 3, 0, 3650);
+    const graceDays = numberOpt(args, 'orphan-grace-days', DEFAULT_GRACE_DAYS, 0, 3650);
     const targetFileRows = intOpt(args, 'target-file-rows', 1_000_000, 1, 1_000_000_000);
     const dryRun = flag(args, 'dry-run');
     const tables = selectTables(await loadConfig(ctx.configPath), name ? [name] : undefined);
     const results = await withRuntime(ctx, async (rt) => {
       const now = rt.clock().getTime();
       const limits = {
-        expireBefore: now - expireDays * 86_400_000,
-        orphanBefore: now - graceDays * 86_400_000,
+        expireBefore: now - expireDays * DAY_MS,
+        orphanBefore: now - graceDays * DAY_MS,
         targetFileRows,
         dryRun,
       };

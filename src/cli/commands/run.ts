@@ -5,6 +5,7 @@ import type { Runtime } from '../../runtime/open.ts';
 import { flag } from '../args.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { formatTable, humanDuration } from '../output.ts';
+import { observeCursorMoves } from '../progress.ts';
 import { renderPreview, SELECT_OPTIONS, selection } from './plan.ts';
 
 export type TableRun = {
@@ -95,7 +96,10 @@ export const runCommand: Command = {
     }
     const report = await withRuntime(ctx, async (rt) => {
       const started = Date.now();
-      const { passes } = await runCycle(rt, input);
+      const watermarks = observeCursorMoves(rt.watermarks, (m) => {
+        if (m.outcome === 'committed') ctx.event({ event: 'batch-committed', ...m });
+      });
+      const { passes } = await runCycle({ ...rt, watermarks }, input);
       return summarizeCycle(rt, passes, (Date.now() - started) / 1000);
     });
     ctx.emit(report);

@@ -1,5 +1,5 @@
 import { UnavailableError } from '../../errors.ts';
-import { collectHealth, type HealthReport } from '../../pipeline/health.ts';
+import { collectHealth, describeHolder, type HealthReport } from '../../pipeline/health.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { formatTable } from '../output.ts';
 
@@ -34,7 +34,9 @@ export function renderHealth(report: HealthReport): string {
         ago(t.watermarkAgeSeconds),
         t.status,
         t.consecutiveFailures,
-        t.lease ? `${t.lease.holder}${t.lease.live ? '' : ' (expired)'}` : null,
+        t.lease
+          ? `${describeHolder(t.lease)} until ${t.lease.expiresAt}${t.lease.live ? '' : ' (STALE)'}`
+          : null,
         t.pendingRows,
         t.ttlHeadroomHours,
       ]),
@@ -71,7 +73,9 @@ export const statusCommand: Command = {
     'Checks that ClickHouse, Postgres and the Iceberg catalog answer, then per table: the watermark',
     '(cursor), lag behind what could be offloaded now, last completed pass, consecutive failures and',
     'the last error, the lease, rows waiting in ClickHouse and hours until the hot-tier TTL deletes the',
-    'oldest of them. Thresholds are those of the alarms (lag 20/30 min, 3 failures, 1 h stale, 24 h TTL).',
+    "oldest of them, and the last cycle's per-hour check (closed hours below the watermark whose rows",
+    'or candle values differ from what was committed: fix with k2-offload repair).',
+    'Thresholds are those of the alarms (lag 20/30 min, 3 failures, 1 h stale, 24 h TTL).',
     'Read-only. Exit code 1 when anything is critical (the same judgement the alarms make).',
   ].join('\n'),
   options: {},

@@ -1,6 +1,7 @@
 import { countRange } from '../../audit/range.ts';
 import { loadConfig, tableByName } from '../../config/load.ts';
 import { InputError } from '../../errors.ts';
+import { identString } from '../../iceberg/catalog.ts';
 import { loadTable, newestMarker } from '../../iceberg/table.ts';
 import { targetOf } from '../../pipeline/plan-cycle.ts';
 import type { Runtime } from '../../runtime/open.ts';
@@ -17,9 +18,8 @@ export type WatermarkChange = {
   reason: string;
   /** `set`: rows ClickHouse holds in the skipped range that Iceberg does not (never offloaded after this). */
   skippedRows: number | null;
-  /** Where Iceberg's newest offload marker ends: a reset below it is undone by the next cycle's reconcile. */
+  /** Where Iceberg's newest offload marker ends (a reset below it is refused). */
   icebergNewestEnd: string | null;
-  warning: string | null;
 };
 
 async function icebergEnd(rt: Runtime, table: ReturnType<typeof tableByName>): Promise<string | null> {
@@ -47,6 +47,11 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
     );
   const actor = actorOf(args, ctx.io.env);
   const table = tableByName(await loadConfig(ctx.configPath), name);
+  if (table.cursor.kind === 'closed_bucket' && Date.parse(to) % (table.cursor.intervalSeconds * 1000) !== 0)
+    throw new InputError(
+      `watermark ${action} of ${name} to ${to} refused: ${name} holds ${table.cursor.intervalSeconds}-second candles, and a cursor inside a candle would split it; give a candle boundary (a multiple of ${table.cursor.intervalSeconds} s since 1970-01-01T00:00:00Z, UTC)`,
+      { table: name, to, intervalSeconds: table.cursor.intervalSeconds },
+    );
 
   const change = await withRuntime(ctx, async (rt) => {
     await rt.watermarks.ensureTables([{ table: table.name, initialCursor: table.initialCursor }]);
@@ -62,6 +67,13 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
       throw new InputError(
         `watermark reset of ${name} to ${to} refused: that is after the current cursor ${current}; moving forward is k2-offload watermark set`,
         { table: name, to, current },
+      );
+    // A reset below what Iceberg holds would be reconciled forward by the next cycle: it would mean
+    // nothing. Re-offloading a range Iceberg holds starts with taking it out of Iceberg.
+    if (action === 'reset' && iceEnd !== null && Date.parse(iceEnd) > Date.parse(to))
+      throw new InputError(
+        `watermark reset of ${name} to ${to} refused: Iceberg ${identString(targetOf(table))} still holds rows up to ${iceEnd}, so the next cycle would move the watermark forward again; roll the Iceberg table back to the snapshot whose offload marker ends at or before ${to} first (k2-offload watermark show --table ${name} lists them; docs/runbooks/procedures.md, "Watermark reset"), then reset; nothing was changed`,
+        { table: name, to, icebergNewestEnd: iceEnd },
       );
     let skippedRows: number | null = null;
     if (action === 'set' && delta > 0) {
@@ -82,7 +94,6 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
       reason,
       allowBackwards: action === 'reset',
     });
-    const undone = action === 'reset' && iceEnd !== null && Date.parse(iceEnd) > Date.parse(to);
     return {
       table: name,
       action,
@@ -93,9 +104,6 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
       reason,
       skippedRows,
       icebergNewestEnd: iceEnd,
-      warning: undone
-        ? `Iceberg still holds rows up to ${iceEnd}: the next cycle reconciles this watermark forward to it (Iceberg is the truth). To re-offload, roll the Iceberg table back to a snapshot whose marker ends at ${to} first (docs/runbooks/procedures.md)`
-        : null,
     } satisfies WatermarkChange;
   });
   ctx.emit(change);
@@ -107,7 +115,6 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
       ...(change.skippedRows
         ? [`${change.skippedRows} rows in the skipped range will never be offloaded`]
         : []),
-      ...(change.warning ? [`warning: ${change.warning}`] : []),
     ].join('\n'),
   );
   return 0;

@@ -2,12 +2,14 @@ import { type MarkerEntry, recentMarkers } from '../../audit/range.ts';
 import { loadConfig, selectTables } from '../../config/load.ts';
 import { InputError } from '../../errors.ts';
 import { loadTable } from '../../iceberg/table.ts';
+import { describeHolder } from '../../pipeline/health.ts';
 import { targetOf } from '../../pipeline/plan-cycle.ts';
 import type { AuditRecord, RunRecord, Watermark } from '../../watermark/types.ts';
 import { intOpt, type Parsed, stringOpt } from '../args.ts';
 import { type Command, type Context, withRuntime } from '../context.ts';
 import { formatTable } from '../output.ts';
 import { changeWatermark } from './watermark-change.ts';
+import { releaseWatermarkLease, rewindWatermark } from './watermark-repair.ts';
 
 export type WatermarkView = {
   watermarks: Array<Watermark & { icebergMarkers: MarkerEntry[] }>;
@@ -50,7 +52,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
         w.lastSuccessAt,
         w.lastRows,
         w.consecutiveFailures,
-        w.lease ? `${w.lease.holder} until ${w.lease.expiresAt}` : null,
+        w.lease ? `${describeHolder(w.lease)} since ${w.lease.startedAt} until ${w.lease.expiresAt}` : null,
         w.icebergMarkers[0]?.windowEnd,
       ]),
     ),
@@ -97,8 +99,17 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
     'Audit trail of manual changes, newest first:',
     view.audit.length
       ? formatTable(
-          ['at', 'table', 'from', 'to', 'backwards', 'actor', 'reason'],
-          view.audit.map((a) => [a.at, a.table, a.oldCursor, a.newCursor, a.backwards, a.actor, a.reason]),
+          ['at', 'table', 'action', 'from', 'to', 'backwards', 'actor', 'reason'],
+          view.audit.map((a) => [
+            a.at,
+            a.table,
+            a.action,
+            a.oldCursor,
+            a.newCursor,
+            a.backwards,
+            a.actor,
+            a.reason,
+          ]),
         )
       : '  (none)',
   );
@@ -106,20 +117,24 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
   return 0;
 }
 
-const ACTIONS = ['show', 'set', 'reset'] as const;
+const ACTIONS = ['show', 'set', 'reset', 'rewind', 'release'] as const;
 
 export const watermarkCommand: Command = {
   name: 'watermark',
-  summary: 'show, set (skip forward) or reset (re-offload) a table watermark, audited',
-  usage: 'show|set|reset [--table NAME] [--to ISO] [--force] [--reason TEXT] [--actor NAME]',
+  summary: 'show, set, reset or rewind a table watermark, or release a stuck lease, audited',
+  usage: 'show|set|reset|rewind|release [--table NAME] [--to ISO] [--force] [--reason TEXT] [--actor NAME]',
   description: [
     'show   cursors, status, failures, last error, lease, the newest Iceberg markers (with --table: the',
     '       recent ones, to pick a rollback point), recent runs and the audit trail of manual changes.',
     'set    move a watermark forward (--table, --to). Refused when it would skip rows that ClickHouse',
     '       holds and Iceberg does not (says how many) unless --force with --reason.',
-    'reset  move a watermark backwards to re-offload a range: needs --force and --reason. Iceberg must',
-    '       not still hold the range (roll it back first), or the next cycle reconciles forward again.',
-    'Both changes are refused while a cycle holds the lease and are audited with actor ($USER or',
+    'reset  move a watermark backwards to re-offload a range: needs --force and --reason. Refused while',
+    '       Iceberg still holds the range (roll the table back first, then use rewind).',
+    'rewind move a watermark back to the newest batch Iceberg holds (--table, --reason), after its',
+    '       catalog moved back (a restore, a rollback): the gap is offloaded again, once.',
+    'release free a stuck lease (--table, --reason) whose holder died; refused while the holder runs',
+    '       on this host. A new lease token fences the old holder out.',
+    'Every change is refused while a cycle holds the lease and is audited with actor ($USER or',
     '--actor) and reason.',
   ].join('\n'),
   options: {
@@ -135,14 +150,17 @@ export const watermarkCommand: Command = {
     },
   },
   maxPositionals: 1,
+  actions: ACTIONS,
   async run(args, ctx) {
     const action = args.positionals[0];
     if (!action || !(ACTIONS as readonly string[]).includes(action))
       throw new InputError(
-        `${action ? `unknown action ${JSON.stringify(action)}` : 'an action is required'}; use show, set or reset (see k2-offload watermark --help)`,
+        `${action ? `unknown action ${JSON.stringify(action)}` : 'an action is required'}; use ${ACTIONS.join(', ')} (see k2-offload watermark --help)`,
         { value: action },
       );
     if (action === 'show') return show(args, ctx);
+    if (action === 'rewind') return rewindWatermark(args, ctx);
+    if (action === 'release') return releaseWatermarkLease(args, ctx);
     return changeWatermark(args, ctx, action as 'set' | 'reset');
   },
 };

@@ -27,6 +27,12 @@ export type ReplaceRequest = {
   snapshotId: bigint;
   rewritten: Rewritten[];
   random: (n: number) => Uint8Array;
+  /**
+   * `replace` (default): compaction, the same rows in other files. `overwrite`/`append`: a corrective
+   * commit that changes rows, with its own summary keys (a repair marker) beside the carried offload marker.
+   */
+  operation?: 'replace' | 'overwrite' | 'append';
+  summary?: Record<string, string>;
 };
 
 export type ReplaceResult = {
@@ -174,7 +180,7 @@ export async function commitReplace(deps: MaintenanceDeps, request: ReplaceReque
     const next = nextVersion(metadata, metadataLocation, nowOf(deps));
     const marker = newestMarker(metadata);
     const summary = snapshotSummary(
-      'replace',
+      request.operation ?? 'replace',
       parent,
       groups.map((r) => r.file),
       groups.flatMap((r) => r.group.files.map((f) => f.file)),
@@ -185,7 +191,7 @@ export async function commitReplace(deps: MaintenanceDeps, request: ReplaceReque
       'sequence-number': sequenceNumber,
       'timestamp-ms': next['last-updated-ms'],
       'manifest-list': listUri,
-      summary: marker ? { ...summary, ...markerSummary(marker) } : summary,
+      summary: { ...summary, ...(marker ? markerSummary(marker) : {}), ...request.summary },
       'schema-id': metadata['current-schema-id'],
     };
     const nextLocation = nextMetadataLocation(

@@ -1,0 +1,44 @@
+// @ts-check
+/**
+ * Mutation testing of the exactly-once guard modules: `npm run mutate` (docs/mutation.md).
+ * Needs Postgres: PG_URL (tests create their own databases on it; without it an embedded server starts).
+ * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
+ */
+export default {
+  packageManager: 'npm',
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  mutate: [
+    'src/pipeline/**/*.ts',
+    'src/watermark/**/*.ts',
+    'src/plan/**/*.ts',
+    'src/iceberg/commit.ts',
+    'src/iceberg/catalog.ts',
+    'src/iceberg/*-catalog.ts',
+    'src/iceberg/maintenance/**/*.ts',
+    'src/audit/**/*.ts',
+  ],
+  ignorePatterns: ['cdk.out', '.k2', 'warehouse', 'reports', 'bench/results.md'],
+  coverageAnalysis: 'perTest',
+  // Suites build their rig (chDB, Postgres, a first cycle) in beforeAll, outside any test: code reached
+  // only there is "static" and would rerun every suite per mutant (hours). Those mutants are reported as
+  // Ignored; a mutant reached inside a test too still runs, active from the suite's beforeAll on.
+  ignoreStatic: true,
+  incremental: true,
+  incrementalFile: 'bench/stryker-incremental.json',
+  // Two cores shared: one test process at a time by default (`--concurrency 2` on an idle machine).
+  concurrency: 1,
+  // The first run executes every included suite once, with coverage: several minutes on 2 cores.
+  dryRunTimeoutMinutes: 45,
+  timeoutMS: 60_000,
+  timeoutFactor: 2,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always',
+  thresholds: { high: 90, low: 80, break: null },
+};

@@ -1,0 +1,120 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { auditTables } from '../../src/audit/audit.ts';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import { fastAppend } from '../../src/iceberg/commit.ts';
+import { joinUri } from '../../src/iceberg/object-store.ts';
+import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
+import { icebergDeps } from '../../src/pipeline/deps.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { makeBatch } from '../../src/plan/batch.ts';
+import { useRig } from '../resilience/fed-rig.ts';
+import { CYCLE_MS, fakeClock, pastStart, type Rig, tradeFeed } from '../resilience/harness.ts';
+
+/**
+ * The count audit catches what a count alone would not: a key Iceberg holds twice, and an hour where
+ * Iceberg lacks one key and holds another instead (the same number of rows on both sides). Each table
+ * state is made by hand after a clean offload, the way a faulty writer or a changed source would leave it.
+ */
+const TABLE = 'bronze_trades_binance';
+const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === TABLE) }, 'one table');
+const target = { namespace: 'cold', name: TABLE };
+
+describe('audit: ClickHouse against Iceberg, per hour and key', () => {
+  const clock = fakeClock(pastStart(3));
+  const setup = useRig({ name: 'audit', clock, config });
+  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
+  const audit = async () => {
+    const report = await auditTables(deps(), { hours: 6, reader: setup.rig.clickhouse });
+    return report.tables[0];
+  };
+
+  /** Changes one trade's natural key in ClickHouse (filtered in a subquery: an alias would shadow the column). */
+  const rekey = async (symbol: string, from: string, to: string) => {
+    const ch = setup.rig.clickhouse;
+    const where = `symbol = '${symbol}' AND sequence_number = ${from}`;
+    await ch.command({
+      query: `INSERT INTO k2.bronze_trades_binance SELECT * REPLACE (${to} AS sequence_number)
+              FROM (SELECT * FROM k2.bronze_trades_binance WHERE ${where})`,
+    });
+    await ch.command({
+      query: `ALTER TABLE k2.bronze_trades_binance DELETE WHERE ${where}`,
+      clickhouse_settings: { mutations_sync: '2' },
+    });
+  };
+
+  beforeAll(async () => {
+    const feed = tradeFeed(setup.rig.clickhouse, clock, {
+      from: clock.now().getTime() - 3 * 3_600_000,
+      seed: 88,
+      rowsPerHour: 600,
+    });
+    await feed();
+    await runCycle(deps(), {});
+    clock.advance(CYCLE_MS);
+  });
+
+  it('a clean offload audits clean', async () => {
+    const table = await audit();
+    expect(table?.ok).toBe(true);
+    expect(table?.hours.length).toBeGreaterThanOrEqual(2);
+    expect(table?.totals).toMatchObject({ missingKeys: 0, extraKeys: 0, duplicateKeys: 0 });
+    expect(table?.totals.icebergRows).toBe(table?.totals.expectedRows);
+  });
+
+  it('an hour missing one key and holding another instead, same row count: a mismatch naming one of each', async () => {
+    const ch = setup.rig.clickhouse;
+    const watermark = (await deps().watermarks.get(TABLE)).cursor;
+    const result = await ch.query({
+      query: `SELECT symbol, toString(sequence_number) AS seq FROM k2.bronze_trades_binance
+              WHERE ingestion_timestamp < parseDateTime64BestEffort('${watermark}')
+              ORDER BY ingestion_timestamp, sequence_number LIMIT 1`,
+      format: 'JSONEachRow',
+    });
+    const [row] = await result.json<{ symbol: string; seq: string }>();
+    if (!row) throw new Error('expected an offloaded row');
+    // The source's key of that row changes (a corrected sequence number): Iceberg still has the old one.
+    const moved = (BigInt(row.seq) + 1_000_000_000_000n).toString();
+    await rekey(row.symbol, row.seq, moved);
+
+    const table = await audit();
+    expect(table?.ok).toBe(false);
+    const bad = table?.hours.filter((h) => !h.ok) ?? [];
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ missingKeys: 1, extraKeys: 1, duplicateKeys: 0, exact: true });
+    expect(bad[0]?.icebergRows).toBe(bad[0]?.clickhouseRows);
+
+    // Put back as it was, the audit is clean again.
+    await rekey(row.symbol, moved, row.seq);
+    expect((await audit())?.ok).toBe(true);
+  });
+
+  it('a data file committed twice: every key in it is reported duplicated, once each', async () => {
+    const d = deps();
+    const { metadata } = await loadTable(d, target);
+    const files = await liveDataFiles(d.store, metadata);
+    const smallest = files.map((f) => f.file).sort((a, b) => a.record_count - b.record_count)[0];
+    if (!smallest) throw new Error('expected a data file');
+    // A writer that appended the same rows again under another batch (the very fault the audit is for).
+    const copy = joinUri(metadata.location, 'data', 'again', 'part-00000.parquet');
+    await d.store.put(copy, await d.store.get(smallest.file_path));
+    const cursor = (await d.watermarks.get(TABLE)).cursor;
+    await fastAppend(icebergDeps(d), {
+      table: target,
+      marker: {
+        ...makeBatch(TABLE, cursor, new Date(Date.parse(cursor) + 1000).toISOString()),
+        rows: smallest.record_count,
+      },
+      files: [copy],
+    });
+
+    const table = await audit();
+    expect(table?.ok).toBe(false);
+    expect(table?.totals).toMatchObject({
+      duplicateKeys: smallest.record_count,
+      sourceDuplicateKeys: 0,
+      missingKeys: 0,
+      extraKeys: 0,
+    });
+    expect(table?.totals.icebergRows).toBe((table?.totals.expectedRows ?? 0) + smallest.record_count);
+  });
+});

@@ -1,0 +1,153 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import { LeaseError, WatermarkConflictError } from '../../src/errors.ts';
+import type { Catalog } from '../../src/iceberg/catalog.ts';
+import { ancestry } from '../../src/iceberg/metadata.ts';
+import { loadTable, MARKER_KEYS } from '../../src/iceberg/table.ts';
+import { commitBatch } from '../../src/pipeline/commit-batch.ts';
+import { commitWatermark } from '../../src/pipeline/commit-watermark.ts';
+import type { BatchSpec } from '../../src/pipeline/events.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { planCycle } from '../../src/pipeline/plan-cycle.ts';
+import { stageBatch } from '../../src/pipeline/stage-batch.ts';
+import { useRig } from './fed-rig.ts';
+import { CYCLE_MS, fakeClock, LEASE_SECONDS, MINUTE, pastStart, type Rig, tradeFeed } from './harness.ts';
+import { verifyAll } from './verify.ts';
+
+/**
+ * The edges of the exactly-once guards that the main guard suite does not reach: a lease released
+ * rather than taken over, a takeover that committed a shorter window than the stalled holder's, and a
+ * retried stage of a batch Iceberg already holds. Each scenario fails when its edge of the guard is
+ * taken out (checked by changing the guard by hand, see docs/mutation.md).
+ */
+const TABLE = 'bronze_trades_binance';
+const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === TABLE) }, 'one table');
+const small = parseConfig(
+  { tables: config.tables.map((t) => ({ ...t, maxWindowSeconds: 300 })) },
+  'five-minute windows',
+);
+const target = { namespace: 'cold', name: TABLE };
+
+describe('exactly-once guards, pinned at their edges', () => {
+  const clock = fakeClock(pastStart(3));
+  const setup = useRig({ name: 'guards-pinned', clock, config });
+  let feed: ReturnType<typeof tradeFeed>;
+  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
+  const later = async (ms = LEASE_SECONDS * 1000 + MINUTE) => {
+    clock.advance(ms);
+    await feed();
+  };
+  const planOne = async (overrides: Parameters<Rig['deps']>[0] = {}) => {
+    const plan = await planCycle(deps(overrides), { tables: [TABLE] });
+    return (plan.layers[0]?.tables[0]?.batches ?? []) as BatchSpec[];
+  };
+  const snapshotsOf = async (batchId: string) => {
+    const { metadata } = await loadTable(deps(), target);
+    return [...ancestry(metadata)].filter((s) => s.summary[MARKER_KEYS.batchId] === batchId);
+  };
+  const currentMetadata = () => deps().catalog.currentMetadataLocation(target);
+  /** Every file under the table's folder with its size and modification time. */
+  const tableFiles = async () => {
+    const { metadata } = await loadTable(deps(), target);
+    const out: string[] = [];
+    for await (const f of deps().store.list(`${metadata.location}/`))
+      out.push(`${f.uri} ${f.size} ${f.lastModified.getTime()}`);
+    return out.sort();
+  };
+
+  beforeAll(async () => {
+    feed = tradeFeed(setup.rig.clickhouse, clock, {
+      from: clock.now().getTime() - 2 * 3_600_000,
+      seed: 77,
+      rowsPerHour: 1_200,
+    });
+    await feed();
+    await runCycle(deps(), {});
+  });
+
+  it('a lease given back (not taken by anyone yet) no longer lets its holder commit', async () => {
+    await later(CYCLE_MS);
+    const [batch] = await planOne();
+    if (!batch) throw new Error('expected a batch to plan');
+    const staged = await stageBatch(deps(), batch);
+    expect(staged.rows).toBeGreaterThan(0);
+    // The cycle gave the table back (a failed step, an operator), and a late retry of its commit arrives.
+    await deps().watermarks.releaseLease(TABLE, batch.leaseToken);
+    const before = await currentMetadata();
+    await expect(commitBatch(deps(), { batch, staged })).rejects.toBeInstanceOf(LeaseError);
+    expect(await currentMetadata()).toBe(before);
+    expect(await snapshotsOf(batch.batchId)).toEqual([]);
+
+    await later();
+    await runCycle(deps(), {});
+    expect((await verifyAll(deps())).problems).toEqual([]);
+  });
+
+  it('a stalled holder is refused after a takeover committed a shorter window from the same start, no row twice', async () => {
+    await later(CYCLE_MS);
+    const [slow] = await planOne();
+    if (!slow) throw new Error('expected a batch to plan');
+    const staged = await stageBatch(deps(), slow);
+    // The slow holder passes the lease check, then its catalog swap waits while the table is taken over.
+    let reachedSwap!: () => void;
+    const atSwap = new Promise<void>((r) => {
+      reachedSwap = r;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const catalog = deps().catalog;
+    const gated: Catalog = {
+      ...catalog,
+      kind: catalog.kind,
+      swapMetadataLocation: async (table, expected, next) => {
+        reachedSwap();
+        await gate;
+        return catalog.swapMetadataLocation(table, expected, next);
+      },
+    };
+    const outcome = commitBatch(deps({ catalog: gated }), { batch: slow, staged }).then(
+      () => 'committed',
+      (error: unknown) => error,
+    );
+    await atSwap;
+    await later();
+    // The takeover plans five-minute windows and commits only its first: it ends inside the slow window.
+    const [first] = await planOne({ config: small });
+    if (!first) throw new Error('expected the takeover to plan a batch');
+    expect(first.windowStart).toBe(slow.windowStart);
+    expect(Date.parse(first.windowEnd)).toBeLessThan(Date.parse(slow.windowEnd));
+    const firstStaged = await stageBatch(deps({ config: small }), first);
+    const committed = await commitBatch(deps({ config: small }), { batch: first, staged: firstStaged });
+    await commitWatermark(deps({ config: small }), {
+      batch: { ...first, lastOfTable: true },
+      staged: firstStaged,
+      committed,
+    });
+    release();
+    expect(await outcome).toBeInstanceOf(WatermarkConflictError);
+    expect(await snapshotsOf(slow.batchId)).toEqual([]);
+
+    await later();
+    await runCycle(deps(), {});
+    expect((await verifyAll(deps())).problems).toEqual([]);
+  });
+
+  it('a batch Iceberg already holds is not staged again: no file of the table is written or rewritten', async () => {
+    await later(CYCLE_MS);
+    const [batch] = await planOne();
+    if (!batch) throw new Error('expected a batch to plan');
+    const staged = await stageBatch(deps(), batch);
+    const committed = await commitBatch(deps(), { batch, staged });
+    expect(committed.status).toBe('committed');
+    const files = await tableFiles();
+    // A retried stage step (a redriven execution): the batch's files are the table's data files now.
+    const again = await stageBatch(deps(), batch);
+    expect(again).toMatchObject({ rows: staged.rows, files: [] });
+    expect(await tableFiles()).toEqual(files);
+
+    await commitWatermark(deps(), { batch, staged, committed });
+    expect((await verifyAll(deps())).problems).toEqual([]);
+  });
+});

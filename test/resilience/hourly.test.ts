@@ -1,0 +1,178 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { auditTables } from '../../src/audit/audit.ts';
+import { renderRepair } from '../../src/cli/commands/repair.ts';
+import { renderHealth } from '../../src/cli/commands/status.ts';
+import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
+import { tableByName } from '../../src/config/load.ts';
+import { repairTable } from '../../src/hourly/repair.ts';
+import type { EmfRecord } from '../../src/metrics/emf.ts';
+import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
+import { collectHealth } from '../../src/pipeline/health.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { useFedRig } from './fed-rig.ts';
+import { CYCLE_MS, MINUTE } from './harness.ts';
+import { verifyAll } from './verify.ts';
+
+const HOUR = 3_600_000;
+const hourlyProblems = async (deps: Parameters<typeof collectHealth>[0]) =>
+  (await collectHealth(deps)).problems.filter((p) => p.code === 'hourly-mismatch');
+
+/**
+ * Back-dated rows (a replayed partition: ingestion times hours old) land below every watermark: bronze
+ * and silver rows no cycle will offload, and trades later than the candles' lateness that change
+ * candles already in Iceberg. The cycle's own per-hour check notices (metric, health red), `repair`
+ * puts exactly the difference into Iceberg (no key twice), and health is green again.
+ */
+describe('back-dated rows and too-late trades: noticed by the cycle, repaired exactly once', () => {
+  const fed = useFedRig({ name: 'hourly', seed: 11, rowsPerHour: 1200, hours: 6 });
+  const { clock } = fed;
+  const cycle = async (metrics: EmfRecord[] = []) => {
+    clock.advance(CYCLE_MS);
+    await fed.feed();
+    return runCycle(fed.rig.deps({ metrics: (r) => metrics.push(...r) }), {});
+  };
+  /** Trades whose ingestion (and trade) times lie `hoursAgo` in the past, as a replayed partition delivers. */
+  const replay = (hoursAgo: number, seed: number) =>
+    generateTrades(fed.rig.clickhouse, {
+      rows: 60,
+      spanHours: 10 / 60,
+      // Off the feed's span boundaries, whose first trade's sequence number a replay would repeat.
+      end: new Date(clock.now().getTime() - hoursAgo * HOUR + 7_000),
+      lateFraction: 0,
+      seed,
+    });
+  const mismatchesIn = (metrics: EmfRecord[]) =>
+    new Set(
+      metrics
+        .filter((r) => (r.values.hourlyMismatchHours ?? 0) > 0)
+        .map((r) => r.dimensions?.Table as string),
+    );
+
+  beforeAll(async () => {
+    await runCycle(fed.rig.deps(), {});
+    for (let i = 0; i < 3; i++) await cycle();
+  });
+
+  it('a replay below the watermarks: the next cycle is red, repair makes Iceberg equal to ClickHouse, rerun is a no-op', async () => {
+    const deps = fed.rig.deps();
+    const quiet: EmfRecord[] = [];
+    await cycle(quiet);
+    expect(mismatchesIn(quiet)).toEqual(new Set());
+    expect(quiet.some((r) => r.values.hourlyMismatchHours === 0)).toBe(true);
+    expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await collectHealth(deps)).healthy).toBe(true);
+    expect((await verifyAll(deps)).problems).toEqual([]);
+
+    await replay(3, 9001);
+    const metrics: EmfRecord[] = [];
+    await cycle(metrics);
+    // The cycle itself noticed, in every layer the replay reached below its watermark.
+    const flagged = mismatchesIn(metrics);
+    expect(flagged).toContain('bronze_trades_binance');
+    expect(flagged).toContain('silver_trades');
+    expect(flagged).toContain('ohlcv_1m');
+    const red = await collectHealth(deps);
+    expect(red.healthy).toBe(false);
+    expect(red.problems.filter((p) => p.code === 'hourly-mismatch').map((p) => p.table)).toEqual(
+      deps.config.tables.map((t) => t.name).filter((n) => flagged.has(n)),
+    );
+    expect(renderHealth(red)).toMatch(
+      /silver_trades: \d+ closed hour\(s\) differ .*k2-offload repair --table silver_trades/,
+    );
+    // The cycle offloads nothing of it: the rows are below the cursor. The audit sees candle values too.
+    const broken = await verifyAll(deps);
+    expect(broken.problems.join('\n')).toMatch(/bronze_trades_binance: \d+ keys missing/);
+    expect(broken.problems.join('\n')).toMatch(/ohlcv_1m: \d+ rows differ/);
+    const audit = await auditTables(deps, { hours: 24, tables: ['ohlcv_1m'], reader: deps.clickhouse });
+    expect(audit.ok).toBe(false);
+
+    for (const name of flagged) {
+      const result = await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
+      expect(result.status, name).toBe('repaired');
+      expect(result.after.mismatches, name).toEqual([]);
+      expect(renderRepair(result)).toMatch(
+        /^Repair of \S+: repaired\n[\s\S]*Hours the per-hour check flagged[\s\S]*Checked again: the \d+ checked hour\(s\) agree\.$/,
+      );
+    }
+    expect((await verifyAll(deps)).problems).toEqual([]);
+    expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await collectHealth(deps)).healthy).toBe(true);
+    expect((await auditTables(deps, { hours: 24, reader: deps.clickhouse })).ok).toBe(true);
+
+    // Run twice: nothing to repair, nothing written.
+    for (const name of flagged) {
+      const table = tableByName(deps.config, name);
+      const before = await deps.catalog.currentMetadataLocation(table.target);
+      const again = await repairTable(deps, table, { holder: 'test repair' });
+      expect(again.status, name).toBe('nothing-to-repair');
+      expect(await deps.catalog.currentMetadataLocation(table.target)).toBe(before);
+    }
+    // The next cycles go on from the same watermarks, green.
+    const after: EmfRecord[] = [];
+    await cycle(after);
+    expect(mismatchesIn(after)).toEqual(new Set());
+    expect((await verifyAll(deps)).problems).toEqual([]);
+  });
+
+  it('a crash before or after the repair commit: the rerun commits once, exact', async () => {
+    await replay(4, 9002);
+    await cycle();
+    const deps = fed.rig.deps();
+    const table = tableByName(deps.config, 'bronze_trades_kraken');
+    const candles = tableByName(deps.config, 'ohlcv_5m');
+    for (const t of [table, candles]) {
+      const crashing = fed.rig.deps({ faults: crashAt('repair-after-commit') });
+      const before = await deps.catalog.currentMetadataLocation(t.target);
+      await expect(repairTable(crashing, t, { holder: 'test repair' })).rejects.toBeInstanceOf(InjectedCrash);
+      const committed = await deps.catalog.currentMetadataLocation(t.target);
+      expect(committed).not.toBe(before);
+      // Still red: the commit is in Iceberg, the ledger does not know it yet.
+      expect((await hourlyProblems(deps)).map((p) => p.table)).toContain(t.name);
+      clock.advance(MINUTE);
+      const rerun = await repairTable(deps, t, { holder: 'test repair' });
+      expect(rerun.status).toBe('already-repaired');
+      expect(rerun.after.mismatches).toEqual([]);
+      expect(await deps.catalog.currentMetadataLocation(t.target)).toBe(committed);
+    }
+    // Killed after writing its files, before the commit: nothing in Iceberg; the rerun writes them again.
+    const coinbase = tableByName(deps.config, 'bronze_trades_coinbase');
+    const untouched = await deps.catalog.currentMetadataLocation(coinbase.target);
+    const early = fed.rig.deps({ faults: crashAt('repair-before-commit') });
+    await expect(repairTable(early, coinbase, { holder: 'test repair' })).rejects.toBeInstanceOf(
+      InjectedCrash,
+    );
+    expect(await deps.catalog.currentMetadataLocation(coinbase.target)).toBe(untouched);
+    expect((await repairTable(deps, coinbase, { holder: 'test repair' })).status).toBe('repaired');
+    for (const name of new Set((await hourlyProblems(deps)).map((p) => p.table as string)))
+      await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
+    expect((await verifyAll(deps)).problems).toEqual([]);
+    expect(await hourlyProblems(deps)).toEqual([]);
+  });
+
+  it("a repair waits for the table's lease, and refuses to paper over rows deleted from the hot tier", async () => {
+    const deps = fed.rig.deps();
+    const table = tableByName(deps.config, 'bronze_trades_coinbase');
+    const held = await deps.watermarks.acquireLease(table.name, 'cycle-elsewhere', 900);
+    if (!held.acquired) throw new Error('lease not acquired');
+    await expect(repairTable(deps, table, { holder: 'test repair' })).rejects.toMatchObject({
+      name: 'LeaseError',
+      message: expect.stringMatching(/leased by cycle-elsewhere/),
+    });
+    await deps.watermarks.releaseLease(table.name, held.token);
+
+    // Rows deleted from ClickHouse after their offload: the check sees fewer rows than committed.
+    const hour = new Date(Math.floor((clock.now().getTime() - 5 * HOUR) / HOUR) * HOUR).toISOString();
+    await fed.rig.clickhouse.command({
+      query: `DELETE FROM k2.bronze_trades_coinbase WHERE toStartOfHour(ingestion_timestamp) = parseDateTimeBestEffort('${hour}') AND sequence_number % 10 = 0`,
+    });
+    await cycle();
+    const red = await hourlyProblems(deps);
+    expect(red.map((p) => p.table)).toEqual(['bronze_trades_coinbase']);
+    const before = await deps.catalog.currentMetadataLocation(table.target);
+    const result = await repairTable(deps, table, { holder: 'test repair' });
+    expect(result.status).toBe('unrepairable');
+    expect(result.detail).toMatch(/fewer rows than were committed/);
+    expect(await deps.catalog.currentMetadataLocation(table.target)).toBe(before);
+    expect((await hourlyProblems(deps)).map((p) => p.table)).toEqual(['bronze_trades_coinbase']);
+  });
+});

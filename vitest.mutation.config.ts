@@ -1,0 +1,44 @@
+import { defineConfig } from 'vitest/config';
+import base from './vitest.config.ts';
+
+/**
+ * The suites Stryker runs against each mutant of the guard modules (`npm run mutate`): the ones that
+ * exercise those modules in this process. Left out: the soak (a day of cycles: slow, and it adds no
+ * kill the guard suites do not make), suites that drive the code in child processes (a mutant is only
+ * active in Stryker's own test process), CDK and bundling, and suites of modules not mutated.
+ */
+export default defineConfig({
+  ...base,
+  plugins: [
+    {
+      name: 'k2:forks-under-stryker',
+      // Stryker's Vitest runner asks for worker threads; chDB and our rigs need a process of their own
+      // (they change the working directory, which a worker thread cannot). One fork at a time.
+      configureVitest({ project }) {
+        project.config.pool = 'forks';
+        project.config.maxWorkers = 1;
+      },
+    },
+  ],
+  test: {
+    ...base.test,
+    include: [
+      'test/pipeline/**/*.test.ts',
+      'test/watermark/**/*.test.ts',
+      'test/plan/**/*.test.ts',
+      'test/iceberg/**/*.test.ts',
+      'test/audit/**/*.test.ts',
+      'test/integration/watermark-postgres.test.ts',
+      'test/resilience/**/*.test.ts',
+      'test/cli/operations.test.ts',
+      'test/cli/cycles.test.ts',
+      'test/cli/maintain.test.ts',
+      'test/orchestration/execute.test.ts',
+    ],
+    exclude: [
+      'test/resilience/soak.test.ts',
+      'test/resilience/processes.test.ts',
+      'test/resilience/localstack.test.ts',
+    ],
+  },
+});
