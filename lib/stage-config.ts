@@ -132,14 +132,15 @@ export const stageConfigSchema = z.strictObject({
         .regex(/^\d+ GB$/, 'must look like "64 GB"')
         .default('64 GB'),
       idleTimeoutMinutes: z.number().int().min(1).max(10080).default(15),
-      jobTimeoutMinutes: z.number().int().min(1).max(720).default(30),
+      /** A Spark job ends inside the execution timeout, so inside its table's lease (checked at synth). */
+      jobTimeoutMinutes: z.number().int().min(1).max(720).default(10),
     })
     .default({
       releaseLabel: 'emr-7.5.0',
       maxCpu: '16 vCPU',
       maxMemory: '64 GB',
       idleTimeoutMinutes: 15,
-      jobTimeoutMinutes: 30,
+      jobTimeoutMinutes: 10,
     }),
   alarms: z
     .strictObject({

@@ -7,11 +7,14 @@ Every decision (table, window, batch id, staging prefix) comes from the spec; th
    the batch is already in Iceberg (a retry after a crash or a lost response).
 2. If the newest marker in the ancestry ends after this window's start, stop with an error: Iceberg
    already holds rows of this window under another batch (the next cycle re-plans from there).
-3. Otherwise read the staged Parquet files and append them in one Iceberg commit whose snapshot
-   summary carries the offload marker (``snapshot-property.k2.offload.*`` write options).
+3. Otherwise adopt the staged Parquet files as they are (data files with metrics from their footers,
+   no copy) in one fast append whose snapshot summary carries the offload marker (``k2.offload.*``).
 
-Pure helpers (argument parsing, marker lookup, SQL) import nothing from Spark, so they are unit tested
-with plain ``python3 -m unittest``; Spark is imported only in ``main``.
+Steps 1 to 3 are one compare-and-set: the append is based on the table state the checks read, and a
+commit conflict (another job of the same batch, any other writer) means read again and check again,
+never append on a newer base unchecked. The decision logic (``commit_exactly_once``) is plain Python
+over a small table interface, unit tested with ``python3 -m unittest`` against a compare-and-set fake;
+``IcebergJavaTable`` maps that interface onto Iceberg's Java API, and Spark is imported only in ``main``.
 """
 
 import argparse
@@ -34,6 +37,14 @@ class BatchSpecError(ValueError):
 
 class OverlapError(RuntimeError):
     """Iceberg already holds rows after this window's start; appending would duplicate them."""
+
+
+class CommitConflict(RuntimeError):
+    """The table is no longer at the state a commit was based on; read it again and re-check."""
+
+
+class PartitionError(ValueError):
+    """A staged file holds rows of more than one partition; it cannot be adopted as one data file."""
 
 
 def _require(spec, key, check, expectation):
@@ -92,37 +103,51 @@ def parse_batch_spec(text):
 
 
 def parse_args(argv):
+    """The batch spec and the staged file URIs (``--staged``: StageBatch's result, one attempt's files)."""
     parser = argparse.ArgumentParser(description="Commit one staged k2 offload batch to Iceberg")
     parser.add_argument("--batch", required=True, help="batch spec JSON (src/pipeline/events.ts)")
+    parser.add_argument("--staged", required=True, help="staged files JSON: {rows, files: [{uri, bytes}]}")
     args = parser.parse_args(argv)
-    return parse_batch_spec(args.batch)
+    spec = parse_batch_spec(args.batch)
+    return spec, staged_paths(spec, args.staged)
+
+
+def staged_paths(spec, raw):
+    """The staged files to commit, fenced as our TypeScript committer fences them (src/stage/attempt.ts):
+    part files of one single attempt of this batch under this lease,
+    ``<stagingPrefix>t<leaseToken>-<nonce>/part-NNNNN.parquet``. A file of another lease or attempt (a
+    stalled holder's) is refused: committing it could reference a file that holder still writes."""
+    try:
+        staged = json.loads(raw)
+    except ValueError as error:
+        raise BatchSpecError("--staged is not valid JSON: %s" % error)
+    files = staged.get("files") if isinstance(staged, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("uri"), str) for f in files):
+        raise BatchSpecError("--staged must be {\"files\": [{\"uri\": ...}, ...]}")
+    folder = spec["stagingPrefix"].rstrip("/") + "/"
+    part = re.compile(
+        "^%st%s-([0-9a-z]+)/part-\\d{5,}\\.parquet$" % (re.escape(folder), re.escape(str(spec["leaseToken"])))
+    )
+    attempts = set()
+    for f in files:
+        match = part.match(f["uri"])
+        if match is None:
+            raise BatchSpecError(
+                "refusing to commit batch %s: %s is not a staged part of this lease's attempt under %st%s-<nonce>/"
+                % (spec["batchId"], f["uri"], folder, spec["leaseToken"])
+            )
+        attempts.add(match.group(1))
+    if len(attempts) > 1:
+        raise BatchSpecError(
+            "refusing to commit batch %s: files of %d staging attempts mixed together" % (spec["batchId"], len(attempts))
+        )
+    return sorted(f["uri"] for f in files)
 
 
 def table_identifier(catalog, spec):
     if not IDENTIFIER.match(catalog):
         raise BatchSpecError("catalog name %s must be an identifier" % json.dumps(catalog))
     return "%s.%s.%s" % (catalog, spec["target"]["namespace"], spec["target"]["name"])
-
-
-def marker_query(identifier, batch_id):
-    """Snapshots of the current ancestry whose summary carries this batch id (ids are validated hex)."""
-    if not BATCH_ID.match(batch_id):
-        raise BatchSpecError("batch id %s must be 32 hex digits" % json.dumps(batch_id))
-    return (
-        "SELECT s.snapshot_id, s.summary FROM {t}.snapshots s "
-        "JOIN {t}.history h ON s.snapshot_id = h.snapshot_id "
-        "WHERE h.is_current_ancestor AND s.summary['{key}'] = '{id}'"
-    ).format(t=identifier, key=BATCH_ID_KEY, id=batch_id)
-
-
-def newest_marker_query(identifier):
-    """The most recent snapshot of the current ancestry that carries any offload marker."""
-    return (
-        "SELECT s.snapshot_id, s.summary FROM {t}.snapshots s "
-        "JOIN {t}.history h ON s.snapshot_id = h.snapshot_id "
-        "WHERE h.is_current_ancestor AND s.summary['{key}'] IS NOT NULL "
-        "ORDER BY h.made_current_at DESC LIMIT 1"
-    ).format(t=identifier, key=BATCH_ID_KEY)
 
 
 def check_no_overlap(newest, spec):
@@ -164,11 +189,6 @@ def marker_properties(spec, rows):
     }
 
 
-def write_options(spec, rows):
-    """Iceberg's Spark writer copies ``snapshot-property.<k>`` options into the snapshot summary."""
-    return {"snapshot-property." + k: v for k, v in marker_properties(spec, rows).items()}
-
-
 def outcome(status, rows, snapshot_id=None):
     result = {"status": status, "rows": rows}
     if snapshot_id is not None:
@@ -176,54 +196,248 @@ def outcome(status, rows, snapshot_id=None):
     return result
 
 
-def _staged_files(spark, prefix):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(prefix)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(path):
-        return []
-    return sorted(
-        s.getPath().toString() for s in fs.listStatus(path) if s.getPath().getName().endswith(".parquet")
+
+def newest_marker(ancestry):
+    """The newest snapshot of the ancestry (newest first) that carries any offload marker, else None."""
+    for snapshot in ancestry:
+        if (snapshot.get("summary") or {}).get(BATCH_ID_KEY) is not None:
+            return snapshot
+    return None
+
+
+def settle_partition(path, field, lower, upper, null_count, value_count):
+    """A staged file's value for one partition field, from the transformed bounds of its source column.
+
+    The stager writes one file per partition, so the bounds settle it: all nulls is null, equal bounds
+    without nulls is that value. Anything else cannot be adopted as one data file of one partition.
+    """
+    if value_count is not None and null_count is not None and null_count == value_count:
+        return None
+    if null_count == 0 and lower is not None and upper is not None and lower == upper:
+        return lower
+    raise PartitionError(
+        "staged file %s: partition field %s is not one value (bounds %r..%r, %r nulls of %r); "
+        "stage one file per partition, or set the table's committer to \"lambda\""
+        % (path, field, lower, upper, null_count, value_count)
     )
 
 
-def _markers(spark, identifier, batch_id):
-    return [r.asDict() for r in spark.sql(marker_query(identifier, batch_id)).collect()]
+MICROS_PER_HOUR = 3600 * 1000000
+EPOCH = datetime.date(1970, 1, 1)
+TRUNCATE = re.compile(r"^truncate\[(\d+)\]$")
+IDENTITY_TYPES = ("BOOLEAN", "INTEGER", "LONG", "DATE", "STRING")
 
 
-def main(argv, spark=None, list_files=None):
-    """Runs the commit; ``spark`` and ``list_files`` are injectable so the flow is testable without Spark."""
-    spec = parse_args(argv)
+def _date_of(type_id, value):
+    """A timestamp bound (microseconds) or a date bound (days) as a calendar date."""
+    days = value // (24 * MICROS_PER_HOUR) if type_id == "TIMESTAMP" else value
+    return EPOCH + datetime.timedelta(days=days)
+
+
+def transform_bound(transform, type_id, value):
+    """Iceberg's order-preserving transforms of a column bound, as Iceberg's Java API holds it
+    (timestamps in microseconds, dates in days). None where this job does not compute the transform
+    (bucket, void, other types): the file is then refused as spanning partitions, unless all null."""
+    if value is None:
+        return None
+    if transform == "identity":
+        return value if type_id in IDENTITY_TYPES else None
+    truncate = TRUNCATE.match(transform)
+    if truncate:
+        width = int(truncate.group(1))
+        if type_id in ("INTEGER", "LONG"):
+            return value - value % width  # Python's % floors, as Iceberg's truncate does for negatives
+        return value[:width] if type_id == "STRING" else None
+    if type_id not in ("TIMESTAMP", "DATE"):
+        return None
+    if transform == "hour":
+        return value // MICROS_PER_HOUR if type_id == "TIMESTAMP" else None
+    date = _date_of(type_id, value)
+    if transform == "day":
+        return (date - EPOCH).days
+    if transform == "month":
+        return (date.year - 1970) * 12 + date.month - 1
+    if transform == "year":
+        return date.year - 1970
+    return None
+
+
+def partition_string(transform, type_id, value):
+    """A partition value as Iceberg's ``Conversions.fromPartitionString`` reads it for the field's type:
+    ``day`` (and identity of a date) is a date, other transforms' results numbers or strings."""
+    if value is None:
+        return None
+    if transform == "day" or (transform == "identity" and type_id == "DATE"):
+        return (EPOCH + datetime.timedelta(days=value)).isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class TableState(object):
+    """One read of the table: its ancestry (newest first) and the opaque base a commit must start from."""
+
+    def __init__(self, ancestry, base):
+        self.ancestry = ancestry
+        self.base = base
+
+
+class StagedFile(object):
+    """A staged Parquet file ready to be adopted as a data file (``handle``: the engine's DataFile)."""
+
+    def __init__(self, path, rows, handle):
+        self.path = path
+        self.rows = rows
+        self.handle = handle
+
+
+def commit_exactly_once(table, spec, paths, max_attempts=5):
+    """Check-and-commit as one step: the append is a compare-and-set on the state the check read.
+
+    ``table`` offers ``load() -> TableState``, ``data_files(paths) -> [StagedFile]`` and
+    ``append(state, files, properties) -> snapshot id``, which raises ``CommitConflict`` when ``state``
+    is no longer the table's current state. On a conflict (another job of this batch, a maintenance
+    commit, a lost response) the table is read again and the marker checked again: a second job of one
+    batch finds the first one's marker instead of appending again.
+    """
+    files = None
+    for _ in range(max_attempts):
+        state = table.load()
+        existing = find_marker(state.ancestry, spec["batchId"])
+        if existing is not None:
+            rows = int((existing.get("summary") or {}).get(MARKER + "rows", "0"))
+            return outcome("already-committed", rows, existing["snapshot_id"])
+        check_no_overlap(newest_marker(state.ancestry), spec)
+        if not paths:
+            # Nothing staged: no snapshot; the watermark step accepts an empty batch without a marker.
+            return outcome("empty", 0)
+        if files is None:
+            files = table.data_files(paths)
+        rows = sum(f.rows for f in files)
+        try:
+            snapshot_id = table.append(state, files, marker_properties(spec, rows))
+        except CommitConflict:
+            continue
+        return outcome("committed", rows, snapshot_id)
+    raise CommitConflict(
+        "batch %s: the table changed under each of %d commit attempts; nothing of this job was "
+        "committed, a retry of the step starts again" % (spec["batchId"], max_attempts)
+    )
+
+
+class IcebergJavaTable(object):
+    """The table interface over Iceberg's Java API through py4j (the Iceberg runtime on EMR).
+
+    ``append`` builds a fast-append snapshot and hands it to ``TableOperations.commit(base, updated)``
+    with the base the marker check read: the catalog refuses it when the table moved since (Glue's
+    version check), and nothing retries it on a newer base behind our back, as Iceberg's own commit
+    retries (``commit.retry.num-retries``) would. The staged files are adopted as they are (metrics
+    from their footers), not rewritten.
+    """
+
+    def __init__(self, spark, identifier):
+        self._jvm = spark.sparkContext._jvm
+        iceberg = self._jvm.org.apache.iceberg
+        self._iceberg = iceberg
+        self._table = iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, identifier)
+        self._ops = self._table.operations()
+
+    def load(self):
+        base = self._ops.refresh()
+        ancestry = []
+        snapshot = base.currentSnapshot()
+        while snapshot is not None:
+            ancestry.append({"snapshot_id": snapshot.snapshotId(), "summary": dict(snapshot.summary())})
+            parent = snapshot.parentId()
+            snapshot = base.snapshot(parent) if parent is not None else None
+        return TableState(ancestry, base)
+
+    def data_files(self, paths):
+        iceberg, table = self._iceberg, self._table
+        spec, schema, io = table.spec(), table.schema(), table.io()
+        mapping_json = table.properties().get("schema.name-mapping.default")
+        mapping = (
+            iceberg.mapping.NameMappingParser.fromJson(mapping_json)
+            if mapping_json
+            else iceberg.mapping.MappingUtil.create(schema)
+        )
+        metrics_config = iceberg.MetricsConfig.forTable(table)
+        files = []
+        for path in paths:
+            source = io.newInputFile(path)
+            metrics = iceberg.parquet.ParquetUtil.fileMetrics(source, metrics_config, mapping)
+            # As strings Iceberg parses into each field's own type: a Long or an Integer handed back
+            # through py4j arrives as a Python int and would come back as the wrong boxed type.
+            partition = [self._partition_string(path, field, schema, metrics) for field in spec.fields()]
+            handle = (
+                iceberg.DataFiles.builder(spec)
+                .withPath(path)
+                .withFormat("PARQUET")
+                .withFileSizeInBytes(source.getLength())
+                .withMetrics(metrics)
+                .withPartitionValues(partition)
+                .build()
+            )
+            files.append(StagedFile(path, int(metrics.recordCount()), handle))
+        return files
+
+    def _partition_string(self, path, field, schema, metrics):
+        source_id = field.sourceId()
+        source_type = schema.findField(source_id).type()
+        type_id = source_type.typeId().name()
+        transform = field.transform().toString()
+
+        def bound(bounds):
+            raw = bounds.get(source_id) if bounds is not None else None
+            if raw is None:
+                return None
+            value = self._iceberg.types.Conversions.fromByteBuffer(source_type, raw)
+            # Strings come back as a Java CharSequence; numbers and dates as Python ints already.
+            return value if isinstance(value, (int, bool, str)) else str(value.toString())
+
+        lower = transform_bound(transform, type_id, bound(metrics.lowerBounds()))
+        upper = transform_bound(transform, type_id, bound(metrics.upperBounds()))
+        counts = metrics.nullValueCounts(), metrics.valueCounts()
+        nulls, values = (None if c is None else c.get(source_id) for c in counts)
+        value = settle_partition(path, field.name(), lower, upper, nulls, values)
+        return partition_string(transform, type_id, value)
+
+    def append(self, state, files, properties):
+        append = self._table.newFastAppend()
+        for key, value in properties.items():
+            append.set(key, value)
+        for staged in files:
+            append.appendFile(staged.handle)
+        snapshot = append.apply()
+        updated = (
+            self._iceberg.TableMetadata.buildFrom(state.base).setBranchSnapshot(snapshot, "main").build()
+        )
+        try:
+            self._ops.commit(state.base, updated)
+        except Exception as error:  # py4j wraps Java exceptions in Py4JJavaError
+            name = _java_exception_name(error)
+            # Unknown state (a lost response) is re-read like a conflict: the marker tells what landed.
+            if name.endswith("CommitFailedException") or name.endswith("CommitStateUnknownException"):
+                raise CommitConflict("%s: %s" % (name, error))
+            raise
+        return snapshot.snapshotId()
+
+
+def _java_exception_name(error):
+    java = getattr(error, "java_exception", None)
+    return java.getClass().getName() if java is not None else type(error).__name__
+
+
+def main(argv, spark=None, table=None):
+    """Runs the commit; ``spark`` and ``table`` are injectable for tests without Spark."""
+    spec, paths = parse_args(argv)
     if spark is None:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("k2-offload-commit-%s" % spec["batchId"]).getOrCreate()
-    identifier = table_identifier(spark.conf.get("spark.k2.catalog", DEFAULT_CATALOG), spec)
-
-    existing = find_marker(_markers(spark, identifier, spec["batchId"]), spec["batchId"])
-    if existing is not None:
-        rows = int(existing["summary"].get(MARKER + "rows", "0"))
-        return outcome("already-committed", rows, existing["snapshot_id"])
-
-    newest = [r.asDict() for r in spark.sql(newest_marker_query(identifier)).collect()]
-    check_no_overlap(newest[0] if newest else None, spec)
-
-    files = (list_files or _staged_files)(spark, spec["stagingPrefix"])
-    if not files:
-        # Nothing staged: no snapshot; the watermark step accepts an empty batch without a marker.
-        return outcome("empty", 0)
-    table_columns = spark.table(identifier).columns
-    frame = spark.read.parquet(*files).select(*table_columns)
-    rows = frame.count()
-    frame.writeTo(identifier).options(**write_options(spec, rows)).append()
-
-    written = find_marker(_markers(spark, identifier, spec["batchId"]), spec["batchId"])
-    if written is None:
-        raise RuntimeError(
-            "batch %s appended to %s but no snapshot carries its marker; do not advance the watermark"
-            % (spec["batchId"], identifier)
-        )
-    return outcome("committed", rows, written["snapshot_id"])
+    if table is None:
+        table = IcebergJavaTable(spark, table_identifier(spark.conf.get("spark.k2.catalog", DEFAULT_CATALOG), spec))
+    return commit_exactly_once(table, spec, paths)
 
 
 if __name__ == "__main__":

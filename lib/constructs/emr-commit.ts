@@ -6,6 +6,7 @@ import * as assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
 import type { EmrOptions } from '../../src/orchestration/asl.ts';
 import { acknowledge, allow, wildcardFindings } from '../nag.ts';
+import { commitJobSize, sparkSizeConf } from './emr-sizing.ts';
 
 export const EMR_LOG_PREFIX = 'logs/emr/';
 
@@ -16,6 +17,8 @@ export type EmrCommitProps = {
   maxMemory: string;
   idleTimeoutMinutes: number;
   jobTimeoutMinutes: number;
+  /** Tables of a layer offloaded at once: this many jobs must fit the application's capacity together. */
+  maxConcurrency: number;
   bucket: s3.IBucket;
   glueDatabase: string;
   /** Absolute path of `jobs/spark/commit_batch.py`. */
@@ -49,15 +52,12 @@ export class EmrCommit extends Construct {
       assumedBy: new iam.ServicePrincipal('emr-serverless.amazonaws.com'),
       description: 'k2-offload Spark commit job: staged Parquet in, Iceberg tables of one Glue database out',
     });
-    script.grantRead(this.jobRole);
-    acknowledge(
-      this.jobRole,
-      'Read access to the job script asset, as granted by the CDK asset: the bootstrap bucket holds it under a content hash.',
-      ...wildcardFindings(
-        this.jobRole,
-        ['s3:GetObject*', 's3:GetBucket*', 's3:List*'],
-        [`${script.bucket.bucketArn}/*`],
-      ),
+    // Its own script object only, not the whole CDK assets bucket (`script.grantRead` grants `/*`).
+    this.jobRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [script.bucket.arnForObjects(script.s3ObjectKey)],
+      }),
     );
     const bucket = props.bucket;
     const objects = 'Staged files, Iceberg data and metadata, and job logs are named at run time';
@@ -103,6 +103,7 @@ export class EmrCommit extends Construct {
       executionTimeoutMinutes: props.jobTimeoutMinutes,
       logUri: `s3://${bucket.bucketName}/${EMR_LOG_PREFIX}`,
       sparkSubmitParameters: [
+        ...sparkSizeConf(commitJobSize(props)),
         '--conf spark.jars=/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar',
         '--conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions',
         '--conf spark.sql.catalog.glue=org.apache.iceberg.spark.SparkCatalog',
@@ -114,8 +115,11 @@ export class EmrCommit extends Construct {
     };
   }
 
-  /** What the state machine role needs to run `startJobRun.sync` on this application. */
-  grantStartJobRunSync(grantee: iam.IGrantable): void {
+  /**
+   * What the state machine role needs to start a job run on this application and poll it (GetJobRun
+   * through the SDK integration): no `.sync`, so no managed EventBridge rule and no cancel.
+   */
+  grantStartAndPoll(grantee: iam.IGrantable): void {
     const stack = Stack.of(this);
     const appArn = stack.formatArn({
       service: 'emr-serverless',
@@ -126,27 +130,12 @@ export class EmrCommit extends Construct {
       new iam.PolicyStatement({ actions: ['emr-serverless:StartJobRun'], resources: [appArn] }),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['emr-serverless:GetJobRun', 'emr-serverless:CancelJobRun'],
-        resources: [`${appArn}/jobruns/*`],
-      }),
+      new iam.PolicyStatement({ actions: ['emr-serverless:GetJobRun'], resources: [`${appArn}/jobruns/*`] }),
     );
     acknowledge(
       grantee.grantPrincipal as unknown as IConstruct,
       'Job runs get their ids when started; access is limited to the runs of this one application.',
       ...wildcardFindings(this, [], [`${appArn}/jobruns/*`]),
-    );
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
-        resources: [
-          stack.formatArn({
-            service: 'events',
-            resource: 'rule',
-            resourceName: 'StepFunctionsGetEventsForEMRServerlessJobRule',
-          }),
-        ],
-      }),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({

@@ -58,7 +58,7 @@ export type OffloadFunctionsProps = {
   vpc?: { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] };
 };
 
-/** The seven functions, each granted only what `FUNCTION_ACCESS` lists, on this stage's resources. */
+/** The eight functions, each granted only what `FUNCTION_ACCESS` lists, on this stage's resources. */
 export class OffloadFunctions extends Construct {
   readonly byName: Record<FunctionName, OffloadFunction>;
 

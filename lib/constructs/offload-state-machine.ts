@@ -2,16 +2,19 @@ import { type Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { buildStateMachineDefinition, type LambdaTask } from '../../src/orchestration/asl.ts';
-import { acknowledge } from '../nag.ts';
+import { buildStateMachineDefinition, type LambdaTask, PLAN_PREFIX } from '../../src/orchestration/asl.ts';
+import { acknowledge, allow } from '../nag.ts';
 import type { EmrCommit } from './emr-commit.ts';
 
 export type OffloadStateMachineProps = {
   resourcePrefix: string;
   functions: Record<LambdaTask, lambda.IFunction>;
   emr: EmrCommit;
+  /** The warehouse bucket: PlanCycle writes each table's plan under `PLAN_PREFIX`, the Map reads it. */
+  planBucket: s3.IBucket;
   maxConcurrency: number;
   maxPasses: number;
   timeout: Duration;
@@ -66,7 +69,18 @@ export class OffloadStateMachine extends Construct {
         resources: Object.values(props.functions).map((fn) => fn.functionArn),
       }),
     );
-    props.emr.grantStartJobRunSync(role);
+    props.emr.grantStartAndPoll(role);
+
+    // The plan hand-off: objects of one cycle, named at run time by cycle id, table and lease token.
+    const plans = props.planBucket.arnForObjects(`${PLAN_PREFIX}*`);
+    const planWhy =
+      'Plan objects are named at run time (cycle id, table, lease token) under the plan prefix.';
+    allow(role, { actions: ['s3:GetObject'], resources: [plans] }, planWhy);
+    allow(
+      props.functions.planCycle.role as iam.Role,
+      { actions: ['s3:PutObject'], resources: [plans] },
+      planWhy,
+    );
 
     acknowledge(
       role,

@@ -120,6 +120,7 @@ export class OffloadStack extends Stack {
     const emr = new EmrCommit(this, 'SparkCommit', {
       resourcePrefix: prefix,
       ...stage.emr,
+      maxConcurrency: stage.maxConcurrency,
       bucket: warehouse.bucket,
       glueDatabase: stage.glueDatabase,
       scriptPath: join(props.projectRoot, 'jobs', 'spark', 'commit_batch.py'),
@@ -136,8 +137,10 @@ export class OffloadStack extends Stack {
         commitWatermark: f['commit-watermark'].function,
         recordFailure: f['record-failure'].function,
         publishCycle: f['publish-cycle'].function,
+        extendLease: f['extend-lease'].function,
       },
       emr,
+      planBucket: warehouse.bucket,
       maxConcurrency: stage.maxConcurrency,
       maxPasses: stage.maxPasses,
       timeout,

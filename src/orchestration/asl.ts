@@ -1,14 +1,18 @@
 import { RETRYABLE_ERROR_NAMES } from '../errors.ts';
+import { emrCommitStates } from './emr-states.ts';
+import { tableScopeStates } from './table-states.ts';
 
 /**
  * The offload cycle as an Amazon States Language definition (JSONPath, no JSONata): deployed by CDK and
  * executed in-process by the local runner with each Task bound to its handler by state name, so state
  * names are unique across the whole definition and part of the contract.
  *
- * State data, outer to inner:
- *   cycle   { input: CycleInput, pass, plan: CyclePlan, results: TableOutcome[][], loop: { final } }
- *   layer   { cycleId, layer, tables: TablePlan[] }
- *   table   { cycleId, table: TablePlan, batches: BatchOutcome[], error?, failure? }
+ * State data, outer to inner (each a few hundred bytes per table, whatever the backlog: a state's input
+ * and output are limited to 256 KB, so batch specs never travel in the cycle's state):
+ *   cycle   { input: CycleInput, pass, plan: CycleHandoff, results: TableOutcome[][], loop: { final } }
+ *   layer   { cycleId, layer, tables: TableRef[] }
+ *   table   { cycleId, table: TableRef, plan: TablePlan (read from its object), batches: {rows, stageMs}[],
+ *             error?, failure? }
  *   batch   { batch: BatchSpec, staged?: Staged, committed?: Committed, watermark? }
  */
 export const STATE_NAMES = {
@@ -16,10 +20,16 @@ export const STATE_NAMES = {
   planCycle: 'PlanCycle',
   runLayers: 'RunLayers',
   runTables: 'RunTables',
+  loadTablePlan: 'LoadTablePlan',
   runBatches: 'RunBatches',
   stageBatch: 'StageBatch',
   chooseCommitter: 'ChooseCommitter',
   commitBatchEmr: 'CommitBatchEmr',
+  waitForEmrJob: 'WaitForEmrJob',
+  extendLease: 'ExtendLease',
+  getEmrJob: 'GetEmrJob',
+  emrJobDone: 'EmrJobDone',
+  emrJobFailed: 'EmrJobFailed',
   commitBatchLambda: 'CommitBatchLambda',
   unknownCommitter: 'UnknownCommitter',
   commitWatermark: 'CommitWatermark',
@@ -27,6 +37,7 @@ export const STATE_NAMES = {
   tableDone: 'TableDone',
   recordFailure: 'RecordFailure',
   tableFailed: 'TableFailed',
+  tableFailedUnrecorded: 'TableFailedUnrecorded',
   checkMore: 'CheckMore',
   markContinue: 'MarkContinue',
   markFinal: 'MarkFinal',
@@ -37,6 +48,13 @@ export const STATE_NAMES = {
   done: 'Done',
 } as const;
 
+/**
+ * Table plans wait here, per cycle, until their Map iteration reads them (src/pipeline/plan-handoff.ts).
+ * On S3 it is at the bucket's root, under the staging prefix the bucket's lifecycle rule expires,
+ * whatever the warehouse's own prefix.
+ */
+export const PLAN_PREFIX = 'staging/plans/';
+
 /** The Lambda-backed tasks, by the function that serves them (see `functions/<name>/index.ts`). */
 export const LAMBDA_TASKS = {
   planCycle: STATE_NAMES.planCycle,
@@ -45,8 +63,12 @@ export const LAMBDA_TASKS = {
   commitWatermark: STATE_NAMES.commitWatermark,
   recordFailure: STATE_NAMES.recordFailure,
   publishCycle: STATE_NAMES.publishCycle,
+  extendLease: STATE_NAMES.extendLease,
 } as const;
 export type LambdaTask = keyof typeof LAMBDA_TASKS;
+
+/** S3 errors of the plan read (GetObject through the SDK integration) worth retrying: throttling, 5xx, network. */
+export const S3_RETRY_ERROR_NAMES = ['S3.SdkClientException', 'S3.S3Exception'] as const;
 
 /** Errors worth retrying in place: ours that declare `retryable`, and the Lambda service's transient ones. */
 export const RETRY_ERROR_NAMES = [
@@ -65,10 +87,16 @@ export type EmrOptions = {
   entryPoint: string;
   /** Catalog and Iceberg settings for spark-submit (`--conf k=v ...`). */
   sparkSubmitParameters: string;
+  /** The job run's own timeout; it must end inside the execution (and so inside its table's lease). */
   executionTimeoutMinutes?: number;
+  /** How often a running job is polled and its table's lease extended (the heartbeat). */
+  pollSeconds?: number;
   /** `s3://...` prefix for driver and executor logs. */
   logUri?: string;
 };
+
+export const DEFAULT_EMR_TIMEOUT_MINUTES = 10;
+export const DEFAULT_EMR_POLL_SECONDS = 30;
 
 export type StateMachineOptions = {
   /** Function ARNs (or CDK tokens); the local runner passes placeholders and overrides by state name. */
@@ -85,6 +113,7 @@ export type StateMachineOptions = {
 };
 
 export type AslState = { Type: string; [field: string]: unknown };
+export type Retrier = Record<string, unknown> & { ErrorEquals: string[] };
 export type AslDefinition = {
   Comment?: string;
   StartAt: string;
@@ -106,6 +135,7 @@ export function placeholderFunctionArns(
     commitWatermark: arn('commit-watermark'),
     recordFailure: arn('record-failure'),
     publishCycle: arn('publish-cycle'),
+    extendLease: arn('extend-lease'),
   };
 }
 
@@ -117,16 +147,15 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
   if (!Number.isInteger(maxPasses) || maxPasses < 1)
     throw new RangeError(`maxPasses ${maxPasses} must be an integer >= 1`);
 
-  const retry = [
-    {
-      ErrorEquals: [...RETRY_ERROR_NAMES],
-      IntervalSeconds: options.retry?.intervalSeconds ?? 2,
-      MaxAttempts: options.retry?.maxAttempts ?? 3,
-      BackoffRate: options.retry?.backoffRate ?? 2,
-      MaxDelaySeconds: options.retry?.maxDelaySeconds ?? 30,
-      JitterStrategy: 'FULL',
-    },
-  ];
+  const retrier = (errors: readonly string[]): Retrier => ({
+    ErrorEquals: [...errors],
+    IntervalSeconds: options.retry?.intervalSeconds ?? 2,
+    MaxAttempts: options.retry?.maxAttempts ?? 3,
+    BackoffRate: options.retry?.backoffRate ?? 2,
+    MaxDelaySeconds: options.retry?.maxDelaySeconds ?? 30,
+    JitterStrategy: 'FULL',
+  });
+  const retry = [retrier(RETRY_ERROR_NAMES)];
   const lambda = (task: LambdaTask, fields: Record<string, unknown>): AslState => ({
     Type: 'Task',
     Resource: functions[task],
@@ -134,7 +163,6 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
     Retry: retry,
     ...fields,
   });
-  const emrTimeout = emr.executionTimeoutMinutes ?? 30;
 
   const batchStates: Record<string, AslState> = {
     [S.stageBatch]: lambda('stageBatch', {
@@ -161,103 +189,22 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       ResultPath: '$.committed',
       Next: S.commitWatermark,
     }),
-    [S.commitBatchEmr]: {
-      Type: 'Task',
-      Resource: 'arn:aws:states:::emr-serverless:startJobRun.sync',
-      Parameters: {
-        ApplicationId: emr.applicationId,
-        ExecutionRoleArn: emr.executionRoleArn,
-        'Name.$': "States.Format('k2-offload-{}-{}', $.batch.table, $.batch.batchId)",
-        // Deterministic from the plan: a retry within this lease attaches to the same job run, while the
-        // next cycle (new lease) can start afresh after a failed run. The data identity is the batch id
-        // marker in Iceberg, which the job checks before writing.
-        'ClientToken.$': "States.Format('{}-{}', $.batch.batchId, $.batch.leaseToken)",
-        ExecutionTimeoutMinutes: emrTimeout,
-        JobDriver: {
-          SparkSubmit: {
-            EntryPoint: emr.entryPoint,
-            'EntryPointArguments.$': "States.Array('--batch', States.JsonToString($.batch))",
-            SparkSubmitParameters: emr.sparkSubmitParameters,
-          },
-        },
-        ...(emr.logUri
-          ? {
-              ConfigurationOverrides: {
-                MonitoringConfiguration: { S3MonitoringConfiguration: { LogUri: emr.logUri } },
-              },
-            }
-          : {}),
-      },
-      TimeoutSeconds: emrTimeout * 60 + 300,
-      // The job run's description is not needed downstream: CommitWatermark verifies the marker itself.
-      ResultPath: null,
-      Next: S.commitWatermark,
-    },
+    ...emrCommitStates(emr, {
+      extendLease: lambda('extendLease', {}),
+      retrier,
+      onSuccess: S.commitWatermark,
+      ...(options.timeoutSeconds ? { executionTimeoutSeconds: options.timeoutSeconds } : {}),
+    }),
     [S.commitWatermark]: lambda('commitWatermark', { ResultPath: '$.watermark', Next: S.batchDone }),
+    // What PublishCycle needs of a batch, nothing more: a table's outcomes are collected for every table.
     [S.batchDone]: {
       Type: 'Pass',
-      Parameters: {
-        'batchId.$': '$.batch.batchId',
-        'windowEnd.$': '$.batch.windowEnd',
-        'rows.$': '$.staged.rows',
-        'stageMs.$': '$.staged.durationMs',
-        'watermark.$': '$.watermark',
-      },
+      Parameters: { 'rows.$': '$.staged.rows', 'stageMs.$': '$.staged.durationMs' },
       End: true,
     },
   };
 
-  const tableStates: Record<string, AslState> = {
-    [S.runBatches]: {
-      Type: 'Map',
-      ItemsPath: '$.table.batches',
-      // Batches of a table run in cursor order: each starts where the previous watermark ended.
-      MaxConcurrency: 1,
-      ItemSelector: { 'batch.$': '$$.Map.Item.Value' },
-      ItemProcessor: {
-        ProcessorConfig: { Mode: 'INLINE' },
-        StartAt: S.stageBatch,
-        States: batchStates,
-      },
-      ResultPath: '$.batches',
-      // One table failing ends that table's pass (its later batches must not run past a gap) and
-      // nothing else.
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }],
-      Next: S.tableDone,
-    },
-    [S.tableDone]: {
-      Type: 'Pass',
-      Parameters: {
-        'table.$': '$.table.table',
-        'layer.$': '$.table.layer',
-        status: 'succeeded',
-        'batches.$': '$.batches',
-      },
-      End: true,
-    },
-    [S.recordFailure]: lambda('recordFailure', {
-      Parameters: {
-        'table.$': '$.table.table',
-        'leaseToken.$': '$.table.leaseToken',
-        'cycleId.$': '$.cycleId',
-        'error.$': '$.error',
-      },
-      ResultPath: '$.failure',
-      // Failing to record a failure must not fail the other tables either; the lease expires by itself.
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: S.tableFailed }],
-      Next: S.tableFailed,
-    }),
-    [S.tableFailed]: {
-      Type: 'Pass',
-      Parameters: {
-        'table.$': '$.table.table',
-        'layer.$': '$.table.layer',
-        status: 'failed',
-        'error.$': '$.error',
-      },
-      End: true,
-    },
-  };
+  const tableStates = tableScopeStates({ lambda, retrier, batchStates });
 
   const layerStates: Record<string, AslState> = {
     [S.runTables]: {
@@ -265,7 +212,7 @@ export function buildStateMachineDefinition(options: StateMachineOptions): AslDe
       ItemsPath: '$.tables',
       MaxConcurrency: options.maxConcurrency,
       ItemSelector: { 'cycleId.$': '$.cycleId', 'table.$': '$$.Map.Item.Value' },
-      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.runBatches, States: tableStates },
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: S.loadTablePlan, States: tableStates },
       End: true,
     },
   };

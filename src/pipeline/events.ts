@@ -104,6 +104,40 @@ export const cyclePlanSchema = z.strictObject({
 });
 export type CyclePlan = z.infer<typeof cyclePlanSchema>;
 
+/**
+ * Where one table's plan waits for its Map iteration: an S3 object (`Bucket`, `Key`, as the state
+ * machine's GetObject task takes them). Locally, `Bucket` is `local` and `Key` the object's whole URI.
+ */
+export const planRefSchema = z.strictObject({ Bucket: z.string().min(1), Key: z.string().min(1) });
+export type PlanRef = z.infer<typeof planRefSchema>;
+
+/** A table of the hand-off: what the Map and the failure step need, the batches stay in the object. */
+export const tableRefSchema = z.strictObject({
+  table: tableName,
+  layer: z.enum(LAYERS),
+  leaseToken: z.string(),
+  batchCount: z.number().int().positive(),
+  plan: planRefSchema,
+});
+export type TableRef = z.infer<typeof tableRefSchema>;
+
+/**
+ * PlanCycle's output as it travels through Step Functions state (256 KB at most): the plan with each
+ * table's batches replaced by a reference to its plan object, and skip details shortened, so its size
+ * grows by a few hundred bytes per table whatever the backlog.
+ */
+export const cycleHandoffSchema = cyclePlanSchema.extend({
+  layers: z.array(z.strictObject({ layer: z.enum(LAYERS), tables: z.array(tableRefSchema) })),
+});
+export type CycleHandoff = z.infer<typeof cycleHandoffSchema>;
+
+/** The heartbeat of a running Spark job: extend this table's lease, if this token still holds it. */
+export const heartbeatSchema = z.strictObject({
+  table: tableName,
+  leaseToken: z.string().regex(/^[0-9]+$/),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
 /** What the failure step receives from a Catch: the table's plan and the error Step Functions caught. */
 export const failureSchema = z.object({
   table: tableName,

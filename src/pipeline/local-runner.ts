@@ -1,6 +1,5 @@
 import '../orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { readParquetFooter } from '../iceberg/parquet-footer.ts';
 import {
   type AslDefinition,
   buildStateMachineDefinition,
@@ -10,10 +9,11 @@ import {
 import { commitBatch } from './commit-batch.ts';
 import { commitWatermark } from './commit-watermark.ts';
 import type { PipelineDeps } from './deps.ts';
-import { batchSpecSchema } from './events.ts';
+import { batchSpecSchema, planRefSchema, stagedSchema } from './events.ts';
+import { extendLease } from './extend-lease.ts';
 import { InjectedCrash } from './faults.ts';
 import { parseEvent } from './parse.ts';
-import { planCycle } from './plan-cycle.ts';
+import { planCycleStep, readPlanObject, removeCyclePlans } from './plan-handoff.ts';
 import { type CycleSummary, publishCycle } from './publish-cycle.ts';
 import { recordFailure } from './record-failure.ts';
 import { stageBatch } from './stage-batch.ts';
@@ -33,29 +33,32 @@ export function localDefinition(maxConcurrency = 4): AslDefinition {
 }
 
 /**
- * Where EMR is not there, its job is done by our committer: the same batch spec, the staged files found
- * under the batch's prefix as the Spark job finds them.
+ * Where EMR is not there, its job is done by our committer: the same batch spec and the same staged
+ * files (the `--staged` argument, as StageBatch returned them) the Spark job gets.
  */
 export async function commitLikeEmr(
   deps: PipelineDeps,
   request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } },
 ) {
   const args = request.JobDriver?.SparkSubmit?.EntryPointArguments ?? [];
-  const batch = parseEvent(
-    batchSpecSchema,
-    JSON.parse(args[args.indexOf('--batch') + 1] ?? 'null'),
-    'EMR job --batch argument',
-  );
-  const files = [];
-  let rows = 0;
-  for await (const object of deps.store.list(batch.stagingPrefix)) {
-    if (!object.uri.endsWith('.parquet')) continue;
-    rows += Number((await readParquetFooter(deps.store, object.uri)).metadata.num_rows);
-    files.push({ uri: object.uri, bytes: object.size });
-  }
-  files.sort((a, b) => a.uri.localeCompare(b.uri));
-  await commitBatch(deps, { batch, staged: { rows, files, durationMs: 0 } });
+  const arg = (name: string) => JSON.parse(args[args.indexOf(name) + 1] ?? 'null');
+  const batch = parseEvent(batchSpecSchema, arg('--batch'), 'EMR job --batch argument');
+  const staged = parseEvent(stagedSchema, arg('--staged'), 'EMR job --staged argument');
+  await commitBatch(deps, { batch, staged });
   return { JobRunId: `local-${batch.batchId}` };
+}
+
+/** Locally the job ran to its end inside `commitLikeEmr`: its run is over when first polled. */
+export async function localEmrJobRun() {
+  return { JobRun: { State: 'SUCCESS' } };
+}
+
+/** Locally nothing waits between polls of a job run: it has already ended. */
+export const LOCAL_WAIT_OVERRIDES = { [STATE_NAMES.waitForEmrJob]: 0 };
+
+/** The LoadTablePlan task (S3 GetObject in AWS) over the deps' object store. */
+export function loadTablePlanLocally(deps: PipelineDeps, request: unknown) {
+  return readPlanObject(deps.store, parseEvent(planRefSchema, request, 'LoadTablePlan request'));
 }
 
 /**
@@ -89,6 +92,7 @@ export async function runCycle(
   const passes: CycleSummary[] = [];
   let crash: InjectedCrash | undefined;
   let execution: { abort: () => void } | undefined;
+  let cycleId: string | undefined;
   const bind =
     <T>(step: (deps: PipelineDeps, event: never) => Promise<T>) =>
     async (event: unknown) => {
@@ -104,10 +108,17 @@ export async function runCycle(
       }
     };
   const handlers = {
-    [STATE_NAMES.planCycle]: bind(planCycle),
+    [STATE_NAMES.planCycle]: bind(async (d: PipelineDeps, event: never) => {
+      const handoff = await planCycleStep(d, event);
+      cycleId = handoff.cycleId;
+      return handoff;
+    }),
+    [STATE_NAMES.loadTablePlan]: bind(loadTablePlanLocally),
     [STATE_NAMES.stageBatch]: bind(stageBatch),
     [STATE_NAMES.commitBatchLambda]: bind(commitBatch),
     [STATE_NAMES.commitBatchEmr]: bind(commitLikeEmr),
+    [STATE_NAMES.extendLease]: bind(extendLease),
+    [STATE_NAMES.getEmrJob]: bind(localEmrJobRun),
     [STATE_NAMES.commitWatermark]: bind(commitWatermark),
     [STATE_NAMES.recordFailure]: bind(recordFailure),
     [STATE_NAMES.publishCycle]: bind(async (d: PipelineDeps, event: never) => {
@@ -118,7 +129,11 @@ export async function runCycle(
   };
   const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 50]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: LOCAL_WAIT_OVERRIDES,
+    },
   });
   execution = run;
   try {
@@ -127,6 +142,9 @@ export async function runCycle(
   } catch (error) {
     if (crash) throw crash;
     throw unwrapExecutionError(error);
+  } finally {
+    // In AWS the bucket's staging lifecycle expires plan objects; a local warehouse has none.
+    if (cycleId) await removeCyclePlans(deps.store, deps.warehouse, cycleId).catch(() => undefined);
   }
 }
 

@@ -7,8 +7,6 @@ import { skipSchema } from './events.ts';
 import { parseEvent } from './parse.ts';
 
 const batchOutcomeSchema = z.object({
-  batchId: z.string(),
-  windowEnd: z.string(),
   rows: z.number(),
   stageMs: z.number(),
 });

@@ -2,6 +2,9 @@ import type { PipelineDeps } from './deps.ts';
 import { failureSchema } from './events.ts';
 import { parseEvent } from './parse.ts';
 
+/** How much of a failure's message travels on to PublishCycle (the whole of it is in the watermark store). */
+export const FAILURE_CAUSE_CHARS = 300;
+
 /** Step Functions' Catch target: count the failure, keep the error, release the lease; others go on. */
 export async function recordFailure(deps: PipelineDeps, raw: unknown) {
   const failure = parseEvent(failureSchema, raw, 'RecordFailure input');
@@ -22,7 +25,12 @@ export async function recordFailure(deps: PipelineDeps, raw: unknown) {
     },
   ]);
   deps.log({ event: 'table-failed', table: failure.table, error: failure.error.Error, message });
-  return { table: failure.table, consecutiveFailures: recorded.consecutiveFailures };
+  // The error travels on in the cycle's state for every failed table: its message, shortened.
+  return {
+    table: failure.table,
+    consecutiveFailures: recorded.consecutiveFailures,
+    error: { Error: failure.error.Error, Cause: message.slice(0, FAILURE_CAUSE_CHARS) },
+  };
 }
 
 /** Lambda puts `{"errorMessage": ...}` JSON in Cause; other sources put plain text. */

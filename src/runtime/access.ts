@@ -12,6 +12,7 @@ export const FUNCTION_NAMES = [
   'record-failure',
   'publish-cycle',
   'health',
+  'extend-lease',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
@@ -103,6 +104,16 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
     memoryMb: 512,
     timeoutSeconds: 120,
     clickhouse: true,
+    postgres: true,
+    s3: 'none',
+    glue: 'none',
+    vpc: true,
+  },
+  // The heartbeat of a running Spark commit job: one compare-and-set UPDATE of the table's lease row.
+  'extend-lease': {
+    memoryMb: 256,
+    timeoutSeconds: 30,
+    clickhouse: false,
     postgres: true,
     s3: 'none',
     glue: 'none',

@@ -160,6 +160,16 @@ export function createMemoryWatermarkStore(
       return { acquired: true, token: row.token.toString(), expiresAt: row.expiresAt };
     },
 
+    async extendLease(table, token, ttlSeconds) {
+      const t = checkToken(token, 'token');
+      const ttl = checkTtl(ttlSeconds);
+      const row = rowOf(table);
+      if (!isHeld(row, t)) return { extended: false, holder: row.holder, token: row.token.toString() };
+      const until = expiryOf(clock(), ttl);
+      if (row.expiresAt === null || ms(until) > ms(row.expiresAt)) row.expiresAt = until;
+      return { extended: true, expiresAt: row.expiresAt ?? until };
+    },
+
     async releaseLease(table, token) {
       const t = checkToken(token, 'token');
       const row = rowOf(table);

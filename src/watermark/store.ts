@@ -160,6 +160,26 @@ export function createPostgresWatermarkStore(
       return { tables: rows.map((r) => r.table_name).sort() };
     },
 
+    async extendLease(table, token, ttlSeconds) {
+      const t = checkTableName(table);
+      const tok = checkToken(token, 'token');
+      const ttl = checkTtl(ttlSeconds);
+      const at = await timeNow();
+      const rows = await query<{ lease_expires_at: Date }>(
+        `UPDATE ${W} SET lease_expires_at = GREATEST(lease_expires_at, $3), updated_at = $4
+         WHERE table_name = $1 AND lease_token = $2 AND lease_holder IS NOT NULL
+         RETURNING lease_expires_at`,
+        [t, tok, expiryOf(at, ttl), at.toISOString()],
+      );
+      if (rows[0] !== undefined) return { extended: true, expiresAt: iso(rows[0].lease_expires_at) };
+      const held = await query<{ lease_holder: string | null; lease_token: string }>(
+        `SELECT lease_holder, lease_token::text FROM ${W} WHERE table_name = $1`,
+        [t],
+      );
+      if (held[0] === undefined) throw await missing(t);
+      return { extended: false, holder: held[0].lease_holder, token: held[0].lease_token };
+    },
+
     async advance(input) {
       const b = normalizeAdvance(input);
       for (let attempt = 0; ; attempt++) {

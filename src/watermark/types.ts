@@ -107,6 +107,11 @@ export type AcquireResult =
   | { acquired: true; token: string; expiresAt: string }
   | { acquired: false; holder: string; expiresAt: string };
 
+/** Whether a heartbeat kept the lease; when not, who holds the table now (null: nobody). */
+export type ExtendResult =
+  | { extended: true; expiresAt: string }
+  | { extended: false; holder: string | null; token: string };
+
 export type AdvanceInput = {
   table: string;
   batchId: string;
@@ -188,6 +193,13 @@ export interface WatermarkStore extends HourlyLedger {
   forceRelease(input: ForceReleaseInput): Promise<{ released: boolean; lease: Lease | null }>;
   /** Records where the table's Iceberg history lives; does nothing when unchanged. */
   bindCatalog(table: string, binding: CatalogBinding): Promise<void>;
+  /**
+   * The heartbeat of a long job (the Spark commit): moves the lease's expiry to at least now +
+   * `ttlSeconds`, only while `token` is the table's current, held lease (a compare-and-set on the
+   * token). A lease past its expiry that nobody took over is extended too: the token fences, not the
+   * clock. A heartbeat never shortens a lease.
+   */
+  extendLease(table: string, token: string, ttlSeconds: number): Promise<ExtendResult>;
   /**
    * Moves the cursor from `windowStart` to `windowEnd` (compare-and-set under the lease) and records
    * the run. A replay of a batch that already advanced the table is `replayed`, with no write. A token

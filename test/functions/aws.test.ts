@@ -19,12 +19,12 @@ import {
 } from '../../src/orchestration/asl.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { crashAt } from '../../src/pipeline/faults.ts';
-import { FUNCTION_ACCESS, FUNCTION_NAMES, type FunctionName } from '../../src/runtime/access.ts';
-import { checkIamContract } from '../infra/iam/check.ts';
+import { FUNCTION_ACCESS, FUNCTION_NAMES } from '../../src/runtime/access.ts';
+import { checkIamContract, MACHINE } from '../infra/iam/check.ts';
 import { CallRecorder } from '../infra/iam/record.ts';
 import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } from '../support/moto.ts';
 import { freshDatabase } from '../support/pg.ts';
-import { asLambda, execute, handlersOver } from './support.ts';
+import { asLambda, execute, handlersOver, type Principal } from './support.ts';
 
 const moto = motoAvailability();
 const TABLES = ['bronze_trades_binance', 'bronze_trades_kraken', 'bronze_trades_coinbase'];
@@ -55,8 +55,8 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
     let chdb: ClickHouseClient;
     const recorder = new CallRecorder();
     const secretArns = { clickhouse: '', postgres: '' };
-    const built = new Map<FunctionName | 'emr-job', PipelineDeps>();
-    const depsOf = (fn: FunctionName | 'emr-job') => built.get(fn) as PipelineDeps;
+    const built = new Map<Principal, PipelineDeps>();
+    const depsOf = (fn: Principal) => built.get(fn) as PipelineDeps;
     beforeAll(async () => {
       server = await startMoto();
       // What the Lambda runtime puts in the environment for the role; the SDK clients read it.
@@ -95,8 +95,9 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
         K2_CLICKHOUSE_SECRET_ARN: secretArns.clickhouse,
       };
       // The Spark job's stand-in commits with the in-Lambda committer's access.
-      for (const fn of [...FUNCTION_NAMES, 'emr-job'] as const) {
-        const access = FUNCTION_ACCESS[fn === 'emr-job' ? 'commit-batch' : fn];
+      // Step Functions' own S3 read (LoadTablePlan) is recorded against the state machine's role.
+      for (const fn of [...FUNCTION_NAMES, 'emr-job', MACHINE] as const) {
+        const access = FUNCTION_ACCESS[fn === 'emr-job' || fn === MACHINE ? 'commit-batch' : fn];
         const deps = await buildLambdaDeps(access, { env, write: () => {}, onClient: recorder.hook(fn) });
         built.set(fn, {
           ...deps,

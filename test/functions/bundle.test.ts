@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { needs as commitBatchNeeds } from '../../functions/commit-batch/index.ts';
 import { needs as commitWatermarkNeeds } from '../../functions/commit-watermark/index.ts';
+import { needs as extendLeaseNeeds } from '../../functions/extend-lease/index.ts';
 import { needs as healthNeeds } from '../../functions/health/index.ts';
 import { needs as planCycleNeeds } from '../../functions/plan-cycle/index.ts';
 import { needs as publishCycleNeeds } from '../../functions/publish-cycle/index.ts';
@@ -25,6 +26,7 @@ const NEEDS: Record<FunctionName, Needs> = {
   'record-failure': recordFailureNeeds,
   'publish-cycle': publishCycleNeeds,
   health: healthNeeds,
+  'extend-lease': extendLeaseNeeds,
 };
 
 /**

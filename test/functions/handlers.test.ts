@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { ERROR_NAMES } from '../../src/errors.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import type { BatchSpec, CyclePlan, Staged } from '../../src/pipeline/events.ts';
+import type { BatchSpec, CycleHandoff, Staged, TableRef } from '../../src/pipeline/events.ts';
+import { readPlanObject } from '../../src/pipeline/plan-handoff.ts';
 import { compareKeys, openWorld, type World } from '../support/world.ts';
 import { asLambda, captureMetrics, handlersOver, LambdaFailure } from './support.ts';
 
@@ -22,6 +23,9 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
   let h: Handlers;
   const metrics = captureMetrics();
   const call = (name: keyof Handlers, event: unknown) => asLambda(h[name])(event);
+  /** What the state machine's LoadTablePlan step reads for a table of the hand-off. */
+  const batchesOf = async (ref: TableRef | undefined): Promise<BatchSpec[]> =>
+    ref ? JSON.parse((await readPlanObject(deps.store, ref.plan)).Body) : [];
   beforeAll(async () => {
     world = await openWorld();
     deps = world.deps({ metrics: metrics.sink });
@@ -36,11 +40,12 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
   afterAll(() => world?.close());
 
   it('plan, stage, commit and watermark land one table exactly once; a retried commit changes nothing', async () => {
-    const plan = (await call('planCycle', { tables: ['bronze_trades_binance'] })) as CyclePlan;
+    const plan = (await call('planCycle', { tables: ['bronze_trades_binance'] })) as CycleHandoff;
     expect(plan.layers.map((l) => l.layer)).toEqual(['bronze']);
-    const [tablePlan] = plan.layers[0]?.tables ?? [];
-    expect(tablePlan?.batches.length).toBeGreaterThan(0);
-    for (const batch of tablePlan?.batches ?? []) {
+    const batches = await batchesOf(plan.layers[0]?.tables[0]);
+    expect(batches.length).toBeGreaterThan(0);
+    expect(plan.layers[0]?.tables[0]?.batchCount).toBe(batches.length);
+    for (const batch of batches) {
       const staged = (await call('stageBatch', batch)) as Staged;
       const committed = await call('commitBatch', { batch, staged });
       // Step Functions retries a commit whose response was lost: the marker makes it a no-op.
@@ -52,7 +57,7 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
       });
     }
     const w = await deps.watermarks.get('bronze_trades_binance');
-    expect(w?.cursor).toBe(tablePlan?.batches.at(-1)?.windowEnd);
+    expect(w?.cursor).toBe(batches.at(-1)?.windowEnd);
     expect(w?.lease).toBeNull();
     const table = deps.config.tables.find((t) => t.name === 'bronze_trades_binance');
     const diff = await compareKeys(world, deps, table!, w?.cursor as string);
@@ -66,8 +71,8 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
     expect(malformed.name).toBe('ConfigError');
     expect(malformed.errorMessage).toMatch(/^StageBatch input is malformed: .*batchId/);
 
-    const plan = (await call('planCycle', { tables: ['bronze_trades_kraken'] })) as CyclePlan;
-    const batch = plan.layers[0]?.tables[0]?.batches[0] as BatchSpec;
+    const plan = (await call('planCycle', { tables: ['bronze_trades_kraken'] })) as CycleHandoff;
+    const batch = (await batchesOf(plan.layers[0]?.tables[0]))[0] as BatchSpec;
     const staged = (await call('stageBatch', batch)) as Staged;
     // The watermark step without a commit before it: Iceberg has no marker, the cursor stays.
     const missing = await failureOf(call('commitWatermark', { batch, staged }));
@@ -82,7 +87,11 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
       cycleId: plan.cycleId,
       error: { Error: missing.name, Cause: missing.message },
     });
-    expect(recorded).toEqual({ table: 'bronze_trades_kraken', consecutiveFailures: 1 });
+    expect(recorded).toEqual({
+      table: 'bronze_trades_kraken',
+      consecutiveFailures: 1,
+      error: { Error: 'MarkerMissingError', Cause: missing.errorMessage.slice(0, 300) },
+    });
     const w = await deps.watermarks.get('bronze_trades_kraken');
     expect(w?.status).toBe('failed');
     expect(w?.lastError).toEqual({ name: 'MarkerMissingError', message: missing.errorMessage });

@@ -2,6 +2,7 @@ import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { createHandler as commitBatch } from '../../functions/commit-batch/handler.ts';
 import { createHandler as commitWatermark } from '../../functions/commit-watermark/handler.ts';
+import { createHandler as extendLease } from '../../functions/extend-lease/handler.ts';
 import { createHandler as health } from '../../functions/health/handler.ts';
 import { createHandler as planCycle } from '../../functions/plan-cycle/handler.ts';
 import { createHandler as publishCycle } from '../../functions/publish-cycle/handler.ts';
@@ -10,7 +11,12 @@ import { createHandler as stageBatch } from '../../functions/stage-batch/handler
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { type AslDefinition, STATE_NAMES } from '../../src/orchestration/asl.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import { commitLikeEmr } from '../../src/pipeline/local-runner.ts';
+import {
+  commitLikeEmr,
+  LOCAL_WAIT_OVERRIDES,
+  loadTablePlanLocally,
+  localEmrJobRun,
+} from '../../src/pipeline/local-runner.ts';
 import type { FunctionName } from '../../src/runtime/access.ts';
 
 type Handler = (event: unknown) => Promise<unknown>;
@@ -41,11 +47,12 @@ export function asLambda(handler: Handler): Handler {
 }
 
 /** Deps for every function, or each function's own (its own clients and role, as deployed). */
-export type DepsOf = PipelineDeps | ((fn: FunctionName | 'emr-job') => PipelineDeps);
-const depsFor = (deps: DepsOf, fn: FunctionName | 'emr-job') =>
-  typeof deps === 'function' ? deps(fn) : deps;
+/** `state-machine`: what Step Functions itself reads (a table's plan object), with the machine's role. */
+export type Principal = FunctionName | 'emr-job' | 'state-machine';
+export type DepsOf = PipelineDeps | ((fn: Principal) => PipelineDeps);
+const depsFor = (deps: DepsOf, fn: Principal) => (typeof deps === 'function' ? deps(fn) : deps);
 
-/** The seven functions' handlers, as their index.ts would wire them. */
+/** The eight functions' handlers, as their index.ts would wire them. */
 export function handlersOver(deps: DepsOf) {
   const d = (fn: FunctionName) => async () => depsFor(deps, fn);
   return {
@@ -56,6 +63,7 @@ export function handlersOver(deps: DepsOf) {
     recordFailure: recordFailure(d('record-failure')),
     publishCycle: publishCycle(d('publish-cycle')),
     health: health(d('health')),
+    extendLease: extendLease(d('extend-lease')),
   };
 }
 
@@ -75,12 +83,18 @@ export async function execute(definition: AslDefinition, deps: DepsOf, input: un
   const S = STATE_NAMES;
   const handlers = {
     [S.planCycle]: bind(S.planCycle, asLambda(h.planCycle)),
+    [S.loadTablePlan]: bind(
+      S.loadTablePlan,
+      asLambda((request) => loadTablePlanLocally(depsFor(deps, 'state-machine'), request)),
+    ),
     [S.stageBatch]: bind(S.stageBatch, asLambda(h.stageBatch)),
     [S.commitBatchLambda]: bind(S.commitBatchLambda, asLambda(h.commitBatch)),
     [S.commitBatchEmr]: bind(
       S.commitBatchEmr,
       asLambda((request) => commitLikeEmr(depsFor(deps, 'emr-job'), request as never)),
     ),
+    [S.extendLease]: bind(S.extendLease, asLambda(h.extendLease)),
+    [S.getEmrJob]: bind(S.getEmrJob, localEmrJobRun),
     [S.commitWatermark]: bind(S.commitWatermark, asLambda(h.commitWatermark)),
     [S.recordFailure]: bind(S.recordFailure, asLambda(h.recordFailure)),
     [S.publishCycle]: bind(S.publishCycle, asLambda(h.publishCycle)),
@@ -88,7 +102,11 @@ export async function execute(definition: AslDefinition, deps: DepsOf, input: un
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const zero = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: handlers as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: LOCAL_WAIT_OVERRIDES,
+    },
   });
   try {
     return { calls, output: await run.result };

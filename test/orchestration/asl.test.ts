@@ -1,8 +1,14 @@
 import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
-import { ERROR_NAMES, RETRYABLE_ERROR_NAMES } from '../../src/errors.ts';
-import { type AslState, RETRY_ERROR_NAMES, STATE_NAMES } from '../../src/orchestration/asl.ts';
+import { ConfigError, ERROR_NAMES, RETRYABLE_ERROR_NAMES } from '../../src/errors.ts';
+import {
+  type AslState,
+  RETRY_ERROR_NAMES,
+  S3_RETRY_ERROR_NAMES,
+  STATE_NAMES,
+} from '../../src/orchestration/asl.ts';
+import { EMR_RETRY_ERROR_NAMES } from '../../src/orchestration/emr-states.ts';
 import { definition } from './fake-cycle.ts';
 
 type Scope = { StartAt: string; States: Record<string, AslState> };
@@ -46,7 +52,7 @@ describe('state machine definition', () => {
   it('runs layers one at a time, tables of a layer in parallel, batches of a table one at a time', () => {
     expect(state(STATE_NAMES.runLayers)).toMatchObject({ ItemsPath: '$.plan.layers', MaxConcurrency: 1 });
     expect(state(STATE_NAMES.runTables)).toMatchObject({ ItemsPath: '$.tables', MaxConcurrency: 6 });
-    expect(state(STATE_NAMES.runBatches)).toMatchObject({ ItemsPath: '$.table.batches', MaxConcurrency: 1 });
+    expect(state(STATE_NAMES.runBatches)).toMatchObject({ ItemsPath: '$.plan.batches', MaxConcurrency: 1 });
     expect(() => definition({ maxConcurrency: 0 })).toThrow(/maxConcurrency 0/);
   });
 
@@ -60,7 +66,9 @@ describe('state machine definition', () => {
         for (const e of r.ErrorEquals) retried.add(e);
       }
     });
-    expect([...retried].sort()).toEqual([...RETRY_ERROR_NAMES].sort());
+    expect([...retried].sort()).toEqual(
+      [...RETRY_ERROR_NAMES, ...S3_RETRY_ERROR_NAMES, ...EMR_RETRY_ERROR_NAMES].sort(),
+    );
     for (const name of ERROR_NAMES)
       expect(retried.has(name), name).toBe((RETRYABLE_ERROR_NAMES as readonly string[]).includes(name));
     expect(retried.has('States.ALL')).toBe(false);
@@ -75,6 +83,7 @@ describe('state machine definition', () => {
       STATE_NAMES.commitWatermark,
       STATE_NAMES.recordFailure,
       STATE_NAMES.publishCycle,
+      STATE_NAMES.extendLease,
     ]) {
       expect(state(name).Resource, name).toMatch(/^arn:aws:lambda:/);
       expect(state(name).Retry, name).toHaveLength(1);
@@ -95,6 +104,31 @@ describe('state machine definition', () => {
     expect(state(STATE_NAMES.runLayers).Catch).toBeUndefined();
   });
 
+  it("reads a table's batches from its plan object, so the cycle state carries references only", () => {
+    expect(state(STATE_NAMES.runTables).ItemProcessor).toMatchObject({ StartAt: STATE_NAMES.loadTablePlan });
+    expect(state(STATE_NAMES.loadTablePlan)).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+      Parameters: { 'Bucket.$': '$.table.plan.Bucket', 'Key.$': '$.table.plan.Key' },
+      ResultSelector: { 'batches.$': 'States.StringToJson($.Body)' },
+      ResultPath: '$.plan',
+      Retry: [expect.objectContaining({ ErrorEquals: [...S3_RETRY_ERROR_NAMES] })],
+      // An unreadable plan fails that table alone, and its lease is released.
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE_NAMES.recordFailure }],
+    });
+  });
+
+  it('collects a few numbers per batch and a shortened error per failed table', () => {
+    expect(state(STATE_NAMES.batchDone).Parameters).toEqual({
+      'rows.$': '$.staged.rows',
+      'stageMs.$': '$.staged.durationMs',
+    });
+    expect(state(STATE_NAMES.tableFailed).Parameters).toMatchObject({ 'error.$': '$.failure.error' });
+    expect(state(STATE_NAMES.recordFailure).Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.recordError', Next: STATE_NAMES.tableFailedUnrecorded },
+    ]);
+    expect(JSON.stringify(state(STATE_NAMES.tableFailedUnrecorded))).not.toContain('$.error.Cause');
+  });
+
   it('keeps the batch spec and puts stage and commit output beside it', () => {
     expect(state(STATE_NAMES.stageBatch)).toMatchObject({ InputPath: '$.batch', ResultPath: '$.staged' });
     expect(state(STATE_NAMES.commitBatchLambda)).toMatchObject({
@@ -105,27 +139,73 @@ describe('state machine definition', () => {
     expect(state(STATE_NAMES.commitWatermark).InputPath).toBeUndefined();
   });
 
-  it('commits emr tables with a .sync EMR Serverless job run keyed by the batch', () => {
+  it('commits emr tables with an EMR Serverless job run keyed by the batch', () => {
     expect(state(STATE_NAMES.chooseCommitter).Choices).toEqual([
       { Variable: '$.batch.committer', StringEquals: 'lambda', Next: STATE_NAMES.commitBatchLambda },
       { Variable: '$.batch.committer', StringEquals: 'emr', Next: STATE_NAMES.commitBatchEmr },
     ]);
     expect(state(STATE_NAMES.unknownCommitter)).toMatchObject({ Type: 'Fail', Error: 'ConfigError' });
     expect(state(STATE_NAMES.commitBatchEmr)).toMatchObject({
-      Resource: 'arn:aws:states:::emr-serverless:startJobRun.sync',
+      Resource: 'arn:aws:states:::emr-serverless:startJobRun',
       Parameters: {
         ApplicationId: '00fabcdef',
         ExecutionRoleArn: 'arn:aws:iam::123456789012:role/k2-offload-emr',
         'ClientToken.$': "States.Format('{}-{}', $.batch.batchId, $.batch.leaseToken)",
+        ExecutionTimeoutMinutes: 10,
         JobDriver: {
           SparkSubmit: {
             EntryPoint: 's3://warehouse/jobs/commit_batch.py',
-            'EntryPointArguments.$': "States.Array('--batch', States.JsonToString($.batch))",
+            'EntryPointArguments.$':
+              "States.Array('--batch', States.JsonToString($.batch), '--staged', States.JsonToString($.staged))",
           },
         },
       },
-      ResultPath: null,
+      ResultSelector: { 'jobRunId.$': '$.JobRunId' },
+      ResultPath: '$.emr',
+      Next: STATE_NAMES.waitForEmrJob,
     });
+  });
+
+  it('extends the table lease on every poll of a running job, and goes on when the run ended', () => {
+    expect(state(STATE_NAMES.waitForEmrJob)).toMatchObject({
+      Type: 'Wait',
+      Seconds: 30,
+      Next: STATE_NAMES.extendLease,
+    });
+    expect(state(STATE_NAMES.extendLease)).toMatchObject({
+      Parameters: { 'table.$': '$.batch.table', 'leaseToken.$': '$.batch.leaseToken' },
+      ResultPath: null,
+      Next: STATE_NAMES.getEmrJob,
+    });
+    expect(state(STATE_NAMES.getEmrJob)).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:emrserverless:getJobRun',
+      Parameters: { ApplicationId: '00fabcdef', 'JobRunId.$': '$.emr.jobRunId' },
+      ResultSelector: { 'state.$': '$.JobRun.State' },
+      Next: STATE_NAMES.emrJobDone,
+    });
+    expect(state(STATE_NAMES.emrJobDone)).toMatchObject({
+      Choices: [
+        { Variable: '$.emr.run.state', StringEquals: 'SUCCESS', Next: STATE_NAMES.commitWatermark },
+        expect.objectContaining({ Next: STATE_NAMES.emrJobFailed }),
+      ],
+      Default: STATE_NAMES.waitForEmrJob,
+    });
+    expect(state(STATE_NAMES.emrJobFailed)).toMatchObject({ Type: 'Fail', Error: 'EmrJobFailed' });
+  });
+
+  it('refuses a job timeout that does not end inside the execution, and so inside the lease', () => {
+    const emr = (executionTimeoutMinutes: number) => ({
+      applicationId: 'a',
+      executionRoleArn: 'r',
+      entryPoint: 's3://w/j.py',
+      sparkSubmitParameters: '',
+      executionTimeoutMinutes,
+    });
+    expect(() => definition({ timeoutSeconds: 840, emr: emr(30) })).toThrow(ConfigError);
+    expect(() => definition({ timeoutSeconds: 840, emr: emr(14) })).toThrow(
+      /emr.jobTimeoutMinutes 14 must be below the execution timeout of 14 minutes/,
+    );
+    expect(() => definition({ timeoutSeconds: 840, emr: emr(13) })).not.toThrow();
   });
 
   it('loops back to PlanCycle while the plan says more, at most maxPasses times', () => {

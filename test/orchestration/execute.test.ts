@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SchemaDriftError, UnavailableError } from '../../src/errors.ts';
+import { LeaseError, SchemaDriftError, UnavailableError } from '../../src/errors.ts';
 import { STATE_NAMES } from '../../src/orchestration/asl.ts';
 import type { BatchSpec } from '../../src/pipeline/events.ts';
 import { definition, execute, FakeCycle, type FakeTable } from './fake-cycle.ts';
@@ -137,6 +137,42 @@ describe('the offload cycle, executed in-process', () => {
     expect(world.entries('publish')).toHaveLength(1);
   });
 
+  it('a table whose plan object cannot be read fails alone and its lease is released', async () => {
+    const world = new FakeCycle(TABLES.filter((t) => t.layer === 'bronze'));
+    world.fail(STATE_NAMES.loadTablePlan, 'bronze_trades_kraken', named('S3.NoSuchKeyException', 'gone'));
+    const result = (await execute(world, {})) as { results: { table: string; status: string }[][] };
+    expect(world.entries('failure').map((e) => e.detail)).toEqual([
+      expect.objectContaining({ table: 'bronze_trades_kraken', leaseToken: expect.any(String) }),
+    ]);
+    expect(world.log.filter((e) => e.table === 'bronze_trades_kraken').map((e) => e.step)).toEqual([
+      'LoadTablePlan:throw',
+      'failure',
+    ]);
+    expect(result.results.flat().filter((o) => o.status === 'succeeded')).toHaveLength(2);
+  });
+
+  it('a failed table reports its error shortened, and still fails alone when recording it fails', async () => {
+    const world = new FakeCycle(TABLES.filter((t) => t.layer === 'bronze'));
+    world.fail(STATE_NAMES.stageBatch, 'bronze_trades_binance', new SchemaDriftError('x'.repeat(50_000)));
+    world.fail(STATE_NAMES.stageBatch, 'bronze_trades_kraken', new SchemaDriftError('column gone'));
+    world.fail(STATE_NAMES.recordFailure, 'bronze_trades_kraken', named('Lambda.Unknown'));
+    const result = (await execute(world, {})) as {
+      results: { table: string; status: string; error?: { Error: string; Cause?: string } }[][];
+    };
+    const outcome = (table: string) => result.results.flat().find((o) => o.table === table);
+    expect(outcome('bronze_trades_binance')).toMatchObject({
+      status: 'failed',
+      error: { Error: 'SchemaDriftError' },
+    });
+    expect(outcome('bronze_trades_binance')?.error?.Cause).toHaveLength(300);
+    expect(outcome('bronze_trades_kraken')).toMatchObject({
+      status: 'failed',
+      error: { Error: 'SchemaDriftError' },
+    });
+    expect(outcome('bronze_trades_coinbase')).toMatchObject({ status: 'succeeded' });
+    expect(world.entries('publish')).toHaveLength(1);
+  });
+
   it('loops back to the planner while more remains, with the same selection, the cycle id and its start', async () => {
     const world = new FakeCycle(
       TABLES.slice(0, 2).map((t) => ({ ...t, backlog: 5 })),
@@ -199,5 +235,48 @@ describe('the offload cycle, executed in-process', () => {
     expect(world.entries('commit')).toEqual([]);
     expect(watermark?.detail).toMatchObject({ batch, staged: { rows: 10 } });
     expect(watermark?.detail).not.toHaveProperty('committed');
+  });
+
+  it('extends the lease on every poll while the Spark job runs, then commits the watermark', async () => {
+    const world = new FakeCycle([{ name: 'silver_trades', layer: 'silver', backlog: 1, committer: 'emr' }]);
+    world.jobStates.set('silver_trades', ['SUBMITTED', 'RUNNING', 'RUNNING']);
+    await execute(world, {});
+    const steps = world.log.filter((e) => e.table === 'silver_trades').map((e) => e.step);
+    expect(steps).toEqual(['stage', 'emr', ...Array(4).fill(['heartbeat', 'poll']).flat(), 'watermark']);
+    const [beat] = world.entries('heartbeat');
+    const [watermark] = world.entries('watermark');
+    const batch = (watermark?.detail as { batch: BatchSpec } | undefined)?.batch;
+    expect(beat?.detail).toEqual({ table: 'silver_trades', leaseToken: batch?.leaseToken });
+  });
+
+  it('a failed Spark job fails its table alone, without a watermark step', async () => {
+    const world = new FakeCycle([
+      { name: 'silver_trades', layer: 'silver', backlog: 1, committer: 'emr' },
+      { name: 'silver_quotes', layer: 'silver', backlog: 1 },
+    ]);
+    world.jobStates.set('silver_trades', ['RUNNING', 'FAILED']);
+    const result = (await execute(world, {})) as {
+      results: { table: string; status: string; error?: { Error: string } }[][];
+    };
+    expect(world.entries('watermark').map((e) => e.table)).toEqual(['silver_quotes']);
+    expect(result.results.flat().find((o) => o.table === 'silver_trades')).toMatchObject({
+      status: 'failed',
+      error: { Error: 'EmrJobFailed' },
+    });
+  });
+
+  it('a lease taken over while the job runs stops the table before its watermark step', async () => {
+    const world = new FakeCycle([{ name: 'silver_trades', layer: 'silver', backlog: 1, committer: 'emr' }]);
+    world.jobStates.set('silver_trades', ['RUNNING', 'RUNNING']);
+    world.fail(
+      STATE_NAMES.extendLease,
+      'silver_trades',
+      new LeaseError('lease token 100 is no longer current'),
+    );
+    await execute(world, {});
+    expect(world.entries('watermark')).toEqual([]);
+    expect(world.entries('failure').map((e) => e.detail)).toEqual([
+      expect.objectContaining({ error: expect.objectContaining({ Error: 'LeaseError' }) }),
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { Layer } from '../../src/config/schema.ts';
+import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import {
   type AslDefinition,
   buildStateMachineDefinition,
@@ -8,13 +9,15 @@ import {
   STATE_NAMES,
   type StateMachineOptions,
 } from '../../src/orchestration/asl.ts';
-import type { BatchSpec, CycleInput, CyclePlan, TablePlan } from '../../src/pipeline/events.ts';
+import type { BatchSpec, CycleInput, CyclePlan, PlanRef, TablePlan } from '../../src/pipeline/events.ts';
+import { handOffPlan, readPlanObject } from '../../src/pipeline/plan-handoff.ts';
 import { batchIdOf } from '../../src/plan/batch.ts';
 
 /**
  * A tiny world for the state machine: tables with a backlog of hour windows, a planner that hands out
  * a few batches per pass, and handlers that log what they are asked to do. Faults are injected per
- * state and table. Nothing here imports the real pipeline: it tests the orchestration alone.
+ * state and table. Of the real pipeline only the plan hand-off is used (plan objects in a memory
+ * store, read back by LoadTablePlan), as it shapes the state: the rest tests the orchestration alone.
  */
 export type FakeTable = { name: string; layer: Layer; backlog: number; committer?: 'lambda' | 'emr' };
 export type LogEntry = { seq: number; step: string; table?: string; batchId?: string; detail?: unknown };
@@ -34,6 +37,13 @@ export class FakeCycle {
   private seq = 0;
   private passes = 0;
   private lease = 100;
+  /** The warehouse the plan objects are written to. */
+  readonly store = new MemoryObjectStore();
+  readonly warehouse = 's3://warehouse';
+  /** The states a table's job runs report on successive polls (then SUCCESS). */
+  readonly jobStates = new Map<string, string[]>();
+  /** The planner's cycle id (PlanCycle's are about 40 characters). */
+  cycleId = 'cycle-1';
   /** Called when a stage starts: tests use it to hold a table until its peers have started. */
   onStage: (table: string) => Promise<void> = async () => {};
 
@@ -66,6 +76,11 @@ export class FakeCycle {
   private maybeThrow(state: string, table: string, key: string): void {
     const n = (this.attempts.get(key) ?? 0) + 1;
     this.attempts.set(key, n);
+    this.throwIfFaulted(state, table);
+  }
+
+  /** Throws the next fault queued for this state and table, without counting an attempt. */
+  private throwIfFaulted(state: string, table: string): void {
     const queue = this.faults.get(state)?.get(table);
     const error = queue?.shift();
     if (error) {
@@ -74,9 +89,10 @@ export class FakeCycle {
     }
   }
 
-  private plan(input: CycleInput): CyclePlan {
+  /** What the planner hands out for an input, before the hand-off (the full plan). */
+  plan(input: CycleInput): CyclePlan {
     this.passes++;
-    const cycleId = input.cycleId ?? 'cycle-1';
+    const cycleId = input.cycleId ?? this.cycleId;
     const layers: CyclePlan['layers'] = [];
     let more = this.alwaysMore;
     for (const layer of ['bronze', 'silver', 'gold'] as const) {
@@ -102,7 +118,7 @@ export class FakeCycle {
             leaseToken,
             committer: t.committer ?? 'lambda',
             target: { namespace: 'cold', name: t.name },
-            stagingPrefix: `s3://warehouse/staging/${t.name}/${batchIdOf(t.name, windowStart, windowEnd)}/`,
+            stagingPrefix: `s3://warehouse/cold/${t.name}/data/${batchIdOf(t.name, windowStart, windowEnd)}/`,
             lastOfTable: i === done + count - 1,
           });
         }
@@ -129,7 +145,16 @@ export class FakeCycle {
           error.name = 'ConfigError';
           throw error;
         }
-        return this.plan(input);
+        return handOffPlan(this, this.plan(input));
+      },
+      [STATE_NAMES.loadTablePlan]: async (raw) => {
+        const ref = raw as PlanRef;
+        const table =
+          ref.Key.split('/')
+            .at(-1)
+            ?.replace(/-\d+\.json$/, '') ?? '';
+        this.throwIfFaulted(STATE_NAMES.loadTablePlan, table);
+        return readPlanObject(this.store, ref);
       },
       [STATE_NAMES.stageBatch]: async (raw) => {
         const batch = raw as BatchSpec;
@@ -158,7 +183,22 @@ export class FakeCycle {
         const request = raw as { JobDriver: { SparkSubmit: { EntryPointArguments: string[] } } };
         const batch = JSON.parse(request.JobDriver.SparkSubmit.EntryPointArguments[1] ?? '{}') as BatchSpec;
         this.record('emr', batch.table, batch.batchId, raw);
-        return { ApplicationId: 'app', JobRunId: 'run', Arn: 'arn' };
+        return { ApplicationId: 'app', JobRunId: `run-${batch.batchId}`, Arn: 'arn' };
+      },
+      [STATE_NAMES.extendLease]: async (raw) => {
+        const beat = raw as { table: string; leaseToken: string };
+        this.throwIfFaulted(STATE_NAMES.extendLease, beat.table);
+        this.record('heartbeat', beat.table, undefined, raw);
+        return { expiresAt: '2026-11-22T00:15:00.000Z' };
+      },
+      [STATE_NAMES.getEmrJob]: async (raw) => {
+        const { JobRunId } = raw as { JobRunId: string };
+        const table = this.log.find(
+          (e) => e.step === 'emr' && e.batchId && JobRunId.endsWith(e.batchId),
+        )?.table;
+        const state = (table && this.jobStates.get(table)?.shift()) ?? 'SUCCESS';
+        this.record('poll', table, undefined, state);
+        return { JobRun: { JobRunId, State: state } };
       },
       [STATE_NAMES.commitWatermark]: async (raw) => {
         const state = raw as { batch: BatchSpec };
@@ -168,9 +208,12 @@ export class FakeCycle {
         return { cursor: state.batch.windowEnd };
       },
       [STATE_NAMES.recordFailure]: async (raw) => {
-        const failure = raw as { table: string };
+        const failure = raw as { table: string; error: { Error: string; Cause?: string } };
+        this.throwIfFaulted(STATE_NAMES.recordFailure, failure.table);
         this.record('failure', failure.table, undefined, raw);
-        return { consecutiveFailures: 1 };
+        // As the real step: the error's message, shortened, for the table's outcome.
+        const cause = failure.error.Cause ?? failure.error.Error;
+        return { consecutiveFailures: 1, error: { Error: failure.error.Error, Cause: cause.slice(0, 300) } };
       },
       [STATE_NAMES.publishCycle]: async (raw) => {
         this.record('publish', undefined, undefined, raw);
@@ -203,7 +246,11 @@ export async function execute(world: FakeCycle, input: unknown, asl = definition
   const machine = new StateMachine(asl as never, { validationOptions: { checkArn: false } });
   const zero = Object.fromEntries(Object.values(STATE_NAMES).map((name) => [name, 0]));
   const run = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: world.handlers() as never, retryIntervalOverrides: zero },
+    overrides: {
+      taskResourceLocalHandlers: world.handlers() as never,
+      retryIntervalOverrides: zero,
+      waitTimeOverrides: { [STATE_NAMES.waitForEmrJob]: 0 },
+    },
   });
   return run.result;
 }

@@ -3,6 +3,7 @@ import { makeBatch } from '../../src/plan/batch.ts';
 import type { AdvanceInput, HolderProcess, WatermarkStore } from '../../src/watermark/types.ts';
 import { leaseAndAdvanceCases } from './contract-advance.ts';
 import { hourlyCases } from './contract-hourly.ts';
+import { leaseExtensionCases } from './contract-lease-extend.ts';
 import { leaseHolderCases } from './contract-leases.ts';
 import { recordCases } from './contract-records.ts';
 import { type FakeClock, fakeClock } from './fake-clock.ts';
@@ -70,6 +71,7 @@ export function watermarkStoreContract(
     };
     leaseAndAdvanceCases(ctx);
     leaseHolderCases(ctx);
+    leaseExtensionCases(ctx);
     recordCases(ctx);
     hourlyCases(ctx);
   });

@@ -27,9 +27,12 @@ def spec_with(**changes):
     return json.dumps(spec)
 
 
+NOTHING = json.dumps({"rows": 0, "files": []})
+
+
 class ParseArgsTest(unittest.TestCase):
     def test_reads_the_batch_spec_as_given(self):
-        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC)]), SPEC)
+        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", NOTHING]), (SPEC, []))
 
     def test_refuses_input_that_is_not_a_batch_spec_and_names_the_field(self):
         cases = [
@@ -46,7 +49,7 @@ class ParseArgsTest(unittest.TestCase):
         for text, expected in cases:
             with self.subTest(expected=expected):
                 with self.assertRaises(job.BatchSpecError) as caught:
-                    job.parse_args(["--batch", text])
+                    job.parse_args(["--batch", text, "--staged", NOTHING])
                 self.assertIn(expected, str(caught.exception))
 
     def test_compares_windows_as_instants_not_strings(self):
@@ -71,15 +74,6 @@ class MarkerTest(unittest.TestCase):
         self.assertIsNone(job.find_marker(snapshots[:2], SPEC["batchId"]))
         self.assertIsNone(job.find_marker([{"snapshot_id": 4, "summary": None}], SPEC["batchId"]))
 
-    def test_queries_only_the_current_ancestry_for_the_batch_id(self):
-        sql = job.marker_query("glue.cold.silver_trades", SPEC["batchId"])
-        self.assertIn("glue.cold.silver_trades.snapshots", sql)
-        self.assertIn("glue.cold.silver_trades.history", sql)
-        self.assertIn("is_current_ancestor", sql)
-        self.assertIn("summary['k2.offload.batch-id'] = '%s'" % SPEC["batchId"], sql)
-        with self.assertRaises(job.BatchSpecError):
-            job.marker_query("glue.cold.t", "1' OR '1'='1")
-
     def test_refuses_a_window_that_starts_before_what_iceberg_holds(self):
         newest = {"snapshot_id": 9, "summary": {job.BATCH_ID_KEY: "a" * 32, "k2.offload.window-end": "2026-11-22T00:30:00.000Z"}}
         with self.assertRaises(job.OverlapError) as caught:
@@ -88,19 +82,16 @@ class MarkerTest(unittest.TestCase):
         contiguous = {"snapshot_id": 9, "summary": {"k2.offload.window-end": SPEC["windowStart"]}}
         job.check_no_overlap(contiguous, SPEC)
         job.check_no_overlap(None, SPEC)
-        sql = job.newest_marker_query("glue.cold.silver_trades")
-        self.assertIn("is_current_ancestor", sql)
-        self.assertIn("ORDER BY h.made_current_at DESC LIMIT 1", sql)
 
     def test_writes_the_marker_as_snapshot_properties(self):
         self.assertEqual(
-            job.write_options(SPEC, 12),
+            job.marker_properties(SPEC, 12),
             {
-                "snapshot-property.k2.offload.batch-id": SPEC["batchId"],
-                "snapshot-property.k2.offload.table": "silver_trades",
-                "snapshot-property.k2.offload.window-start": SPEC["windowStart"],
-                "snapshot-property.k2.offload.window-end": SPEC["windowEnd"],
-                "snapshot-property.k2.offload.rows": "12",
+                "k2.offload.batch-id": SPEC["batchId"],
+                "k2.offload.table": "silver_trades",
+                "k2.offload.window-start": SPEC["windowStart"],
+                "k2.offload.window-end": SPEC["windowEnd"],
+                "k2.offload.rows": "12",
             },
         )
 
@@ -110,92 +101,106 @@ class MarkerTest(unittest.TestCase):
             job.table_identifier("glue; x", SPEC)
 
 
-class _Row:
-    def __init__(self, data):
-        self._data = data
+class FakeTable:
+    """An Iceberg table as a catalog sees it: a version and snapshots, swapped by compare-and-set only.
 
-    def asDict(self):
-        return dict(self._data)
+    ``append`` refuses a state that is no longer current, as Glue's version check and the JDBC catalog's
+    ``metadata_location`` check do. ``before_commit`` runs once inside the next append, between the
+    job's check and its swap: there a second job can do its whole commit.
+    """
 
-
-class FakeSpark:
-    """Just enough of a SparkSession for the commit flow: an Iceberg table as a list of snapshots."""
-
-    def __init__(self, snapshots=None, staged_rows=5):
-        self.snapshots = list(snapshots or [])
-        self.staged_rows = staged_rows
+    def __init__(self, snapshots=None, rows_per_file=5):
+        self.version = 0
+        self.snapshots = list(snapshots or [])  # oldest first
+        self.rows_per_file = rows_per_file
         self.appends = []
-        self.conf = {"spark.k2.catalog": "glue"}
-        spark = self
+        self.loads = 0
+        self.before_commit = None
 
-        class Frame:
-            def select(self, *columns):
-                spark.selected = columns
-                return self
+    def load(self):
+        self.loads += 1
+        return job.TableState(list(reversed(self.snapshots)), self.version)
 
-            def count(self):
-                return spark.staged_rows
+    def data_files(self, paths):
+        return [job.StagedFile(p, self.rows_per_file, p) for p in paths]
 
-            def writeTo(self, identifier):
-                writer = self
+    def append(self, state, files, properties):
+        hook, self.before_commit = self.before_commit, None
+        if hook:
+            hook()
+        if state.base != self.version:
+            raise job.CommitConflict("stale base %d, table at %d" % (state.base, self.version))
+        return self.commit_snapshot(dict(properties), [f.path for f in files])
 
-                class Writer:
-                    def options(self, **options):
-                        self._options = options
-                        return self
-
-                    def append(self):
-                        summary = {k[len("snapshot-property."):]: v for k, v in self._options.items()}
-                        spark.snapshots.append({"snapshot_id": 100 + len(spark.snapshots), "summary": summary})
-                        spark.appends.append((identifier, self._options))
-
-                return Writer()
-
-        class Reader:
-            def parquet(self, *files):
-                spark.read_files = files
-                return Frame()
-
-        class Table:
-            columns = ["a", "b"]
-
-        self.read = Reader()
-        self._table = Table()
-
-    def table(self, identifier):
-        return self._table
-
-    def sql(self, query):
-        spark = self
-
-        class Result:
-            def collect(self):
-                if "LIMIT 1" in query:
-                    return [_Row(s) for s in spark.snapshots[-1:]]
-                return [_Row(s) for s in spark.snapshots if s["summary"].get(job.BATCH_ID_KEY) in query]
-
-        return Result()
+    def commit_snapshot(self, summary, files):
+        snapshot_id = 100 + len(self.snapshots)
+        self.snapshots.append({"snapshot_id": snapshot_id, "summary": summary})
+        self.version += 1
+        self.appends.append(files)
+        return snapshot_id
 
 
-class FakeConf(dict):
-    def get(self, key, default=None):
-        return dict.get(self, key, default)
+FILES = ["s3://w/cold/silver_trades/data/%s/part-00000.parquet" % SPEC["batchId"]]
 
 
-class MainTest(unittest.TestCase):
-    def run_job(self, spark, files=("s3://w/staging/x/part-00000.parquet",)):
-        spark.conf = FakeConf(spark.conf)
-        return job.main(["--batch", json.dumps(SPEC)], spark=spark, list_files=lambda _s, _p: list(files))
+def commit(table, spec=SPEC, files=FILES):
+    return job.commit_exactly_once(table, spec, list(files))
 
-    def test_appends_staged_rows_once_with_the_marker(self):
-        spark = FakeSpark()
-        first = self.run_job(spark)
-        self.assertEqual(first, {"status": "committed", "rows": 5, "snapshotId": "100"})
-        self.assertEqual(spark.selected, ("a", "b"))
-        second = self.run_job(spark)
-        self.assertEqual(second, {"status": "already-committed", "rows": 5, "snapshotId": "100"})
-        self.assertEqual(len(spark.appends), 1)
-        self.assertEqual(spark.appends[0][0], "glue.cold.silver_trades")
+
+class CommitExactlyOnceTest(unittest.TestCase):
+    def test_adopts_the_staged_files_in_one_append_with_the_marker(self):
+        table = FakeTable()
+        self.assertEqual(commit(table), {"status": "committed", "rows": 5, "snapshotId": "100"})
+        self.assertEqual(table.appends, [FILES])
+        self.assertEqual(table.snapshots[0]["summary"], job.marker_properties(SPEC, 5))
+
+    def test_a_rerun_after_the_commit_finds_the_marker_and_appends_nothing(self):
+        table = FakeTable()
+        commit(table)
+        self.assertEqual(commit(table), {"status": "already-committed", "rows": 5, "snapshotId": "100"})
+        self.assertEqual(len(table.appends), 1)
+
+    def test_two_jobs_that_both_passed_the_marker_check_append_once(self):
+        table = FakeTable()
+        second = {}
+        # Job A has read the table (no marker) and built its snapshot; job B runs whole before A swaps.
+        table.before_commit = lambda: second.update(commit(table))
+        first = commit(table)
+        self.assertEqual(second, {"status": "committed", "rows": 5, "snapshotId": "100"})
+        self.assertEqual(first, {"status": "already-committed", "rows": 5, "snapshotId": "100"})
+        self.assertEqual(len(table.appends), 1)
+        markers = [s for s in table.snapshots if s["summary"].get(job.BATCH_ID_KEY) == SPEC["batchId"]]
+        self.assertEqual(len(markers), 1)
+
+    def test_a_conflict_with_another_writer_is_checked_again_and_then_appended(self):
+        table = FakeTable()
+        # A compaction lands between the check and the swap: not this batch, so append on the new state.
+        table.before_commit = lambda: table.commit_snapshot({"operation": "replace"}, [])
+        self.assertEqual(commit(table)["status"], "committed")
+        self.assertEqual(len(table.appends), 2)
+        self.assertEqual(table.loads, 2)
+        self.assertEqual(table.snapshots[-1]["summary"][job.BATCH_ID_KEY], SPEC["batchId"])
+
+    def test_a_newer_batch_landing_between_check_and_swap_stops_the_append(self):
+        table = FakeTable()
+        later = {job.BATCH_ID_KEY: "b" * 32, "k2.offload.window-end": "2026-11-22T02:00:00.000Z"}
+        table.before_commit = lambda: table.commit_snapshot(later, ["other"])
+        with self.assertRaises(job.OverlapError):
+            commit(table)
+        self.assertEqual(table.appends, [["other"]])
+
+    def test_gives_up_after_the_attempts_without_appending(self):
+        table = FakeTable()
+
+        def always_moving(state, files, properties):
+            table.version += 1
+            raise job.CommitConflict("moved")
+
+        table.append = always_moving
+        with self.assertRaises(job.CommitConflict) as caught:
+            job.commit_exactly_once(table, SPEC, FILES, max_attempts=3)
+        self.assertIn("each of 3 commit attempts", str(caught.exception))
+        self.assertEqual(table.snapshots, [])
 
     def test_refuses_to_append_over_a_newer_batch(self):
         later = {
@@ -203,15 +208,107 @@ class MainTest(unittest.TestCase):
             "k2.offload.window-start": "2026-11-22T00:00:00.000Z",
             "k2.offload.window-end": "2026-11-22T02:00:00.000Z",
         }
-        spark = FakeSpark(snapshots=[{"snapshot_id": 7, "summary": later}])
+        table = FakeTable(snapshots=[{"snapshot_id": 7, "summary": later}])
         with self.assertRaises(job.OverlapError):
-            self.run_job(spark)
-        self.assertEqual(spark.appends, [])
+            commit(table)
+        self.assertEqual(table.appends, [])
 
     def test_writes_nothing_when_nothing_was_staged(self):
-        spark = FakeSpark()
-        self.assertEqual(self.run_job(spark, files=()), {"status": "empty", "rows": 0})
-        self.assertEqual(spark.appends, [])
+        table = FakeTable()
+        self.assertEqual(commit(table, files=()), {"status": "empty", "rows": 0})
+        self.assertEqual(table.appends, [])
+
+    def test_main_commits_exactly_the_staged_files_it_is_given(self):
+        table = FakeTable()
+        staged = [SPEC["stagingPrefix"] + "t42-abc123/part-00000.parquet"]
+        result = job.main(
+            ["--batch", json.dumps(SPEC), "--staged", json.dumps({"rows": 5, "files": [{"uri": staged[0], "bytes": 9}]})],
+            spark=object(),
+            table=table,
+        )
+        self.assertEqual(result["status"], "committed")
+        self.assertEqual(table.appends, [staged])
+
+
+class StagedFenceTest(unittest.TestCase):
+    """The same fence as the TypeScript committer: one attempt of this batch under this lease."""
+
+    def paths(self, *uris):
+        return job.staged_paths(SPEC, json.dumps({"rows": 1, "files": [{"uri": u, "bytes": 1} for u in uris]}))
+
+    def test_accepts_the_parts_of_one_attempt_of_this_lease(self):
+        a = SPEC["stagingPrefix"] + "t42-abc123/part-00001.parquet"
+        b = SPEC["stagingPrefix"] + "t42-abc123/part-00000.parquet"
+        self.assertEqual(self.paths(a, b), [b, a])
+        self.assertEqual(self.paths(), [])
+
+    def test_refuses_another_lease_another_batch_or_two_attempts(self):
+        prefix = SPEC["stagingPrefix"]
+        for uris in (
+            [prefix + "t41-abc123/part-00000.parquet"],
+            [prefix.replace(SPEC["batchId"], "f" * 32) + "t42-abc123/part-00000.parquet"],
+            [prefix + "part-00000.parquet"],
+            [prefix + "t42-abc123/part-00000.parquet", prefix + "t42-def456/part-00001.parquet"],
+        ):
+            with self.subTest(uris=uris):
+                with self.assertRaises(job.BatchSpecError):
+                    self.paths(*uris)
+
+
+class SettlePartitionTest(unittest.TestCase):
+    def test_equal_bounds_without_nulls_are_the_files_partition(self):
+        self.assertEqual(job.settle_partition("f", "day", 20414, 20414, 0, 10), 20414)
+
+    def test_a_file_of_nulls_is_the_null_partition(self):
+        self.assertIsNone(job.settle_partition("f", "exchange", None, None, 4, 4))
+
+    def test_a_file_spanning_partitions_or_with_some_nulls_is_refused_by_name(self):
+        for lower, upper, nulls in ((20414, 20415, 0), (20414, 20414, 1), (None, None, 0)):
+            with self.subTest(lower=lower, upper=upper, nulls=nulls):
+                with self.assertRaises(job.PartitionError) as caught:
+                    job.settle_partition("s3://w/part-00000.parquet", "day", lower, upper, nulls, 10)
+                self.assertIn("s3://w/part-00000.parquet", str(caught.exception))
+                self.assertIn("partition field day", str(caught.exception))
+
+
+class PartitionValueTest(unittest.TestCase):
+    # 2026-11-22T10:30:00Z in microseconds; expected values as our TypeScript writer computes them
+    # (src/iceberg/transforms.ts), so both committers put a file in the same partition.
+    TS = 1795343400000000
+
+    def test_transforms_bounds_as_iceberg_does(self):
+        cases = [
+            ("day", "TIMESTAMP", self.TS, 20779),
+            ("hour", "TIMESTAMP", self.TS, 498706),
+            ("month", "TIMESTAMP", self.TS, 682),
+            ("year", "TIMESTAMP", self.TS, 56),
+            ("day", "TIMESTAMP", -1, -1),
+            ("month", "TIMESTAMP", -1, -1),
+            ("hour", "TIMESTAMP", -1, -1),
+            ("month", "DATE", 20779, 682),
+            ("truncate[10]", "LONG", -1, -10),
+            ("truncate[10]", "INTEGER", 123, 120),
+            ("truncate[3]", "STRING", "binance", "bin"),
+            ("identity", "STRING", "kraken", "kraken"),
+        ]
+        for transform, type_id, value, expected in cases:
+            with self.subTest(transform=transform, type_id=type_id, value=value):
+                self.assertEqual(job.transform_bound(transform, type_id, value), expected)
+
+    def test_leaves_what_it_cannot_compute_unsettled(self):
+        self.assertIsNone(job.transform_bound("bucket[16]", "LONG", 7))
+        self.assertIsNone(job.transform_bound("identity", "TIMESTAMP", self.TS))
+        self.assertIsNone(job.transform_bound("hour", "DATE", 20779))
+        self.assertIsNone(job.transform_bound("day", "TIMESTAMP", None))
+
+    def test_writes_values_as_iceberg_parses_partition_strings(self):
+        self.assertEqual(job.partition_string("day", "TIMESTAMP", 20779), "2026-11-22")
+        self.assertEqual(job.partition_string("day", "TIMESTAMP", -1), "1969-12-31")
+        self.assertEqual(job.partition_string("identity", "DATE", 0), "1970-01-01")
+        self.assertEqual(job.partition_string("month", "TIMESTAMP", 682), "682")
+        self.assertEqual(job.partition_string("identity", "STRING", "kraken"), "kraken")
+        self.assertEqual(job.partition_string("identity", "BOOLEAN", True), "true")
+        self.assertIsNone(job.partition_string("identity", "STRING", None))
 
 
 if __name__ == "__main__":

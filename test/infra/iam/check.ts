@@ -16,7 +16,7 @@ import { type KnownValues, templateResolver } from './policy.ts';
 import { type CallRecorder, TEST_ACCOUNT, TEST_REGION } from './record.ts';
 
 const STAGE = 'test';
-const MACHINE = 'state-machine';
+export const MACHINE = 'state-machine';
 
 /**
  * Grants no recorded call uses, each with why it stays. Keys are `<role> <action> <resource pattern>`
@@ -100,7 +100,7 @@ export function checkIamContract(options: Options): void {
     const state = states[name];
     if (!state) throw new Error(`executed state ${name} is not in the synthesized definition`);
     if (state.Type === 'Task')
-      recorder.implicit(MACHINE, `task ${name}`, taskRequirements(name, state, resolve));
+      recorder.implicit(MACHINE, `task ${name}`, taskRequirements(name, state, resolve, options.bucket));
   }
   // Set once when the machine is created/updated with logging and tracing, and on every traced execution.
   recorder.implicit(MACHINE, 'Step Functions log delivery and X-Ray', [

@@ -121,6 +121,7 @@ export function taskRequirements(
   stateName: string,
   state: Record<string, unknown>,
   resolve: (v: unknown) => string,
+  planBucket: string,
 ): Requirement[] {
   const resource = resolve(state.Resource);
   if (resource.startsWith('arn:aws:lambda:')) return [{ action: 'lambda:InvokeFunction', resource }];
@@ -145,5 +146,25 @@ export function taskRequirements(
       { action: 'events:DescribeRule', resource: EMR_SYNC_RULE },
     ];
   }
+  const params = (state.Parameters ?? {}) as Record<string, unknown>;
+  const app = () =>
+    `arn:aws:emr-serverless:${TEST_REGION}:${TEST_ACCOUNT}:/applications/${resolve(params.ApplicationId)}`;
+  // The EMR job started, then polled (each poll extends the lease): no `.sync`, no EventBridge rule.
+  if (resource === 'arn:aws:states:::emr-serverless:startJobRun')
+    return [
+      { action: 'emr-serverless:StartJobRun', resource: app() },
+      {
+        action: 'iam:PassRole',
+        resource: resolve(params.ExecutionRoleArn),
+        context: { 'iam:PassedToService': 'emr-serverless.amazonaws.com' },
+      },
+    ];
+  if (resource === 'arn:aws:states:::aws-sdk:emrserverless:getJobRun')
+    return [{ action: 'emr-serverless:GetJobRun', resource: `${app()}/jobruns/run-1` }];
+  // A table's plan object, written by PlanCycle: bucket and key come from the state at run time.
+  if (resource === 'arn:aws:states:::aws-sdk:s3:getObject')
+    return [
+      { action: 's3:GetObject', resource: `arn:aws:s3:::${planBucket}/staging/plans/cycle-1/t-1.json` },
+    ];
   throw new Error(`state ${stateName}: no IAM mapping for task resource ${resource}; add it to the contract`);
 }
