@@ -97,7 +97,11 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
       // The Spark job's stand-in commits with the in-Lambda committer's access.
       // Step Functions' own S3 read (LoadTablePlan) is recorded against the state machine's role.
       for (const fn of [...FUNCTION_NAMES, 'emr-job', MACHINE] as const) {
-        const access = FUNCTION_ACCESS[fn === 'emr-job' || fn === MACHINE ? 'commit-batch' : fn];
+        // The state machine reads plan objects only: no secret, no catalog.
+        const access =
+          fn === MACHINE
+            ? { ...FUNCTION_ACCESS['commit-watermark'], postgres: false, glue: 'none' as const }
+            : FUNCTION_ACCESS[fn === 'emr-job' ? 'commit-batch' : fn];
         const deps = await buildLambdaDeps(access, { env, write: () => {}, onClient: recorder.hook(fn) });
         built.set(fn, {
           ...deps,

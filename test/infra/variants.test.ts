@@ -118,7 +118,7 @@ describe('a stage with its own VPC, bucket, secrets and table config', () => {
         .filter((s) => asArray(s.Action as string[]).includes(action))
         .flatMap((s) => asArray(s.Resource).map(printed));
     expect(resources('s3:PutObject')).toEqual(['arn:<AWS::Partition>:s3:::k2-cold-tier-prod/cold/*/data/*']);
-    expect(resources('secretsmanager:GetSecretValue')).toEqual([CLICKHOUSE]);
+    expect(resources('secretsmanager:GetSecretValue')).toEqual([CLICKHOUSE, POSTGRES]);
     expect(fn('stage-batch').Properties.Environment).toMatchObject({
       Variables: {
         WAREHOUSE: 's3://k2-cold-tier-prod',
