@@ -14,6 +14,7 @@ import { mappingOf, partitionKey } from '../iceberg/snapshot-update.ts';
 import { type LiveDataFile, liveDataFiles, loadTable, newSnapshotId, randomOf } from '../iceberg/table.ts';
 import { icebergDeps, type PipelineDeps } from '../pipeline/deps.ts';
 import { targetOf } from '../pipeline/plan-cycle.ts';
+import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';
 import type { HourCount, HourlyCheck, HourMismatch } from '../watermark/hourly-types.ts';
 import { checkTableHours, HOUR_MS } from './check.ts';
 import {
@@ -211,7 +212,13 @@ export async function repairTable(
         metadata,
         iceberg: icebergTableFunction(metadataLocation, options.s3),
         hours,
-        prefix: `${joinUri(metadata.location, 'data', `repair-${repairId}`)}/`,
+        // A folder of this attempt's own, as staging writes: a rerun after a crash never touches the
+        // files of an attempt that may have been committed.
+        prefix: attemptPrefix(
+          `${joinUri(metadata.location, 'data', `repair-${repairId}`)}/`,
+          lease.token,
+          (deps.nonce ?? newAttemptNonce)(),
+        ),
       };
       const written = checksValues(table)
         ? await replaceCandles(deps, table, plan, options.s3)
