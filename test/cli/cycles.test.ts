@@ -181,18 +181,24 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
     ]);
   });
 
-  it('audit: bronze, silver and closed candles agree; it finds the candles a late trade opened below the gold watermark', async () => {
+  it('audit: bronze, silver and closed candles agree; it finds the candles a late trade opened or changed below the gold watermark', async () => {
     const r = await run(['audit', '--hours', '6', '--json'], at(40));
     const report = r.json() as AuditReport;
     const hour = new Date(B).toISOString().replace('.000Z', 'Z');
     for (const t of report.tables)
-      if (t.table === 'ohlcv_1m' || t.table === 'ohlcv_5m') {
+      if (t.table === 'ohlcv_1m' || t.table === 'ohlcv_5m' || t.table === 'ohlcv_15m') {
         // Trades 5 and 6 happened at minutes 5 and 22 but arrived at minute 31: candles 1m [5, 6), [22, 23)
-        // and 5m [5, 10) are new keys below the gold watermark (25), which no later cycle offloads.
-        // The audit exists to catch exactly this kind of gap.
+        // and 5m [5, 10) are new keys below the gold watermark (25), which no later cycle offloads, and
+        // trade 6 changed the values of 5m [20, 25) and trade 5 those of 15m [0, 15), offloaded before they
+        // arrived (one candle missing with its final values, one extra with its old ones). The audit
+        // exists to catch exactly these.
         expect(t.ok, t.table).toBe(false);
-        const missing = t.table === 'ohlcv_1m' ? 2 : 1;
-        expect(t.hours.filter((h) => !h.ok).map((h) => [h.hour, h.missingKeys])).toEqual([[hour, missing]]);
+        const [missing, extra] = { ohlcv_1m: [2, 0], ohlcv_5m: [2, 1], ohlcv_15m: [1, 1] }[
+          t.table
+        ] as number[];
+        expect(t.hours.filter((h) => !h.ok).map((h) => [h.hour, h.missingKeys, h.extraKeys])).toEqual([
+          [hour, missing, extra],
+        ]);
       } else expect({ table: t.table, ok: t.ok }).toEqual({ table: t.table, ok: true });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('');
