@@ -45,6 +45,17 @@ export type FunctionAccess = {
   readonly vpc: boolean;
 };
 
+/** A step that only writes the watermark store (a failure count, a lease). */
+const WATERMARK_ONLY: FunctionAccess = {
+  memoryMb: 256,
+  timeoutSeconds: 30,
+  clickhouse: false,
+  postgres: true,
+  s3: 'none',
+  glue: 'none',
+  vpc: true,
+};
+
 export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // Leases, reconcile and windows; creates a table's first metadata file and its Glue table.
   'plan-cycle': {
@@ -88,16 +99,8 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
     glue: 'read',
     vpc: true,
   },
-  'record-failure': {
-    memoryMb: 256,
-    timeoutSeconds: 30,
-    clickhouse: false,
-    postgres: true,
-    s3: 'none',
-    glue: 'none',
-    vpc: true,
-  },
-  // Metrics go out as EMF log lines: no AWS call at all.
+  // Counts the failure in the watermark store.
+  'record-failure': WATERMARK_ONLY,
   // Publishes the pass's metrics and runs the per-hour check: grouped counts on ClickHouse against the
   // ledger in Postgres.
   'publish-cycle': {
@@ -110,15 +113,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
     vpc: true,
   },
   // The heartbeat of a running Spark commit job: one compare-and-set UPDATE of the table's lease row.
-  'extend-lease': {
-    memoryMb: 256,
-    timeoutSeconds: 30,
-    clickhouse: false,
-    postgres: true,
-    s3: 'none',
-    glue: 'none',
-    vpc: true,
-  },
+  'extend-lease': WATERMARK_ONLY,
   health: {
     memoryMb: 512,
     timeoutSeconds: 120,

@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import { LeaseError, WatermarkConflictError } from '../../src/errors.ts';
-import type { Catalog } from '../../src/iceberg/catalog.ts';
 import { ancestry } from '../../src/iceberg/metadata.ts';
 import { loadTable, MARKER_KEYS } from '../../src/iceberg/table.ts';
 import { commitBatch } from '../../src/pipeline/commit-batch.ts';
@@ -11,7 +10,16 @@ import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { planCycle } from '../../src/pipeline/plan-cycle.ts';
 import { stageBatch } from '../../src/pipeline/stage-batch.ts';
 import { useRig } from './fed-rig.ts';
-import { CYCLE_MS, fakeClock, LEASE_SECONDS, MINUTE, pastStart, type Rig, tradeFeed } from './harness.ts';
+import {
+  CYCLE_MS,
+  fakeClock,
+  gatedCatalog,
+  LEASE_SECONDS,
+  MINUTE,
+  pastStart,
+  type Rig,
+  tradeFeed,
+} from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -89,24 +97,7 @@ describe('exactly-once guards, pinned at their edges', () => {
     if (!slow) throw new Error('expected a batch to plan');
     const staged = await stageBatch(deps(), slow);
     // The slow holder passes the lease check, then its catalog swap waits while the table is taken over.
-    let reachedSwap!: () => void;
-    const atSwap = new Promise<void>((r) => {
-      reachedSwap = r;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const catalog = deps().catalog;
-    const gated: Catalog = {
-      ...catalog,
-      kind: catalog.kind,
-      swapMetadataLocation: async (table, expected, next) => {
-        reachedSwap();
-        await gate;
-        return catalog.swapMetadataLocation(table, expected, next);
-      },
-    };
+    const { catalog: gated, reached: atSwap, release } = gatedCatalog(deps().catalog);
     const outcome = commitBatch(deps({ catalog: gated }), { batch: slow, staged }).then(
       () => 'committed',
       (error: unknown) => error,

@@ -8,6 +8,7 @@ import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { CANDLE_INTERVALS } from '../../src/config/defaults.ts';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
+import type { Catalog } from '../../src/iceberg/catalog.ts';
 import { fileUri, LocalObjectStore } from '../../src/iceberg/local-store.ts';
 import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
@@ -180,4 +181,29 @@ export async function stateOf(rig: Rig) {
     format: 'JSONEachRow',
   });
   return { watermarks, history, metadata, clickhouse: await result.json() };
+}
+
+/**
+ * A catalog whose metadata swap stops until `release()`: a holder stalled between its checks and its
+ * commit. `reached` resolves once a swap is waiting there.
+ */
+export function gatedCatalog(catalog: Catalog) {
+  let reachedSwap!: () => void;
+  const reached = new Promise<void>((r) => {
+    reachedSwap = r;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const gated: Catalog = {
+    ...catalog,
+    kind: catalog.kind,
+    swapMetadataLocation: async (table, expected, next) => {
+      reachedSwap();
+      await gate;
+      return catalog.swapMetadataLocation(table, expected, next);
+    },
+  };
+  return { catalog: gated, reached, release };
 }
