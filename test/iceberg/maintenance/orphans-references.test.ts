@@ -73,4 +73,23 @@ describe('orphan removal keeps what it cannot prove unreferenced', () => {
     expect(await files()).toEqual(before);
     expect(before).toContain(crashed);
   });
+
+  it("never looks outside the table's folder: a neighbouring table's old files stay", async () => {
+    const t = await ticksTable();
+    await t.append('2024-01-01', 0, ['A']);
+    // Another table whose location starts with this one's (ticks-archive beside ticks), and the warehouse.
+    const neighbour = `${location}-archive/data/00000-old.parquet`;
+    const loose = 'mem://warehouse/README.txt';
+    for (const uri of [neighbour, loose]) await t.store.put(uri, new Uint8Array([1]));
+    const crashed = `${location}/data/crashed.parquet`;
+    await t.store.put(crashed, new Uint8Array([1]));
+    t.advance(4 * DAY);
+
+    const result = await removeOrphanFiles(t.deps, {
+      table: ident,
+      olderThanMs: t.now() - DEFAULT_ORPHAN_GRACE_MS,
+    });
+    expect(result.orphans).toEqual([crashed]);
+    expect([await t.store.head(neighbour), await t.store.head(loose)].map(Boolean)).toEqual([true, true]);
+  });
 });
