@@ -141,4 +141,22 @@ describe('exactly-once guards, pinned at their edges', () => {
     await commitWatermark(deps(), { batch, staged, committed });
     expect((await verifyAll(deps())).problems).toEqual([]);
   });
+
+  it('a window with no rows commits nothing to Iceberg: no snapshot, no new metadata', async () => {
+    await later(CYCLE_MS);
+    const [batch] = await planOne();
+    if (!batch) throw new Error('expected a batch to plan');
+    const before = await currentMetadata();
+    // What staging returns for a window ClickHouse holds no rows in.
+    const empty = { rows: 0, files: [], durationMs: 0 };
+    const committed = await commitBatch(deps(), { batch, staged: empty });
+    expect(committed).toEqual({ status: 'empty', rows: 0 });
+    expect(await currentMetadata()).toBe(before);
+    expect(await snapshotsOf(batch.batchId)).toEqual([]);
+    await deps().watermarks.releaseLease(TABLE, batch.leaseToken);
+
+    await later();
+    await runCycle(deps(), {});
+    expect((await verifyAll(deps())).problems).toEqual([]);
+  });
 });
