@@ -2,15 +2,25 @@ import { randomInt } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/load.ts';
 import { crashAt, FAULT_POINTS, InjectedCrash } from '../../src/pipeline/faults.ts';
-import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { type LocalCycleResult, runCycle } from '../../src/pipeline/local-runner.ts';
 import { useRig } from './fed-rig.ts';
-import { CYCLE_MS, configWith, fakeClock, MINUTE, pastStart, tradeFeed } from './harness.ts';
+import {
+  CYCLE_MS,
+  configWith,
+  fakeClock,
+  gatedCatalog,
+  LEASE_SECONDS,
+  MINUTE,
+  pastStart,
+  tradeFeed,
+} from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
  * A seeded random run of many 15-minute cycles on a fake clock: trades (some arriving up to two hours
  * late) between cycles, crashes at random fault points of random tables, two cycles started at once,
- * console reruns with a table list and an `until`, cycles on a process clock 10 minutes fast or slow. At the end every key of every table is in Iceberg
+ * console reruns with a table list and an `until`, cycles on a process clock 10 minutes fast or slow,
+ * and cycles whose commit stalls past the lease while another cycle takes the tables over. At the end every key of every table is in Iceberg
  * exactly once with ClickHouse's values, and every watermark sits at its newest marker.
  *
  * Replay a failure with the printed seed: `K2_SOAK_SEED=<seed> npx vitest run test/resilience/soak.test.ts`
@@ -79,6 +89,7 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
       reruns: 0,
       refused: 0,
       skewed: 0,
+      stalls: 0,
       rows: 0,
     };
     const started = performance.now();
@@ -116,9 +127,28 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
       const skew = random() < 0.1 ? (random() < 0.5 ? -10 : 10) * MINUTE : 0;
       if (skew !== 0) tally.skewed++;
       const skewed = { clock: () => new Date(clock.now().getTime() + skew) };
-      const results = await Promise.allSettled(
-        runs.map((o) => runCycle(rig.deps({ ...o, ...skewed }), input)),
-      );
+      // A cycle whose commit stalls at the catalog swap past its lease (a frozen Lambda, a slow catalog):
+      // another cycle takes the tables over and commits, then the stalled one resumes.
+      const stall = async (): Promise<PromiseSettledResult<LocalCycleResult>[]> => {
+        const gate = gatedCatalog(rig.deps().catalog);
+        const slow = runCycle(rig.deps({ ...skewed, catalog: gate.catalog }), input).then(
+          (value) => ({ status: 'fulfilled' as const, value }),
+          (reason: unknown) => ({ status: 'rejected' as const, reason }),
+        );
+        // With nothing to commit it never reaches the swap, and simply ends.
+        if ((await Promise.race([gate.reached.then(() => 'stalled'), slow])) !== 'stalled')
+          return [await slow];
+        tally.stalls++;
+        clock.advance(LEASE_SECONDS * 1000 + MINUTE);
+        await feed({ rowsPerHour: rate });
+        const takeover = await runCycle(rig.deps(), {});
+        gate.release();
+        return [{ status: 'fulfilled', value: takeover }, await slow];
+      };
+      const results =
+        roll >= 0.3 && roll < 0.35
+          ? await stall()
+          : await Promise.allSettled(runs.map((o) => runCycle(rig.deps({ ...o, ...skewed }), input)));
       tally.cycles += runs.length;
       for (const r of results) {
         if (r.status === 'rejected') {
