@@ -2,9 +2,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig } from '../../src/config/schema.ts';
+import { ancestry } from '../../src/iceberg/metadata.ts';
+import { loadTable, MARKER_KEYS } from '../../src/iceberg/table.ts';
+import type { BatchSpec } from '../../src/pipeline/events.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { planCycle } from '../../src/pipeline/plan-cycle.ts';
 import { freshDatabase } from '../support/pg.ts';
-import { type FakeClock, fakeClock, openRig, pastStart, type Rig, tradeFeed } from './harness.ts';
+import {
+  type FakeClock,
+  fakeClock,
+  LEASE_SECONDS,
+  MINUTE,
+  openRig,
+  pastStart,
+  type Rig,
+  tradeFeed,
+} from './harness.ts';
 
 export type RigHolder = { rig: Rig; databaseUrl: string };
 
@@ -60,4 +75,49 @@ export function useFedRig(options: {
     await fed.feed({ lateFraction: 0.05 });
   });
   return fed;
+}
+
+/**
+ * The guard suites' setup: one bronze table on a fed rig, two hours of trades and one cycle before the
+ * first test, and the steps those suites drive by hand (plan one table, move to the next cycle's time,
+ * read the table's markers). `later()` moves past a lease by default: the last cycle's leases expire.
+ */
+export function useOneTableRig(options: { name: string; seed: number }) {
+  const table = 'bronze_trades_binance';
+  const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === table) }, 'one table');
+  const target = { namespace: 'cold', name: table };
+  const clock = fakeClock(pastStart(3));
+  const setup = useRig({ name: options.name, clock, config });
+  let feed: ReturnType<typeof tradeFeed>;
+  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
+  beforeAll(async () => {
+    feed = tradeFeed(setup.rig.clickhouse, clock, {
+      from: clock.now().getTime() - 2 * 3_600_000,
+      seed: options.seed,
+      rowsPerHour: 1_200,
+    });
+    await feed();
+    await runCycle(deps(), {});
+  });
+  return {
+    table,
+    config,
+    target,
+    clock,
+    setup,
+    deps,
+    later: async (ms = LEASE_SECONDS * 1000 + MINUTE) => {
+      clock.advance(ms);
+      await feed();
+    },
+    planOne: async (input: Record<string, unknown> = {}, overrides: Parameters<Rig['deps']>[0] = {}) => {
+      const plan = await planCycle(deps(overrides), { tables: [table], ...input });
+      return (plan.layers[0]?.tables[0]?.batches ?? []) as BatchSpec[];
+    },
+    snapshotsOf: async (batchId: string) => {
+      const { metadata } = await loadTable(deps(), target);
+      return [...ancestry(metadata)].filter((s) => s.summary[MARKER_KEYS.batchId] === batchId);
+    },
+    currentMetadata: () => deps().catalog.currentMetadataLocation(target),
+  };
 }

@@ -1,25 +1,13 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
 import { LeaseError, WatermarkConflictError } from '../../src/errors.ts';
-import { ancestry } from '../../src/iceberg/metadata.ts';
-import { loadTable, MARKER_KEYS } from '../../src/iceberg/table.ts';
+import { loadTable } from '../../src/iceberg/table.ts';
 import { commitBatch } from '../../src/pipeline/commit-batch.ts';
 import { commitWatermark } from '../../src/pipeline/commit-watermark.ts';
-import type { BatchSpec } from '../../src/pipeline/events.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
-import { planCycle } from '../../src/pipeline/plan-cycle.ts';
 import { stageBatch } from '../../src/pipeline/stage-batch.ts';
-import { useRig } from './fed-rig.ts';
-import {
-  CYCLE_MS,
-  fakeClock,
-  gatedCatalog,
-  LEASE_SECONDS,
-  MINUTE,
-  pastStart,
-  type Rig,
-  tradeFeed,
-} from './harness.ts';
+import { useOneTableRig } from './fed-rig.ts';
+import { CYCLE_MS, gatedCatalog } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -28,32 +16,21 @@ import { verifyAll } from './verify.ts';
  * retried stage of a batch Iceberg already holds. Each scenario fails when its edge of the guard is
  * taken out (checked by changing the guard by hand, see docs/mutation.md).
  */
-const TABLE = 'bronze_trades_binance';
-const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === TABLE) }, 'one table');
-const small = parseConfig(
-  { tables: config.tables.map((t) => ({ ...t, maxWindowSeconds: 300 })) },
-  'five-minute windows',
-);
-const target = { namespace: 'cold', name: TABLE };
-
 describe('exactly-once guards, pinned at their edges', () => {
-  const clock = fakeClock(pastStart(3));
-  const setup = useRig({ name: 'guards-pinned', clock, config });
-  let feed: ReturnType<typeof tradeFeed>;
-  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
-  const later = async (ms = LEASE_SECONDS * 1000 + MINUTE) => {
-    clock.advance(ms);
-    await feed();
-  };
-  const planOne = async (overrides: Parameters<Rig['deps']>[0] = {}) => {
-    const plan = await planCycle(deps(overrides), { tables: [TABLE] });
-    return (plan.layers[0]?.tables[0]?.batches ?? []) as BatchSpec[];
-  };
-  const snapshotsOf = async (batchId: string) => {
-    const { metadata } = await loadTable(deps(), target);
-    return [...ancestry(metadata)].filter((s) => s.summary[MARKER_KEYS.batchId] === batchId);
-  };
-  const currentMetadata = () => deps().catalog.currentMetadataLocation(target);
+  const {
+    table: TABLE,
+    config,
+    target,
+    deps,
+    later,
+    planOne,
+    snapshotsOf,
+    currentMetadata,
+  } = useOneTableRig({ name: 'guards-pinned', seed: 77 });
+  const small = parseConfig(
+    { tables: config.tables.map((t) => ({ ...t, maxWindowSeconds: 300 })) },
+    'five-minute windows',
+  );
   /** Every file under the table's folder with its size and modification time. */
   const tableFiles = async () => {
     const { metadata } = await loadTable(deps(), target);
@@ -62,16 +39,6 @@ describe('exactly-once guards, pinned at their edges', () => {
       out.push(`${f.uri} ${f.size} ${f.lastModified.getTime()}`);
     return out.sort();
   };
-
-  beforeAll(async () => {
-    feed = tradeFeed(setup.rig.clickhouse, clock, {
-      from: clock.now().getTime() - 2 * 3_600_000,
-      seed: 77,
-      rowsPerHour: 1_200,
-    });
-    await feed();
-    await runCycle(deps(), {});
-  });
 
   it('a lease given back (not taken by anyone yet) no longer lets its holder commit', async () => {
     await later(CYCLE_MS);
@@ -105,7 +72,7 @@ describe('exactly-once guards, pinned at their edges', () => {
     await atSwap;
     await later();
     // The takeover plans five-minute windows and commits only its first: it ends inside the slow window.
-    const [first] = await planOne({ config: small });
+    const [first] = await planOne({}, { config: small });
     if (!first) throw new Error('expected the takeover to plan a batch');
     expect(first.windowStart).toBe(slow.windowStart);
     expect(Date.parse(first.windowEnd)).toBeLessThan(Date.parse(slow.windowEnd));

@@ -1,8 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
 import { LeaseError, MarkerMissingError, WatermarkConflictError } from '../../src/errors.ts';
-import { ancestry } from '../../src/iceberg/metadata.ts';
-import { loadTable, MARKER_KEYS } from '../../src/iceberg/table.ts';
 import { commitBatch } from '../../src/pipeline/commit-batch.ts';
 import { commitWatermark } from '../../src/pipeline/commit-watermark.ts';
 import type { BatchSpec } from '../../src/pipeline/events.ts';
@@ -10,18 +8,8 @@ import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { planCycle } from '../../src/pipeline/plan-cycle.ts';
 import { stageBatch } from '../../src/pipeline/stage-batch.ts';
-import type { freshDatabase } from '../support/pg.ts';
-import { useRig } from './fed-rig.ts';
-import {
-  CYCLE_MS,
-  fakeClock,
-  gatedCatalog,
-  LEASE_SECONDS,
-  MINUTE,
-  pastStart,
-  type Rig,
-  tradeFeed,
-} from './harness.ts';
+import { useOneTableRig } from './fed-rig.ts';
+import { CYCLE_MS, gatedCatalog } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 /**
@@ -29,41 +17,20 @@ import { verifyAll } from './verify.ts';
  * is taken out (checked by disabling each guard in turn): the steps are driven one by one, the way a
  * slow, retried or out-of-order execution would drive them. One table keeps each scenario small.
  */
-const TABLE = 'bronze_trades_binance';
-const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === TABLE) }, 'one table');
-const target = { namespace: 'cold', name: TABLE };
-
 describe('exactly-once guards', () => {
-  const clock = fakeClock(pastStart(3));
-  let _db: Awaited<ReturnType<typeof freshDatabase>>;
-  const setup = useRig({ name: 'guards', clock, config });
-  let feed: ReturnType<typeof tradeFeed>;
-  const deps = (overrides: Parameters<Rig['deps']>[0] = {}) => setup.rig.deps({ config, ...overrides });
-  /** The next cycle's time: the last one's leases have expired, new rows have arrived. */
-  const later = async (ms = LEASE_SECONDS * 1000 + MINUTE) => {
-    clock.advance(ms);
-    await feed();
-  };
-  const planOne = async (input: Record<string, unknown> = {}) => {
-    const plan = await planCycle(deps(), { tables: [TABLE], ...input });
-    return plan.layers[0]?.tables[0]?.batches ?? [];
-  };
-  const snapshotsOf = async (batchId: string) => {
-    const { metadata } = await loadTable(deps(), target);
-    return [...ancestry(metadata)].filter((s) => s.summary[MARKER_KEYS.batchId] === batchId);
-  };
-  const currentMetadata = () => deps().catalog.currentMetadataLocation(target);
-  const cursor = async () => (await deps().watermarks.get(TABLE)).cursor;
-
-  beforeAll(async () => {
-    feed = tradeFeed(setup.rig.clickhouse, clock, {
-      from: clock.now().getTime() - 2 * 3_600_000,
-      seed: 51,
-      rowsPerHour: 1_200,
-    });
-    await feed();
-    await runCycle(deps(), {});
+  const {
+    table: TABLE,
+    config,
+    deps,
+    later,
+    planOne,
+    snapshotsOf,
+    currentMetadata,
+  } = useOneTableRig({
+    name: 'guards',
+    seed: 51,
   });
+  const cursor = async () => (await deps().watermarks.get(TABLE)).cursor;
 
   it('lease fencing: a holder whose lease was taken over cannot commit, the new holder can', async () => {
     await later(CYCLE_MS);
