@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { pendingRows, ttlHeadroom } from '../clickhouse/inspect.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
 import { hourlyProblems } from '../hourly/health.ts';
@@ -257,7 +259,7 @@ export async function collectHealth(
   const dbNow = pg.value?.now ?? now;
   const tables = deps.config.tables.map((t) => tableFacts(t, byTable.get(t.name), now, dbNow));
 
-  let catalogError: string | undefined;
+  let catalogError = await warehouseFolderProblem(deps.warehouse);
   let catalogMs = 0;
   for (const [i, table] of deps.config.tables.entries()) {
     const facts = tables[i] as TableHealth;
@@ -322,6 +324,16 @@ export async function collectHealth(
     tables,
     problems,
   };
+}
+
+/** A local warehouse must be a folder (or not exist yet): a file there is no warehouse at all. */
+async function warehouseFolderProblem(warehouse: string): Promise<string | undefined> {
+  if (!warehouse.startsWith('file://')) return undefined;
+  const path = fileURLToPath(warehouse);
+  const found = await stat(path).catch(() => undefined);
+  if (found && !found.isDirectory())
+    return `warehouse ${path} is a file, not a folder: point WAREHOUSE at a folder (or s3://bucket/prefix)`;
+  return undefined;
 }
 
 /** The per-table health metrics the health function publishes (the alarms watch them). */

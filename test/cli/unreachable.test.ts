@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -64,6 +64,18 @@ describe('k2-offload against unreachable or untouched components', () => {
     const report = r.json() as HealthReport;
     expect(report.healthy).toBe(false);
     expect(report.components).toEqual([expect.objectContaining({ name: 'clickhouse', ok: false })]);
+  });
+
+  it('status with a warehouse that is a file: the catalog component says so, unhealthy', async () => {
+    const file = join(dir, 'not-a-folder');
+    await writeFile(file, 'x');
+    const r = await cli(['status', '--json'], { ...env, WAREHOUSE: file });
+    expect(r.code).toBe(1);
+    const report = r.json() as HealthReport;
+    expect(report.components.find((c) => c.name === 'catalog')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(`warehouse ${file} is a file, not a folder`),
+    });
   });
 
   it('unknown table and future --until against a real database: exit 2 and not even the schema is created', async () => {
