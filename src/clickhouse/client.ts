@@ -147,6 +147,17 @@ export function describeClickHouse(client: ClickHouseClient): string {
   return labels.get(client) ?? 'ClickHouse';
 }
 
+/**
+ * Why a connection failed, never empty: a connect that tried several addresses (IPv4 and IPv6, or a
+ * timeout per address) fails with an AggregateError whose own message is empty.
+ */
+export function errorReason(error: unknown): string {
+  const e = error as Error & { code?: string; errors?: unknown[]; cause?: unknown };
+  if (Array.isArray(e?.errors) && e.errors.length > 0)
+    return [...new Set(e.errors.map(errorReason))].join('; ');
+  return e?.message || e?.code || (e?.cause ? errorReason(e.cause) : '') || e?.name || String(error);
+}
+
 /** Fails fast with an `UnavailableError` naming the server when ClickHouse does not answer `SELECT 1`. */
 export async function assertReachable(client: ClickHouseClient): Promise<void> {
   const where = describeClickHouse(client);
@@ -154,9 +165,9 @@ export async function assertReachable(client: ClickHouseClient): Promise<void> {
   try {
     const result = await client.ping({ select: true });
     if (result.success) return;
-    reason = result.error.message;
+    reason = errorReason(result.error);
   } catch (error) {
-    reason = (error as Error).message;
+    reason = errorReason(error);
   }
   throw new UnavailableError(
     `cannot reach ${where}: ${reason}. Check that the server is up and CLICKHOUSE_URL (host, port, user) is right`,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertReachable,
   describeClickHouse,
+  errorReason,
   isEmbedded,
   openClickHouse,
   queryRows,
@@ -72,6 +73,21 @@ describe('remote ClickHouse', () => {
     expect((error as Error).message).toContain('http://offload@127.0.0.1:1/k2');
     expect(JSON.stringify(error)).not.toContain('s3cret');
     await client.close();
+  });
+
+  it('says why a connect failed when every address failed (an AggregateError has no message of its own)', async () => {
+    const timeout = (address: string) =>
+      Object.assign(new Error(`connect ETIMEDOUT ${address}`), { code: 'ETIMEDOUT' });
+    const client = {
+      ping: async () => {
+        throw new AggregateError([timeout('192.0.2.1:8123'), timeout('[2001:db8::1]:8123')], '');
+      },
+    } as unknown as Parameters<typeof assertReachable>[0];
+    const error = await assertReachable(client).catch((e: unknown) => e);
+    expect((error as Error).message).toContain(
+      ': connect ETIMEDOUT 192.0.2.1:8123; connect ETIMEDOUT [2001:db8::1]:8123. Check that the server is up',
+    );
+    expect(errorReason(Object.assign(new Error(''), { code: 'ECONNRESET' }))).toBe('ECONNRESET');
   });
 
   it('refuses a malformed or non-HTTP URL without echoing the password', () => {
