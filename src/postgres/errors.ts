@@ -68,6 +68,12 @@ export function translatePgError(error: unknown, pool: Pick<pg.Pool, 'options'>,
   const target = describeTarget(pool);
   // Node reports a refused dual-stack connect as an AggregateError with an empty message.
   const message = scrub(error.message || (typeof code === 'string' ? code : error.name), pool);
+  // invalid_catalog_name: the server answers, the database named in the URL is not there.
+  if (code === '3D000')
+    return new ConfigError(
+      `Postgres at ${target}: ${message}; check the database name at the end of DATABASE_URL, or create it (CREATE DATABASE ...)`,
+      { target, code },
+    );
   if (typeof code === 'string' && (code === '28P01' || code === '28000'))
     return new ConfigError(
       `Postgres at ${target} refused the credentials: ${message}; check the user and password in DATABASE_URL`,

@@ -40,6 +40,14 @@ describe('translatePgError', () => {
     expect(JSON.stringify(error.toJSON())).not.toContain('hunter2-secret');
   });
 
+  it('reports a database that does not exist as a ConfigError naming it and what to do', () => {
+    const error = translatePgError(withCode('database "k2" does not exist', '3D000'), pool) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toBe(
+      'Postgres at db.internal:6543/k2: database "k2" does not exist; check the database name at the end of DATABASE_URL, or create it (CREATE DATABASE ...)',
+    );
+  });
+
   it('passes our own errors and SQL errors through unchanged', () => {
     const ours = new InputError('bad table');
     expect(translatePgError(ours, pool)).toBe(ours);
