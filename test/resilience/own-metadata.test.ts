@@ -61,18 +61,16 @@ describe("planning trusts only the table's own state", () => {
     await runCycle(deps(), { tables: [TABLE] });
   });
 
-  it("metadata located elsewhere, though its markers are this table's: refused, nothing planned or moved", async () => {
-    await later(CYCLE_MS);
-    const restore = await pointAtCopy((text) => {
-      const m = parseTableMetadata(text);
-      return serializeTableMetadata({ ...m, location: `${m.location}-restored-elsewhere` });
-    });
+  /**
+   * The plan refuses the table (failed, no batch, cursor and lease untouched) while the catalog points
+   * at the foreign metadata; once it points back, the next cycle offloads with nothing lost.
+   */
+  const refusedUntilRestored = async (restore: () => Promise<void>, detail: RegExp) => {
     const before = await deps().watermarks.get(TABLE);
-
     const { batches, skipped } = await planTable();
     expect(batches).toBe(0);
     expect(skipped).toMatchObject({ reason: 'failed' });
-    expect(skipped?.detail).toMatch(/InvalidMetadataError: .*located at .*-restored-elsewhere/);
+    expect(skipped?.detail).toMatch(detail);
     const after = await deps().watermarks.get(TABLE);
     expect([after.cursor, after.lease]).toEqual([before.cursor, null]);
 
@@ -80,6 +78,15 @@ describe("planning trusts only the table's own state", () => {
     await later();
     await runCycle(deps(), { tables: [TABLE] });
     expect((await verifyAll(deps())).problems).toEqual([]);
+  };
+
+  it("metadata located elsewhere, though its markers are this table's: refused, nothing planned or moved", async () => {
+    await later(CYCLE_MS);
+    const restore = await pointAtCopy((text) => {
+      const m = parseTableMetadata(text);
+      return serializeTableMetadata({ ...m, location: `${m.location}-restored-elsewhere` });
+    });
+    await refusedUntilRestored(restore, /InvalidMetadataError: .*located at .*-restored-elsewhere/);
   });
 
   it("metadata in this table's place whose newest marker names another table (an hour ahead): refused, the cursor does not jump", async () => {
@@ -93,19 +100,7 @@ describe("planning trusts only the table's own state", () => {
       snapshot.summary[MARKER_KEYS.windowEnd] = new Date(Date.parse(end) + 3_600_000).toISOString();
       return serializeTableMetadata(m);
     });
-    const before = await deps().watermarks.get(TABLE);
-
-    const { batches, skipped } = await planTable();
-    expect(batches).toBe(0);
-    expect(skipped).toMatchObject({ reason: 'failed' });
-    expect(skipped?.detail).toMatch(/InvalidMetadataError: .*markers of table bronze_trades_kraken/);
-    const after = await deps().watermarks.get(TABLE);
-    expect([after.cursor, after.lease]).toEqual([before.cursor, null]);
-
-    await restore();
-    await later();
-    await runCycle(deps(), { tables: [TABLE] });
-    expect((await verifyAll(deps())).problems).toEqual([]);
+    await refusedUntilRestored(restore, /InvalidMetadataError: .*markers of table bronze_trades_kraken/);
   });
 
   it('a never-moved watermark leased by another holder stays where it is; the plan skips it as leased', async () => {
