@@ -106,10 +106,29 @@ def parse_args(argv):
     """The batch spec and the staged file URIs (``--staged``: StageBatch's result, one attempt's files)."""
     parser = argparse.ArgumentParser(description="Commit one staged k2 offload batch to Iceberg")
     parser.add_argument("--batch", required=True, help="batch spec JSON (src/pipeline/events.ts)")
-    parser.add_argument("--staged", required=True, help="staged files JSON: {rows, files: [{uri, bytes}]}")
+    parser.add_argument("--staged", required=True, help="staged files JSON: {rows, files: [{uri, bytes}], hours}")
     args = parser.parse_args(argv)
     spec = parse_batch_spec(args.batch)
-    return spec, staged_paths(spec, args.staged)
+    return spec, staged_paths(spec, args.staged), staged_hours(args.staged)
+
+
+def staged_hours(raw):
+    """The batch's rows per hour of the cursor (``hours`` of StageBatch's result), carried in the marker
+    so the hourly ledger can be written from Iceberg when the watermark step never ran; None if absent."""
+    hours = json.loads(raw).get("hours")
+    if hours is None:
+        return None
+    valid = isinstance(hours, list) and all(
+        isinstance(h, dict)
+        and isinstance(h.get("hour"), str)
+        and isinstance(h.get("rows"), int)
+        and isinstance(h.get("checksum"), str)
+        and h["checksum"].isdigit()
+        for h in hours
+    )
+    if not valid:
+        raise BatchSpecError("--staged hours must be [{\"hour\": ISO, \"rows\": int, \"checksum\": digits}, ...]")
+    return [{"hour": h["hour"], "rows": h["rows"], "checksum": h["checksum"]} for h in hours]
 
 
 def staged_paths(spec, raw):
@@ -179,14 +198,17 @@ def find_marker(snapshots, batch_id):
     return None
 
 
-def marker_properties(spec, rows):
-    return {
+def marker_properties(spec, rows, hours=None):
+    properties = {
         MARKER + "batch-id": spec["batchId"],
         MARKER + "table": spec["table"],
         MARKER + "window-start": spec["windowStart"],
         MARKER + "window-end": spec["windowEnd"],
         MARKER + "rows": str(rows),
     }
+    if hours is not None:
+        properties[MARKER + "hours"] = json.dumps(hours, separators=(",", ":"))
+    return properties
 
 
 def outcome(status, rows, snapshot_id=None):
@@ -291,7 +313,7 @@ class StagedFile(object):
         self.handle = handle
 
 
-def commit_exactly_once(table, spec, paths, max_attempts=5):
+def commit_exactly_once(table, spec, paths, max_attempts=5, hours=None):
     """Check-and-commit as one step: the append is a compare-and-set on the state the check read.
 
     ``table`` offers ``load() -> TableState``, ``data_files(paths) -> [StagedFile]`` and
@@ -315,7 +337,7 @@ def commit_exactly_once(table, spec, paths, max_attempts=5):
             files = table.data_files(paths)
         rows = sum(f.rows for f in files)
         try:
-            snapshot_id = table.append(state, files, marker_properties(spec, rows))
+            snapshot_id = table.append(state, files, marker_properties(spec, rows, hours))
         except CommitConflict:
             continue
         return outcome("committed", rows, snapshot_id)
@@ -430,14 +452,14 @@ def _java_exception_name(error):
 
 def main(argv, spark=None, table=None):
     """Runs the commit; ``spark`` and ``table`` are injectable for tests without Spark."""
-    spec, paths = parse_args(argv)
+    spec, paths, hours = parse_args(argv)
     if spark is None:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("k2-offload-commit-%s" % spec["batchId"]).getOrCreate()
     if table is None:
         table = IcebergJavaTable(spark, table_identifier(spark.conf.get("spark.k2.catalog", DEFAULT_CATALOG), spec))
-    return commit_exactly_once(table, spec, paths)
+    return commit_exactly_once(table, spec, paths, hours=hours)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { TableConfig } from '../config/schema.ts';
 import { CommitConflictError, InputError, SchemaDriftError } from '../errors.ts';
+import { type HourCount, hourCountSchema } from '../watermark/hourly-types.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
 import { type DataFile, readManifest } from './manifest.ts';
 import { readManifestList } from './manifest-list.ts';
@@ -71,6 +73,7 @@ export const MARKER_KEYS = {
   windowStart: 'k2.offload.window-start',
   windowEnd: 'k2.offload.window-end',
   rows: 'k2.offload.rows',
+  hours: 'k2.offload.hours',
 } as const;
 
 export type OffloadMarker = {
@@ -79,6 +82,12 @@ export type OffloadMarker = {
   windowStart: string;
   windowEnd: string;
   rows: number;
+  /**
+   * The batch's rows per hour of the cursor (candles: with a value checksum), as the hourly ledger
+   * records them. Carried in the snapshot so a batch whose ledger entry a crash lost (Iceberg committed,
+   * the watermark step never ran and the next plan reconciled it) is recorded from Iceberg itself.
+   */
+  hours?: HourCount[];
 };
 export type FoundMarker = OffloadMarker & { snapshotId: bigint; sequenceNumber: bigint; timestampMs: number };
 
@@ -92,6 +101,7 @@ function markerOf(s: Snapshot): FoundMarker | undefined {
     windowStart: get(MARKER_KEYS.windowStart) ?? '',
     windowEnd: get(MARKER_KEYS.windowEnd) ?? '',
     rows: Number(get(MARKER_KEYS.rows) ?? Number.NaN),
+    hours: parseMarkerHours(get(MARKER_KEYS.hours)),
     snapshotId: s['snapshot-id'],
     sequenceNumber: s['sequence-number'],
     timestampMs: s['timestamp-ms'],
@@ -104,7 +114,25 @@ export const markerSummary = (m: OffloadMarker): Record<string, string> => ({
   [MARKER_KEYS.windowStart]: m.windowStart,
   [MARKER_KEYS.windowEnd]: m.windowEnd,
   [MARKER_KEYS.rows]: String(m.rows),
+  ...(m.hours ? { [MARKER_KEYS.hours]: JSON.stringify(m.hours) } : {}),
 });
+
+const markerHoursSchema = z.array(hourCountSchema);
+
+/**
+ * A marker's hours, or undefined when absent (a snapshot written before markers carried them) or not
+ * as we write them (another writer's value): the hourly check then skips that window, as for any batch
+ * without a ledger entry, rather than trusting numbers it cannot read.
+ */
+function parseMarkerHours(text: string | undefined): HourCount[] | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = markerHoursSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The snapshot of the main branch's ancestry that carries this batch id, if any. */
 export function findMarker(metadata: TableMetadata, batchId: string): FoundMarker | undefined {
@@ -119,6 +147,18 @@ export function newestMarker(metadata: TableMetadata): FoundMarker | undefined {
     if (m) return m;
   }
   return undefined;
+}
+
+/** The markers along the main branch's ancestry whose window ends after `cursor`, oldest first. */
+export function markersAfter(metadata: TableMetadata, cursor: string): FoundMarker[] {
+  const after: FoundMarker[] = [];
+  for (const s of ancestry(metadata)) {
+    const m = markerOf(s);
+    if (!m) continue;
+    if (Date.parse(m.windowEnd) <= Date.parse(cursor)) break;
+    after.push(m);
+  }
+  return after.reverse();
 }
 
 export type LiveDataFile = { file: DataFile; specId: number; snapshotId: bigint; sequenceNumber: bigint };

@@ -49,6 +49,7 @@ export async function commitBatch(deps: PipelineDeps, raw: unknown): Promise<Com
       windowStart: batch.windowStart,
       windowEnd: batch.windowEnd,
       rows: staged.rows,
+      hours: staged.hours,
     },
     files: staged.files.map((f) => f.uri),
     require: (metadata) => {

@@ -38,7 +38,7 @@ export async function commitWatermark(deps: PipelineDeps, raw: unknown): Promise
         { table: batch.table, batchId: batch.batchId, stagedRows: staged.rows, markerRows: marker?.rows },
       );
   }
-  await recordBatchHours(deps, batch, staged);
+  await recordBatchHours(deps, batch, staged.hours);
   deps.faults.hit('during-watermark', { table: batch.table, batchId: batch.batchId });
   const { result } = await deps.watermarks.advance({
     table: batch.table,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IDENTIFIER, LAYERS } from '../config/schema.ts';
+import { hourCountSchema } from '../watermark/hourly-types.ts';
 
 /**
  * The JSON that flows between the steps of a cycle, in AWS (Step Functions state input/output) and
@@ -47,9 +48,7 @@ export const stagedSchema = z.strictObject({
   files: z.array(stagedFileSchema),
   durationMs: z.number().nonnegative(),
   /** The window's rows per hour of the cursor (candles: with a value checksum), for the hourly ledger. */
-  hours: z
-    .array(z.strictObject({ hour: instant, rows: z.number().int(), checksum: z.string().regex(/^[0-9]+$/) }))
-    .optional(),
+  hours: z.array(hourCountSchema).optional(),
 });
 export type Staged = z.infer<typeof stagedSchema>;
 

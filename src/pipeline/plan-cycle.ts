@@ -3,10 +3,11 @@ import { rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError, InvalidMetadataError, OffloadError } from '../errors.ts';
+import { recordReconciledHours } from '../hourly/record.ts';
 import { identString, type TableIdent } from '../iceberg/catalog.ts';
 import type { TableMetadata } from '../iceberg/metadata.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
-import { createTable, newestMarker } from '../iceberg/table.ts';
+import { createTable, markersAfter, newestMarker } from '../iceberg/table.ts';
 import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import { batchFolder } from '../stage/attempt.ts';
 import type { Watermark } from '../watermark/types.ts';
@@ -233,6 +234,8 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
         locations.set(table.name, metadata.location);
         const marker = newestMarker(metadata);
         if (marker && current && Date.parse(marker.windowEnd) > Date.parse(current.cursor)) {
+          // Their ledger entries first: once the cursor has moved, nothing would write them any more.
+          await recordReconciledHours(deps, markersAfter(metadata, current.cursor));
           await deps.watermarks.reconcile({
             table: table.name,
             batchId: marker.batchId,

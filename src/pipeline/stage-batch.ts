@@ -22,7 +22,8 @@ export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Stag
   const table = tableByName(deps.config, batch.table);
   const { metadata } = await loadTable(deps, targetOf(table));
   const committed = findMarker(metadata, batch.batchId);
-  if (committed) return { rows: committed.rows, files: [], durationMs: 0 };
+  // Its hours come from the marker, so the watermark step records the ledger entry all the same.
+  if (committed) return { rows: committed.rows, files: [], durationMs: 0, hours: committed.hours };
 
   await assertNoDrift(deps.clickhouse, table);
   const s3Writer = deps.s3?.staging?.writer === 'clickhouse' ? deps.s3.staging : undefined;

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { toInstant } from '../plan/batch.ts';
 import { checkTableName } from './rules.ts';
@@ -10,7 +11,12 @@ import { checkTableName } from './rules.ts';
  */
 
 /** One hour's share of a batch. `checksum`: a sum of row hashes modulo 2^64, as decimal text ("0" when unused). */
-export type HourCount = { hour: string; rows: number; checksum: string };
+export const hourCountSchema = z.strictObject({
+  hour: z.iso.datetime({ offset: true }),
+  rows: z.number().int(),
+  checksum: z.string().regex(/^[0-9]+$/),
+});
+export type HourCount = z.infer<typeof hourCountSchema>;
 
 /** `offload`: a cycle's batch (its window counts as checked coverage); `repair`: a corrective batch. */
 export const LEDGER_KINDS = ['offload', 'repair'] as const;

@@ -102,10 +102,13 @@ describe('exactly-once guards, pinned at their edges', () => {
     const files = await tableFiles();
     // A retried stage step (a redriven execution): the batch's files are the table's data files now.
     const again = await stageBatch(deps(), batch);
-    expect(again).toMatchObject({ rows: staged.rows, files: [] });
+    // Its rows per hour come from the marker, so the hourly ledger still learns the batch.
+    expect(again).toEqual({ rows: staged.rows, files: [], durationMs: 0, hours: staged.hours });
     expect(await tableFiles()).toEqual(files);
 
-    await commitWatermark(deps(), { batch, staged, committed });
+    await commitWatermark(deps(), { batch, staged: again, committed });
+    const ledger = await deps().watermarks.ledger(TABLE, { from: batch.windowStart, to: batch.windowEnd });
+    expect(ledger.find((e) => e.batchId === batch.batchId)?.hours).toEqual(staged.hours);
     expect((await verifyAll(deps())).problems).toEqual([]);
   });
 

@@ -5,12 +5,13 @@ import { renderHealth } from '../../src/cli/commands/status.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { tableByName } from '../../src/config/load.ts';
 import { repairTable } from '../../src/hourly/repair.ts';
+import { loadTable, newestMarker } from '../../src/iceberg/table.ts';
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { useFedRig } from './fed-rig.ts';
-import { CYCLE_MS, MINUTE } from './harness.ts';
+import { CYCLE_MS, LEASE_SECONDS, MINUTE } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 const HOUR = 3_600_000;
@@ -147,6 +148,55 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
     expect((await verifyAll(deps)).problems).toEqual([]);
     expect(await hourlyProblems(deps)).toEqual([]);
+  });
+
+  it('a batch whose watermark step never ran (crash after its Iceberg commit) is reconciled and its hours stay checked', async () => {
+    const name = 'bronze_trades_binance';
+    clock.advance(CYCLE_MS);
+    await fed.feed();
+    const crashing = fed.rig.deps({ faults: crashAt('after-iceberg-commit', { table: name }) });
+    await expect(runCycle(crashing, {})).rejects.toBeInstanceOf(InjectedCrash);
+    const deps = fed.rig.deps();
+    const table = tableByName(deps.config, name);
+    const { metadata } = await loadTable(deps, table.target);
+    const lost = newestMarker(metadata);
+    if (!lost) throw new Error('the crashed cycle committed no batch');
+    const { cursor } = await deps.watermarks.get(name);
+    expect(Date.parse(lost.windowEnd)).toBeGreaterThan(Date.parse(cursor));
+    // The marker carries what the ledger needs; the ledger does not have it yet.
+    expect(lost.hours?.reduce((n, h) => n + h.rows, 0)).toBe(lost.rows);
+    const window = { from: lost.windowStart, to: lost.windowEnd };
+    expect((await deps.watermarks.ledger(name, window)).map((e) => e.batchId)).not.toContain(lost.batchId);
+
+    // The next cycle after the dead one's leases expired reconciles, recording the batch from Iceberg.
+    clock.advance(LEASE_SECONDS * 1000 + MINUTE);
+    await fed.feed();
+    await runCycle(deps, {});
+    const entry = (await deps.watermarks.ledger(name, window)).find((e) => e.batchId === lost.batchId);
+    expect(entry?.hours).toEqual(lost.hours);
+
+    // Cycles until the batch's hour is closed; a replay into it is noticed, not skipped as unrecorded.
+    for (let i = 0; i < 5; i++) await cycle();
+    expect(await hourlyProblems(deps)).toEqual([]);
+    await generateTrades(fed.rig.clickhouse, {
+      rows: 40,
+      spanHours: 1 / 60,
+      end: new Date(Date.parse(lost.windowEnd) - 1_000),
+      lateFraction: 0,
+      seed: 9003,
+    });
+    await cycle();
+    const flagged = await hourlyProblems(deps);
+    expect(flagged.map((p) => p.table)).toContain(name);
+    const check = await deps.watermarks.lastCheck(name);
+    const lostHour = new Date(Math.floor((Date.parse(lost.windowEnd) - 1_000) / HOUR) * HOUR).toISOString();
+    expect(check?.mismatches.map((m) => m.hour)).toContain(lostHour);
+    for (const t of new Set(flagged.map((p) => p.table as string)))
+      expect((await repairTable(deps, tableByName(deps.config, t), { holder: 'test repair' })).status).toBe(
+        'repaired',
+      );
+    expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await verifyAll(deps)).problems).toEqual([]);
   });
 
   it("a repair waits for the table's lease, and refuses to paper over rows deleted from the hot tier", async () => {

@@ -32,7 +32,17 @@ NOTHING = json.dumps({"rows": 0, "files": []})
 
 class ParseArgsTest(unittest.TestCase):
     def test_reads_the_batch_spec_as_given(self):
-        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", NOTHING]), (SPEC, []))
+        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", NOTHING]), (SPEC, [], None))
+
+    def test_reads_the_hours_staged_and_refuses_malformed_ones(self):
+        hours = [{"hour": "2026-11-22T00:00:00.000Z", "rows": 5, "checksum": "0"}]
+        staged = json.dumps({"rows": 5, "files": [], "hours": hours})
+        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", staged])[2], hours)
+        for bad in ([{"hour": "x", "rows": "5", "checksum": "0"}], [{"hour": "x", "rows": 5, "checksum": "-1"}], {}):
+            with self.subTest(bad=bad):
+                with self.assertRaises(job.BatchSpecError) as caught:
+                    job.parse_args(["--batch", json.dumps(SPEC), "--staged", json.dumps({"files": [], "hours": bad})])
+                self.assertIn("hours", str(caught.exception))
 
     def test_refuses_input_that_is_not_a_batch_spec_and_names_the_field(self):
         cases = [
@@ -94,6 +104,11 @@ class MarkerTest(unittest.TestCase):
                 "k2.offload.rows": "12",
             },
         )
+
+    def test_carries_the_hours_in_the_marker_as_the_typescript_committer_writes_them(self):
+        hours = [{"hour": "2026-11-22T00:00:00.000Z", "rows": 12, "checksum": "0"}]
+        properties = job.marker_properties(SPEC, 12, hours)
+        self.assertEqual(properties["k2.offload.hours"], '[{"hour":"2026-11-22T00:00:00.000Z","rows":12,"checksum":"0"}]')
 
     def test_names_the_table_from_the_spec_target(self):
         self.assertEqual(job.table_identifier("glue", SPEC), "glue.cold.silver_trades")
@@ -221,13 +236,20 @@ class CommitExactlyOnceTest(unittest.TestCase):
     def test_main_commits_exactly_the_staged_files_it_is_given(self):
         table = FakeTable()
         staged = [SPEC["stagingPrefix"] + "t42-abc123/part-00000.parquet"]
+        hours = [{"hour": "2026-11-22T00:00:00.000Z", "rows": 5, "checksum": "0"}]
         result = job.main(
-            ["--batch", json.dumps(SPEC), "--staged", json.dumps({"rows": 5, "files": [{"uri": staged[0], "bytes": 9}]})],
+            [
+                "--batch",
+                json.dumps(SPEC),
+                "--staged",
+                json.dumps({"rows": 5, "files": [{"uri": staged[0], "bytes": 9}], "hours": hours}),
+            ],
             spark=object(),
             table=table,
         )
         self.assertEqual(result["status"], "committed")
         self.assertEqual(table.appends, [staged])
+        self.assertEqual(json.loads(table.snapshots[0]["summary"]["k2.offload.hours"]), hours)
 
 
 class StagedFenceTest(unittest.TestCase):
