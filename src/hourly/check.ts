@@ -21,6 +21,28 @@ export function checkedRange(table: TableConfig, cursor: string, now: Date, look
   return { from: iso(from), to: iso(to) };
 }
 
+/**
+ * Mismatches of the previous check that now lie below the checked range (older than the look-back) but
+ * where ClickHouse still holds the rows (clear of the TTL): they stay reported, so health never turns
+ * green over rows that are still missing merely because time passed. A check reaching them again (a
+ * repair's, see `lookbackReaching`) replaces them with what it finds.
+ */
+export function carriedMismatches(
+  previous: HourlyCheck | null,
+  keptFrom: string,
+  from: string,
+): HourMismatch[] {
+  return (previous?.mismatches ?? []).filter(
+    (m) => Date.parse(m.hour) >= Date.parse(keptFrom) && Date.parse(m.hour) < Date.parse(from),
+  );
+}
+
+/** The look-back (hours below the cursor's hour) that reaches every one of these hours. */
+export function lookbackReaching(cursor: string, mismatches: HourMismatch[]): number {
+  const to = floorHour(Date.parse(cursor));
+  return Math.max(0, ...mismatches.map((m) => Math.ceil((to - Date.parse(m.hour)) / HOUR_MS)));
+}
+
 /** Hours of [from, to) lying wholly inside the union of the offload windows the ledger recorded. */
 export function coveredHours(entries: LedgerEntry[], from: string, to: string): string[] {
   const windows = entries
@@ -76,6 +98,8 @@ export async function checkTableHours(
   const now = deps.clock();
   const w = await deps.watermarks.get(table.name);
   const { from, to } = checkedRange(table, w.cursor, now, options.lookbackHours ?? table.hourlyCheckHours);
+  const keptFrom = checkedRange(table, w.cursor, now, Number.POSITIVE_INFINITY).from;
+  const carried = carriedMismatches(await deps.watermarks.lastCheck(table.name), keptFrom, from);
   const entries = from < to ? await deps.watermarks.ledger(table.name, { from, to }) : [];
   const hours = coveredHours(entries, from, to);
   let mismatches: HourMismatch[] = [];
@@ -92,7 +116,7 @@ export async function checkTableHours(
     from,
     to,
     checkedHours: hours.length,
-    mismatches,
+    mismatches: [...carried, ...mismatches],
   };
   await deps.watermarks.recordCheck(check);
   return check;

@@ -16,7 +16,7 @@ import { icebergDeps, type PipelineDeps } from '../pipeline/deps.ts';
 import { targetOf } from '../pipeline/plan-cycle.ts';
 import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';
 import type { HourCount, HourlyCheck, HourMismatch } from '../watermark/hourly-types.ts';
-import { checkTableHours, HOUR_MS } from './check.ts';
+import { checkTableHours, HOUR_MS, lookbackReaching } from './check.ts';
 import {
   freshRowsSql,
   hourDelta,
@@ -162,8 +162,14 @@ export async function repairTable(
       { table: table.name, holder: lease.holder },
     );
   try {
-    const lookback = options.lookbackHours === undefined ? {} : { lookbackHours: options.lookbackHours };
-    const before = await checkTableHours(deps, table, lookback);
+    // Far enough back for every hour the last check still reports, even those past the look-back.
+    const last = await deps.watermarks.lastCheck(table.name);
+    const { cursor } = await deps.watermarks.get(table.name);
+    const lookbackHours = Math.max(
+      options.lookbackHours ?? table.hourlyCheckHours,
+      lookbackReaching(cursor, last?.mismatches ?? []),
+    );
+    const before = await checkTableHours(deps, table, { lookbackHours });
     const hours = before.mismatches.map((m) => m.hour);
     const result = (status: RepairResult['status'], detail: string, extra: Partial<RepairResult> = {}) => ({
       table: table.name,
@@ -265,7 +271,7 @@ export async function repairTable(
       windowEnd: new Date(Date.parse(hours.at(-1) as string) + HOUR_MS).toISOString(),
       hours: delta,
     });
-    const after = await checkTableHours(deps, table, lookback);
+    const after = await checkTableHours(deps, table, { lookbackHours });
     return result(
       found ? 'already-repaired' : 'repaired',
       `${hours.length} hour(s) repaired in Iceberg ${identString(ident)} (repair ${repairId})`,

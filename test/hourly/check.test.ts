@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, tableByName } from '../../src/config/load.ts';
-import { checkedRange, compareHours, coveredHours } from '../../src/hourly/check.ts';
+import {
+  carriedMismatches,
+  checkedRange,
+  compareHours,
+  coveredHours,
+  lookbackReaching,
+} from '../../src/hourly/check.ts';
 import { repairIdOf } from '../../src/hourly/repair.ts';
 import { hourDelta } from '../../src/hourly/repair-rows.ts';
-import type { LedgerEntry } from '../../src/watermark/hourly-types.ts';
+import type { HourlyCheck, LedgerEntry } from '../../src/watermark/hourly-types.ts';
 
 const H = (h: number) => new Date(Date.UTC(2026, 10, 22, h)).toISOString();
 const at = (h: number, m = 0) => new Date(Date.UTC(2026, 10, 22, h, m)).toISOString();
@@ -36,18 +42,42 @@ describe('per-hour check', () => {
     expect(Date.parse(from)).toBe(Date.parse(H(13)) - 7 * 86_400_000 + 3_600_000);
   });
 
-  it('checks only hours wholly inside recorded offload windows (a reconciled batch leaves a hole)', () => {
+  it('checks only hours wholly inside recorded offload windows (a batch with no hours known leaves a hole)', () => {
     const entries = [
       entry(at(8, 20), at(9, 0)),
       entry(at(9, 0), at(9, 30)),
       entry(at(9, 30), at(10, 0)),
-      // 10:00-10:15 was reconciled after a crash: no ledger entry.
+      // 10:00-10:15 was committed before markers carried hours, and reconciled: no ledger entry.
       entry(at(10, 15), at(11, 0)),
       entry(at(11, 0), at(12, 0)),
       // A repair adds rows to an hour, not coverage.
       entry(at(12, 0), at(13, 0), 'repair'),
     ];
     expect(coveredHours(entries, H(8), H(13))).toEqual([H(9), H(11)]);
+  });
+
+  it('keeps reporting a differing hour once it is older than the look-back, until the TTL; a repair reaches back to it', () => {
+    const mismatch = (hour: string) => ({
+      hour,
+      clickhouseRows: 3,
+      committedRows: 2,
+      clickhouseChecksum: '0',
+      committedChecksum: '0',
+    });
+    const previous: HourlyCheck = {
+      table: 't',
+      checkedAt: at(12, 40),
+      from: H(2),
+      to: H(12),
+      checkedHours: 10,
+      mismatches: [mismatch(H(1)), mismatch(H(3)), mismatch(H(9))],
+    };
+    // Now checking from 04:00: 03:00 is past the look-back but kept; 01:00 is below the TTL's edge;
+    // 09:00 lies in the checked range, which decides it afresh.
+    expect(carriedMismatches(previous, H(2), H(4))).toEqual([mismatch(H(3))]);
+    expect(carriedMismatches(null, H(2), H(4))).toEqual([]);
+    expect(lookbackReaching(at(12, 30), [mismatch(H(3)), mismatch(H(9))])).toBe(9);
+    expect(lookbackReaching(at(12, 30), [])).toBe(0);
   });
 
   it('flags hours whose rows or value checksum differ, an hour missing on one side counting as zero', () => {

@@ -4,6 +4,7 @@ import { renderRepair } from '../../src/cli/commands/repair.ts';
 import { renderHealth } from '../../src/cli/commands/status.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { tableByName } from '../../src/config/load.ts';
+import { checkTableHours } from '../../src/hourly/check.ts';
 import { repairTable } from '../../src/hourly/repair.ts';
 import { loadTable, newestMarker } from '../../src/iceberg/table.ts';
 import type { EmfRecord } from '../../src/metrics/emf.ts';
@@ -195,6 +196,31 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       expect((await repairTable(deps, tableByName(deps.config, t), { holder: 'test repair' })).status).toBe(
         'repaired',
       );
+    expect(await hourlyProblems(deps)).toEqual([]);
+    expect((await verifyAll(deps)).problems).toEqual([]);
+  });
+
+  it('an hour left unrepaired past the look-back stays red, and a plain repair still reaches it', async () => {
+    await replay(6, 9004);
+    await cycle();
+    const deps = fed.rig.deps();
+    const name = 'bronze_trades_kraken';
+    const table = tableByName(deps.config, name);
+    const flagged = await deps.watermarks.lastCheck(name);
+    const replayed = flagged?.mismatches.map((m) => m.hour) ?? [];
+    expect(replayed.length).toBeGreaterThan(0);
+    // Later checks look back only 2 hours (as the 48 h look-back does two days on): the hours are no
+    // longer compared, but their rows are still missing, so they are still reported.
+    const narrow = await checkTableHours(deps, table, { lookbackHours: 2 });
+    expect(Date.parse(narrow.from)).toBeGreaterThan(Date.parse(replayed.at(-1) as string));
+    expect(narrow.mismatches.map((m) => m.hour)).toEqual(replayed);
+    expect((await hourlyProblems(deps)).map((p) => p.table)).toContain(name);
+    // The operator's `repair --table T`, with no look-back given, reaches back to them.
+    const repaired = await repairTable(deps, table, { holder: 'test repair' });
+    expect(repaired.status).toBe('repaired');
+    expect(repaired.hours).toEqual(replayed);
+    for (const t of new Set((await hourlyProblems(deps)).map((p) => p.table as string)))
+      await repairTable(deps, tableByName(deps.config, t), { holder: 'test repair' });
     expect(await hourlyProblems(deps)).toEqual([]);
     expect((await verifyAll(deps)).problems).toEqual([]);
   });
