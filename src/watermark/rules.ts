@@ -182,7 +182,15 @@ export function normalizeSetCursor(input: SetCursorInput) {
     action: input.action === 'rewind' ? ('rewind' as const) : ('cursor' as const),
     lastBatchId:
       input.lastBatchId === undefined || input.lastBatchId === null ? null : checkBatchId(input.lastBatchId),
+    skippedRows: checkSkippedRows(input.skippedRows),
   };
+}
+
+function checkSkippedRows(rows: number | undefined): number | null {
+  if (rows === undefined || rows === 0) return null;
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new InputError(`skippedRows must be a whole number of rows, got ${JSON.stringify(rows)}`);
+  return rows;
 }
 
 export function normalizeForceRelease(input: ForceReleaseInput) {

@@ -99,7 +99,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
     'Audit trail of manual changes, newest first:',
     view.audit.length
       ? formatTable(
-          ['at', 'table', 'action', 'from', 'to', 'backwards', 'actor', 'reason'],
+          ['at', 'table', 'action', 'from', 'to', 'backwards', 'skipped rows', 'actor', 'reason'],
           view.audit.map((a) => [
             a.at,
             a.table,
@@ -107,6 +107,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
             a.oldCursor,
             a.newCursor,
             a.backwards,
+            a.skippedRows,
             a.actor,
             a.reason,
           ]),
