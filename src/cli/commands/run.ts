@@ -31,7 +31,7 @@ export type RunReport = {
  * A failed table's error as the cycle's state carries it is cut short (Step Functions state is
  * bounded); the watermark store recorded it whole. The stored one, when it is the same error.
  */
-function wholeError(shown: string, last: { name: string; message: string } | null): string {
+export function wholeError(shown: string, last: { name: string; message: string } | null): string {
   if (!last) return shown;
   const whole = `${last.name}: ${last.message}`;
   return whole.startsWith(shown.replace(/…$/, '')) ? whole : shown;
