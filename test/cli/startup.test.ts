@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPILED_DIR, currentBuild, describeSources, ENTRY, MANIFEST } from '../../bin/compiled.mjs';
-import { BIN, childEnv } from './support.ts';
+import { BIN, childEnv, spawnCli } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TRACE = fileURLToPath(new URL('./fixtures/trace-imports.mjs', import.meta.url));
@@ -41,6 +41,12 @@ describe('k2-offload start-up', () => {
     const heavy = modules.filter((m) => /\/(tsx|@aws-sdk|aws-local-stepfunctions|chdb)\//.test(m));
     expect(heavy).toEqual([]);
     expect(modules.some((m) => m.endsWith('.ts'))).toBe(false);
+  });
+
+  it('the compiled CLI finds its package: --version prints the version of package.json', async () => {
+    const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
+    const r = await spawnCli(['--version'], { env: childEnv({}), cwd: dir });
+    expect(r.stdout).toBe(`k2-offload ${version}\n`);
   });
 
   it('the compiled CLI counts as current only while every source it was built from is unchanged', async () => {
