@@ -21,11 +21,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Pure JavaScript packages of many small modules are compiled in: one file loads faster than hundreds
 // (zod alone is 225). Every other package stays an import from node_modules, as installed: native
 // code (chDB, embedded Postgres), the AWS SDK (loaded lazily), tsx.
-const COMPILED_IN = new Set(['zod', 'hyparquet', 'hyparquet-writer', 'lossless-json']);
+const COMPILED_IN = new Set(['zod', 'hyparquet', 'hyparquet-writer', 'lossless-json', 'pg', '@clickhouse/client']);
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
   .filter((name) => !COMPILED_IN.has(name))
-  .flatMap((name) => [name, `${name}/*`]);
+  .flatMap((name) => [name, `${name}/*`])
+  .concat('pg-native');
 const target = join(root, COMPILED_DIR);
 // Built aside and swapped in whole: a CLI starting meanwhile sees the old build or the new one.
 const staging = `${target}.${randomUUID()}`;
@@ -43,6 +44,8 @@ const result = await esbuild.build({
   target: 'node20',
   external,
   metafile: true,
+  // pg and the ClickHouse client are CommonJS: their require() of Node's modules needs a require here.
+  banner: { js: "import { createRequire as k2CreateRequire } from 'node:module'; const require = k2CreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
 const inputs = Object.keys(result.metafile.inputs).map((file) => relative(root, join(root, file)));
