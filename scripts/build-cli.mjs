@@ -18,9 +18,10 @@ if (!esbuild) {
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-// Pure JavaScript packages of many small modules are compiled in: one file loads faster than hundreds
-// (zod alone is 225). Every other package stays an import from node_modules, as installed: native
-// code (chDB, embedded Postgres), the AWS SDK (loaded lazily), tsx.
+// Pure JavaScript packages of many small modules, loaded at every start, are compiled in: one file
+// loads faster than hundreds (zod alone is 225). Every other package stays an import from node_modules,
+// as installed: native code (chDB, embedded Postgres), the AWS SDK (loaded lazily), tsx. Their sources
+// are in the manifest too, so updating one of them makes the build stale.
 const COMPILED_IN = new Set(['zod', 'hyparquet', 'hyparquet-writer', 'lossless-json', 'pg', '@clickhouse/client']);
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
