@@ -22,7 +22,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // loads faster than hundreds (zod alone is 225). Every other package stays an import from node_modules,
 // as installed: native code (chDB, embedded Postgres), the AWS SDK (loaded lazily), tsx. Their sources
 // are in the manifest too, so updating one of them makes the build stale.
-const COMPILED_IN = new Set(['zod', 'hyparquet', 'hyparquet-writer', 'lossless-json', 'pg', '@clickhouse/client']);
+const COMPILED_IN = new Set([
+  'zod',
+  'hyparquet',
+  'hyparquet-writer',
+  'lossless-json',
+  'pg',
+  '@clickhouse/client',
+]);
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
   .filter((name) => !COMPILED_IN.has(name))
@@ -46,7 +53,9 @@ const result = await esbuild.build({
   external,
   metafile: true,
   // pg and the ClickHouse client are CommonJS: their require() of Node's modules needs a require here.
-  banner: { js: "import { createRequire as k2CreateRequire } from 'node:module'; const require = k2CreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as k2CreateRequire } from 'node:module'; const require = k2CreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });
 const inputs = Object.keys(result.metafile.inputs).map((file) => relative(root, join(root, file)));
