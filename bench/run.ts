@@ -25,6 +25,7 @@ import { runCycle } from '../src/pipeline/local-runner.ts';
 import { planCycle } from '../src/pipeline/plan-cycle.ts';
 import { embeddedDataDirs, startEmbeddedPostgres } from '../src/postgres/embedded.ts';
 import { createPostgresWatermarkStore } from '../src/watermark/store.ts';
+import { benchCliStartup } from './cli-startup.ts';
 import { benchStreamToS3 } from './stream-s3.ts';
 
 const { values } = parseArgs({
@@ -230,6 +231,12 @@ async function main() {
     say(
       `| peak RSS of the streamed staging (own process) | ${streamed.rssMb} MB (${streamed.openRssMb} MB with chDB open, before writing; ClickHouse's own export: ${own.rssMb} / ${own.openRssMb} MB) | <= 512 MB |`,
     );
+    for (const row of benchCliStartup({
+      home: join(dir, 'cli-home'),
+      databaseUrl: url.toString(),
+      warehouse: join(dir, 'cli-warehouse'),
+    }))
+      say(row);
     say('');
     say(
       'Machine: 2 cores; ClickHouse is chDB in the same process, Postgres local; warehouse on local disk; S3 is moto (Python) on this machine.',

@@ -119,3 +119,8 @@ export type ErrorName = (typeof ERROR_NAMES)[number];
 export function isRetryable(error: unknown): boolean {
   return error instanceof OffloadError ? error.retryable : false;
 }
+
+/** `text` cut to at most `max` characters, with `…` where it was cut, so a reader sees that it was. */
+export function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}

@@ -6,8 +6,17 @@ import { identString } from '../iceberg/catalog.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
 import { targetOf } from '../pipeline/plan-cycle.ts';
 import { stagingSelect } from '../stage/select.ts';
-import { diffKeys, type HourPrint, hourPrints } from './compare.ts';
+import {
+  diffKeys,
+  duplicatedKeys,
+  type HourPrint,
+  hourPrints,
+  type KeySample,
+  keysOf,
+  SAMPLE_SIZE,
+} from './compare.ts';
 import { icebergTableFunction, type S3Access } from './iceberg-source.ts';
+import { type AuditedSkip, auditedSkips, type Segment, splitBySkips } from './skips.ts';
 
 export type HourAudit = {
   hour: string;
@@ -20,8 +29,18 @@ export type HourAudit = {
   /** Natural keys Iceberg holds more than once (and, for context, ClickHouse itself). */
   duplicateKeys: number;
   sourceDuplicateKeys: number;
+  /** Keys Iceberg lacks in a range an audited `watermark set` moved past on purpose: not a mismatch. */
+  skippedKeys: number;
   exact: boolean;
   ok: boolean;
+  /** For an hour that differs: a few of the keys missing from, extra in, and duplicated in Iceberg. */
+  samples: HourSamples | null;
+};
+
+export type HourSamples = {
+  missing: KeySample[];
+  extra: KeySample[];
+  duplicated: { key: KeySample; copies: number }[];
 };
 
 export type TableAudit = {
@@ -31,8 +50,10 @@ export type TableAudit = {
   /** What was compared: cursor range [from, to) with to = the watermark, hourly by the cursor column. */
   compared: { cursorColumn: string; naturalKey: string[]; from: string; to: string } | null;
   note: string | null;
+  /** Ranges of the compared span the watermark was moved past by hand: who, when, why, keys left out. */
+  skips: (AuditedSkip & { skippedKeys: number })[];
   hours: HourAudit[];
-  totals: Omit<HourAudit, 'hour' | 'exact' | 'ok'>;
+  totals: Omit<HourAudit, 'hour' | 'exact' | 'ok' | 'samples'>;
   ok: boolean;
 };
 
@@ -66,14 +87,16 @@ function judgeHour(table: TableConfig, ch: HourPrint | undefined, ice: HourPrint
     extraKeys: same ? 0 : Math.max(0, (ice?.keys ?? 0) - (ch?.keys ?? 0)),
     duplicateKeys: ice?.duplicateKeys ?? 0,
     sourceDuplicateKeys,
+    skippedKeys: 0,
     exact: same,
     ok: false,
+    samples: null,
   };
   return result;
 }
 
 const isOk = (h: HourAudit) =>
-  h.icebergRows === h.expectedRows &&
+  h.icebergRows === h.expectedRows - h.skippedKeys &&
   h.missingKeys === 0 &&
   h.extraKeys === 0 &&
   h.duplicateKeys <= h.sourceDuplicateKeys;
@@ -88,6 +111,7 @@ async function auditTable(
   const base = {
     table: table.name,
     iceberg: identString(ident),
+    skips: [] as TableAudit['skips'],
     hours: [] as HourAudit[],
     totals: {
       clickhouseRows: 0,
@@ -97,6 +121,7 @@ async function auditTable(
       extraKeys: 0,
       duplicateKeys: 0,
       sourceDuplicateKeys: 0,
+      skippedKeys: 0,
     },
   };
   const watermark = (await deps.watermarks.list()).find((w) => w.table === table.name);
@@ -136,25 +161,35 @@ async function auditTable(
   const byHour = new Map<string, [HourPrint | undefined, HourPrint | undefined]>();
   for (const h of ch) byHour.set(h.hour, [h, undefined]);
   for (const h of ice) byHour.set(h.hour, [byHour.get(h.hour)?.[0], h]);
+  const skips = auditedSkips(await deps.watermarks.audit({ table: table.name, limit: 10_000 }))
+    .filter((s) => Date.parse(s.from) < to && Date.parse(s.to) > from)
+    .map((s) => ({ ...s, skippedKeys: 0 }));
+  const sides = iceFrom && {
+    ch: { client: deps.clickhouse, from: source },
+    ice: { client: options.reader, from: iceFrom },
+  };
   const hours: HourAudit[] = [];
   for (const hour of [...byHour.keys()].sort()) {
     const [c, i] = byHour.get(hour) as [HourPrint | undefined, HourPrint | undefined];
     const h = judgeHour(table, c, i);
-    if (!h.exact && iceFrom) {
-      const diff = await diffKeys(
-        { client: deps.clickhouse, from: source },
-        { client: options.reader, from: iceFrom },
-        table,
-        hour,
-        { since: compared.from, until: compared.to },
-      );
-      h.missingKeys = diff.onlyInA;
-      h.extraKeys = diff.onlyInB;
-      h.exact = diff.exact;
-    } else if (!h.exact) h.exact = true;
+    const since = Math.max(Date.parse(hour), from);
+    const until = Math.min(Date.parse(hour) + HOUR, to);
+    if (!h.exact && sides)
+      Object.assign(h, await diffHour(table, sides, hour, splitBySkips(since, until, skips)));
+    else if (!h.exact) h.exact = true;
     // Digests that differ with counts that cannot say where (too many differing keys to fetch, as a
     // late trade changing many candles makes) are a mismatch too, not a pass.
     h.ok = isOk(h) && h.exact;
+    if (!h.ok && sides && h.duplicateKeys > h.sourceDuplicateKeys)
+      h.samples = {
+        ...(h.samples ?? { missing: [], extra: [] }),
+        duplicated: await duplicatedKeys(
+          sides.ice,
+          table,
+          new Date(since).toISOString(),
+          new Date(until).toISOString(),
+        ),
+      };
     hours.push(h);
   }
   const totals = { ...base.totals };
@@ -164,10 +199,44 @@ async function auditTable(
     metadataLocation,
     compared,
     note: notes.length ? notes.join('; ') : null,
+    skips,
     hours,
     totals,
     ok: hours.every((h) => h.ok),
   };
+}
+
+type Sides = Record<'ch' | 'ice', { client: ClickHouseClient; from: string }>;
+
+/**
+ * Where the keys of an hour differ, part by part: keys Iceberg lacks inside an audited skip are
+ * skipped keys, elsewhere missing ones; for those, and for extra keys, a few are named.
+ */
+async function diffHour(
+  table: TableConfig,
+  sides: Sides,
+  hour: string,
+  parts: Segment<TableAudit['skips'][number]>[],
+): Promise<Pick<HourAudit, 'missingKeys' | 'extraKeys' | 'skippedKeys' | 'exact' | 'samples'>> {
+  const out = { missingKeys: 0, extraKeys: 0, skippedKeys: 0, exact: true };
+  const samples: HourSamples = { missing: [], extra: [], duplicated: [] };
+  for (const part of parts) {
+    const diff = await diffKeys(sides.ch, sides.ice, table, hour, part);
+    out.exact &&= diff.exact;
+    out.extraKeys += diff.onlyInB;
+    if (part.skip) {
+      out.skippedKeys += diff.onlyInA;
+      part.skip.skippedKeys += diff.onlyInA;
+    } else out.missingKeys += diff.onlyInA;
+    if (!part.skip && samples.missing.length < SAMPLE_SIZE)
+      samples.missing.push(...(await keysOf(sides.ch, table, diff.sampleA, part.since, part.until)));
+    if (samples.extra.length < SAMPLE_SIZE)
+      samples.extra.push(...(await keysOf(sides.ice, table, diff.sampleB, part.since, part.until)));
+  }
+  samples.missing = samples.missing.slice(0, SAMPLE_SIZE);
+  samples.extra = samples.extra.slice(0, SAMPLE_SIZE);
+  const differs = out.missingKeys + out.extraKeys > 0;
+  return { ...out, samples: differs ? samples : null };
 }
 
 /**

@@ -1,5 +1,7 @@
 /** Rendering for people (aligned text tables, a progress bar) and for scripts (`--json`). */
 
+import { shorten } from '../errors.ts';
+
 export type Cell = string | number | boolean | null | undefined;
 
 /**
@@ -23,12 +25,12 @@ const GAP = 2;
 /** A long text column (a note, an error) is clipped to this first, before any column is hidden. */
 const TEXT_COLUMN = 24;
 
-/** A cell on one line: a multi-line error must not break the table's rows. */
-const oneLine = (cell: Cell) =>
-  cell === null || cell === undefined ? '-' : String(cell).replace(/\s*\n\s*/g, ' / ');
+/** Text on one line: a multi-line error must not break a table's rows or a list's lines. */
+export const singleLine = (text: string) => text.replace(/\s*\n\s*/g, ' / ');
 
-const clip = (text: string, width: number) =>
-  text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+const oneLine = (cell: Cell) => (cell === null || cell === undefined ? '-' : singleLine(String(cell)));
+
+const clip = shorten;
 
 const totalWidth = (widths: number[]) => widths.reduce((a, w) => a + w, 0) + GAP * (widths.length - 1);
 
@@ -76,7 +78,8 @@ export function formatTable(headers: string[], rows: Cell[][], maxWidth = output
 
 /**
  * Text wrapped at spaces to `width`, each continuation indented like its line plus two spaces, so a
- * long problem line stays readable on a narrow terminal. Lines without a space to break at stay whole.
+ * long problem line stays readable on a narrow terminal. A word longer than the line (a path, a URL)
+ * gets a line of its own, whole.
  */
 export function wrapText(text: string, width = outputWidth): string {
   if (width === undefined) return text;
@@ -88,8 +91,9 @@ export function wrapText(text: string, width = outputWidth): string {
       const out: string[] = [];
       let rest = line;
       while (rest.length > width) {
-        const cut = rest.lastIndexOf(' ', width);
-        if (cut <= indent.length) break;
+        let cut = rest.lastIndexOf(' ', width);
+        if (cut <= indent.length) cut = rest.indexOf(' ', indent.length);
+        if (cut < 0) break;
         out.push(rest.slice(0, cut).trimEnd());
         rest = indent + rest.slice(cut + 1).trimStart();
       }

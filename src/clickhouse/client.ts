@@ -73,7 +73,7 @@ function oneStatementAtATime(connection: ClientConnection): ClientConnection {
     const run = (connection[method] as (params: unknown) => Promise<unknown>).bind(connection);
     const guarded = async (params: unknown) => {
       try {
-        return await run(params);
+        return readsLocalIceberg(params) ? await fromFilesystemRoot(() => run(params)) : await run(params);
       } catch (error) {
         await drain();
         throw error;
@@ -88,6 +88,37 @@ function oneStatementAtATime(connection: ClientConnection): ClientConnection {
     });
   }
   return connection;
+}
+
+/** A statement that reads an Iceberg table from the local filesystem (`icebergLocal(...)`). */
+function readsLocalIceberg(params: unknown): boolean {
+  const query = (params as { query?: unknown } | undefined)?.query;
+  return typeof query === 'string' && /\bicebergLocal\s*\(/i.test(query);
+}
+
+/**
+ * chDB lets `icebergLocal` read only below the working directory: its user files path is empty ("files
+ * are everywhere", as `file()` treats it), but the Iceberg reader resolves that empty path against the
+ * working directory. No setting, argument or config file changes it (chdb 3.4.0), and symlinks are
+ * resolved before the check. So a warehouse outside the current folder is read with the working
+ * directory at `/` for the duration of the statement, which runs alone (see `oneStatementAtATime`).
+ * Every path this process uses is absolute by then, so nothing else depends on the working directory.
+ */
+async function fromFilesystemRoot<T>(run: () => Promise<T>): Promise<T> {
+  let before: string;
+  try {
+    before = process.cwd();
+    process.chdir('/');
+  } catch {
+    // A worker thread cannot change directory, and a deleted working directory has no name to return
+    // to: run as is (a warehouse below the working directory still reads).
+    return run();
+  }
+  try {
+    return await run();
+  } finally {
+    process.chdir(before);
+  }
 }
 
 /** The URL without its password (and without a `password` query parameter), for messages and logs. */

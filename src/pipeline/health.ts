@@ -119,7 +119,8 @@ function judge(t: TableHealth, table: TableConfig, th: HealthThresholds): Proble
       add('warning', 'lag', `lag ${t.lagMinutes} min is over ${th.lagWarningMinutes} min`);
   }
   const failures = t.consecutiveFailures ?? 0;
-  const last = t.lastError ? `: ${t.lastError.name}: ${t.lastError.message.slice(0, 200)}` : '';
+  // Whole: the what-to-do is at the end of our messages (the text output wraps or clips it, --json not).
+  const last = t.lastError ? `: ${t.lastError.name}: ${t.lastError.message}` : '';
   if (failures >= th.consecutiveFailures)
     add('critical', 'failures', `${failures} failed passes in a row${last}`);
   else if (failures > 0) add('warning', 'failures', `${failures} failed pass(es) in a row${last}`);

@@ -1,5 +1,5 @@
 import '../orchestration/promise-with-resolvers.ts';
-import { StateMachine } from 'aws-local-stepfunctions';
+import type { StateMachine } from 'aws-local-stepfunctions';
 import {
   type AslDefinition,
   buildStateMachineDefinition,
@@ -66,10 +66,13 @@ export function loadTablePlanLocally(deps: PipelineDeps, request: unknown) {
  * runs, so each distinct definition is built once per process.
  */
 const machines = new Map<string, StateMachine>();
-function machineFor(definition: AslDefinition): StateMachine {
+async function machineFor(definition: AslDefinition): Promise<StateMachine> {
   const key = JSON.stringify(definition);
   let machine = machines.get(key);
   if (!machine) {
+    // Loaded here, not at start: the interpreter takes a noticeable part of a second to load, which
+    // commands that run no cycle (status, --help) should not pay.
+    const { StateMachine } = await import('aws-local-stepfunctions');
     machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
     machines.set(key, machine);
   }
@@ -88,7 +91,7 @@ export async function runCycle(
   input: unknown = {},
   options: { definition?: AslDefinition; maxConcurrency?: number } = {},
 ): Promise<LocalCycleResult> {
-  const machine = machineFor(options.definition ?? localDefinition(options.maxConcurrency));
+  const machine = await machineFor(options.definition ?? localDefinition(options.maxConcurrency));
   const passes: CycleSummary[] = [];
   let crash: InjectedCrash | undefined;
   let execution: { abort: () => void } | undefined;

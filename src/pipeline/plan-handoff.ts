@@ -1,5 +1,6 @@
+import { shorten } from '../errors.ts';
 import { joinUri, type ObjectStore } from '../iceberg/object-store.ts';
-import { parseS3Uri } from '../iceberg/s3-store.ts';
+import { parseS3Uri } from '../iceberg/s3-uri.ts';
 import { PLAN_PREFIX } from '../orchestration/asl.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { CycleHandoff, CyclePlan, PlanRef, TablePlan } from './events.ts';
@@ -7,7 +8,10 @@ import { planCycle } from './plan-cycle.ts';
 
 /** The `Bucket` of a reference to a plan outside S3 (a local warehouse): its `Key` is then the URI. */
 export const LOCAL_PLAN_BUCKET = 'local';
-/** Skip details travel in state for every table: long ones (error messages) are cut to this. */
+/**
+ * Skip details travel in state for every table: long ones (error messages) are cut to this. The whole
+ * message is in the watermark store (`lastError`), where the CLI's run report takes it from.
+ */
 export const SKIP_DETAIL_CHARS = 200;
 
 /** The folder of one cycle's plan objects. */
@@ -54,11 +58,7 @@ export async function handOffPlan(
       ),
     })),
   );
-  const skipped = plan.skipped.map((s) =>
-    s.detail.length > SKIP_DETAIL_CHARS
-      ? { ...s, detail: `${s.detail.slice(0, SKIP_DETAIL_CHARS - 1)}…` }
-      : s,
-  );
+  const skipped = plan.skipped.map((s) => ({ ...s, detail: shorten(s.detail, SKIP_DETAIL_CHARS) }));
   return { ...plan, layers, skipped };
 }
 

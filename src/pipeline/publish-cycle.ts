@@ -1,10 +1,14 @@
 import { z } from 'zod';
+import { shorten } from '../errors.ts';
 import { checkCycleHours } from '../hourly/check.ts';
 import type { EmfRecord } from '../metrics/emf.ts';
 import type { CycleStatus } from '../metrics/names.ts';
 import type { PipelineDeps } from './deps.ts';
 import { skipSchema } from './events.ts';
 import { parseEvent } from './parse.ts';
+
+/** A failed table's error in the cycle summary (state and notifications); the store keeps it whole. */
+const ERROR_CHARS = 400;
 
 const batchOutcomeSchema = z.object({
   rows: z.number(),
@@ -55,12 +59,18 @@ export async function publishCycle(deps: PipelineDeps, raw: unknown): Promise<Cy
     status: o.status,
     batches: o.batches?.length ?? 0,
     rows: (o.batches ?? []).reduce((n, b) => n + b.rows, 0),
-    ...(o.error ? { error: `${o.error.Error}: ${o.error.Cause ?? ''}`.slice(0, 300) } : {}),
+    ...(o.error ? { error: shorten(`${o.error.Error}: ${o.error.Cause ?? ''}`, ERROR_CHARS) } : {}),
   }));
   // Tables the plan itself failed (their own metadata or data) count as failed tables of the cycle.
   for (const s of input.skipped)
     if (s.reason === 'failed')
-      tables.push({ table: s.table, status: 'failed', batches: 0, rows: 0, error: s.detail.slice(0, 300) });
+      tables.push({
+        table: s.table,
+        status: 'failed',
+        batches: 0,
+        rows: 0,
+        error: shorten(s.detail, ERROR_CHARS),
+      });
   const failed = tables.filter((t) => t.status === 'failed').length;
   const status: CycleStatus = failed === 0 ? 'succeeded' : failed === tables.length ? 'failed' : 'partial';
   const rows = tables.reduce((n, t) => n + t.rows, 0);

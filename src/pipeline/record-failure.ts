@@ -1,8 +1,12 @@
+import { shorten } from '../errors.ts';
 import type { PipelineDeps } from './deps.ts';
 import { failureSchema } from './events.ts';
 import { parseEvent } from './parse.ts';
 
-/** How much of a failure's message travels on to PublishCycle (the whole of it is in the watermark store). */
+/**
+ * How much of a failure's message travels on to PublishCycle in Step Functions state (bounded, one per
+ * failed table); the whole of it is in the watermark store.
+ */
 export const FAILURE_CAUSE_CHARS = 300;
 
 /** Step Functions' Catch target: count the failure, keep the error, release the lease; others go on. */
@@ -21,7 +25,7 @@ export async function recordFailure(deps: PipelineDeps, raw: unknown) {
       timestamp: deps.clock().getTime(),
       dimensions: { Table: failure.table, ErrorType: failure.error.Error },
       values: { errors: 1 },
-      properties: { cycleId: failure.cycleId, message: message.slice(0, 500) },
+      properties: { cycleId: failure.cycleId, message: shorten(message, 500) },
     },
   ]);
   deps.log({ event: 'table-failed', table: failure.table, error: failure.error.Error, message });
@@ -29,7 +33,7 @@ export async function recordFailure(deps: PipelineDeps, raw: unknown) {
   return {
     table: failure.table,
     consecutiveFailures: recorded.consecutiveFailures,
-    error: { Error: failure.error.Error, Cause: message.slice(0, FAILURE_CAUSE_CHARS) },
+    error: { Error: failure.error.Error, Cause: shorten(message, FAILURE_CAUSE_CHARS) },
   };
 }
 

@@ -203,6 +203,7 @@ export function createMemoryWatermarkStore(
         actor: f.actor,
         reason: releaseReason(f.reason, lease),
         at: now(),
+        skippedRows: null,
       });
       return { released: true, lease };
     },
@@ -376,6 +377,7 @@ export function createMemoryWatermarkStore(
         actor: s.actor,
         reason: s.reason,
         at: at.toISOString(),
+        skippedRows: backwards ? null : s.skippedRows,
       });
       return { changed: true, previousCursor, version: row.version };
     },

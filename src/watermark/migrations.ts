@@ -142,6 +142,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'rows an audited set skipped on purpose',
+    // NULL for every earlier row: what those sets skipped was not recorded.
+    sql: (s) => `ALTER TABLE ${s}.watermark_audit ADD COLUMN skipped_rows bigint CHECK (skipped_rows > 0);`,
+  },
 ];
 
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;

@@ -145,9 +145,19 @@ export function pgRecordMethods(
           [s.table, s.cursor, at.toISOString(), s.lastBatchId],
         );
         await client.query(
-          `INSERT INTO ${A} (table_name, action, old_cursor, new_cursor, backwards, actor, reason, at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-          [s.table, s.action, previousCursor, s.cursor, delta < 0, s.actor, s.reason, at.toISOString()],
+          `INSERT INTO ${A} (table_name, action, old_cursor, new_cursor, backwards, actor, reason, at, skipped_rows)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [
+            s.table,
+            s.action,
+            previousCursor,
+            s.cursor,
+            delta < 0,
+            s.actor,
+            s.reason,
+            at.toISOString(),
+            delta > 0 ? s.skippedRows : null,
+          ],
         );
         return { changed: true, previousCursor, version: version + 1 };
       });

@@ -11,7 +11,7 @@ export const RUN_COLUMNS = `id::text, table_name, batch_id, window_start, window
   bytes::text, duration_ms::text, outcome, error_name, error_message, note, lease_token::text, recorded_at`;
 
 export const AUDIT_COLUMNS =
-  'id::text, table_name, action, old_cursor, new_cursor, backwards, actor, reason, at';
+  'id::text, table_name, action, old_cursor, new_cursor, backwards, actor, reason, at, skipped_rows::text';
 
 type Instant = Date | string | null;
 
@@ -124,6 +124,7 @@ export type AuditRow = {
   actor: string;
   reason: string;
   at: Date;
+  skipped_rows: string | null;
 };
 
 export function toAudit(r: AuditRow): AuditRecord {
@@ -137,5 +138,6 @@ export function toAudit(r: AuditRow): AuditRecord {
     actor: r.actor,
     reason: r.reason,
     at: iso(r.at),
+    skippedRows: num(r.skipped_rows),
   };
 }

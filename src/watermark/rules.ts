@@ -1,5 +1,5 @@
 import { IDENTIFIER } from '../config/schema.ts';
-import { ConfigError, InputError, LeaseError, WatermarkConflictError } from '../errors.ts';
+import { ConfigError, InputError, LeaseError, shorten, WatermarkConflictError } from '../errors.ts';
 import { toInstant } from '../plan/batch.ts';
 import type {
   AdvanceInput,
@@ -83,7 +83,7 @@ function checkDuration(value: number): number {
 function checkText(value: string, field: string): string {
   if (typeof value !== 'string' || value.trim() === '')
     throw new InputError(`${field} is required and must not be empty`, { field });
-  return value.length > MAX_TEXT ? `${value.slice(0, MAX_TEXT)}…` : value;
+  return shorten(value, MAX_TEXT);
 }
 
 function checkBatchId(batchId: string): string {
@@ -146,7 +146,7 @@ export function normalizeReconcile(input: ReconcileInput) {
 export function normalizeError(error: ErrorSummary): ErrorSummary {
   const name = typeof error?.name === 'string' && error.name !== '' ? error.name : 'Error';
   const message = typeof error?.message === 'string' ? error.message : String(error?.message);
-  return { name: name.slice(0, 200), message: message.slice(0, MAX_TEXT) };
+  return { name: shorten(name, 200), message: shorten(message, MAX_TEXT) };
 }
 
 export function normalizeFailure(input: FailureInput) {
@@ -182,7 +182,15 @@ export function normalizeSetCursor(input: SetCursorInput) {
     action: input.action === 'rewind' ? ('rewind' as const) : ('cursor' as const),
     lastBatchId:
       input.lastBatchId === undefined || input.lastBatchId === null ? null : checkBatchId(input.lastBatchId),
+    skippedRows: checkSkippedRows(input.skippedRows),
   };
+}
+
+function checkSkippedRows(rows: number | undefined): number | null {
+  if (rows === undefined || rows === 0) return null;
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new InputError(`skippedRows must be a whole number of rows, got ${JSON.stringify(rows)}`);
+  return rows;
 }
 
 export function normalizeForceRelease(input: ForceReleaseInput) {

@@ -101,6 +101,8 @@ export type AuditRecord = {
   actor: string;
   reason: string;
   at: string;
+  /** Rows a forced forward set left out of Iceberg on purpose; null when it skipped none. */
+  skippedRows: number | null;
 };
 
 export type AcquireResult =
@@ -159,6 +161,11 @@ export type SetCursorInput = {
   /** `rewind`: back to the newest batch Iceberg holds, recorded as the last batch (default: none). */
   action?: 'cursor' | 'rewind';
   lastBatchId?: string | null;
+  /**
+   * A forward set that leaves rows out of Iceberg on purpose (`watermark set --force`): how many
+   * ClickHouse held in the range. Audits report that range as an audited skip, not as a mismatch.
+   */
+  skippedRows?: number;
 };
 
 export type ForceReleaseInput = { table: string; actor: string; reason: string };

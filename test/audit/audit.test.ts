@@ -82,6 +82,12 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     expect(bad).toHaveLength(1);
     expect(bad[0]).toMatchObject({ missingKeys: 1, extraKeys: 1, duplicateKeys: 0, exact: true });
     expect(bad[0]?.icebergRows).toBe(bad[0]?.clickhouseRows);
+    // Named, so the operator can look them up: the new key ClickHouse has, the old one Iceberg kept.
+    expect(bad[0]?.samples).toEqual({
+      missing: [expect.objectContaining({ symbol: row.symbol, sequence_number: moved })],
+      extra: [expect.objectContaining({ symbol: row.symbol, sequence_number: row.seq })],
+      duplicated: [],
+    });
 
     // Put back as it was, the audit is clean again.
     await rekey(row.symbol, moved, row.seq);
@@ -116,5 +122,13 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
       extraKeys: 0,
     });
     expect(table?.totals.icebergRows).toBe((table?.totals.expectedRows ?? 0) + smallest.record_count);
+    // A few of them named, each held twice.
+    const named = table?.hours.flatMap((h) => h.samples?.duplicated ?? []) ?? [];
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.length).toBeLessThanOrEqual(5 * (table?.hours.length ?? 0));
+    for (const d of named) {
+      expect(d.copies).toBe(2);
+      expect(Object.keys(d.key).sort()).toEqual([...(config.tables[0]?.naturalKey ?? [])].sort());
+    }
   });
 });

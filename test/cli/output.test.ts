@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatTable, progressBar } from '../../src/cli/output.ts';
+import { formatTable, progressBar, wrapText } from '../../src/cli/output.ts';
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => l.length));
 
@@ -23,6 +23,16 @@ describe('tables and progress for a terminal', () => {
     const text = formatTable(headers, [['t', 'failed', 'first line\n  second line']]);
     expect(text.split('\n')).toHaveLength(3);
     expect(text).toContain('first line / second line');
+  });
+
+  it('wraps a long line at spaces, giving a word longer than the line (a path) a line of its own', () => {
+    const path = `file:///tmp/${'x'.repeat(60)}/metadata.json`;
+    const text = wrapText(`  t: the catalog points at ${path}, which is elsewhere; point it back`, 40);
+    expect(text.split('\n')).toEqual([
+      '  t: the catalog points at',
+      `    ${path},`,
+      '    which is elsewhere; point it back',
+    ]);
   });
 
   it('redraws a bar no wider than the terminal, with rows, rows/s and the time left', () => {

@@ -1,6 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Io } from '../../src/cli/context.ts';
 import { main } from '../../src/cli/main.ts';
 
@@ -68,4 +70,16 @@ export function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
   ])
     delete env[k];
   return { ...env, ...vars };
+}
+
+/**
+ * Runs one statement on an embedded ClickHouse data directory between CLI runs, in a process of its
+ * own: chDB binds one data directory per process, so the test process must not hold it.
+ */
+export async function embeddedSql(dataDir: string, sql: string): Promise<void> {
+  const chdb = createRequire(import.meta.url).resolve('chdb');
+  const script = `const { Session } = require(${JSON.stringify(chdb)});
+const s = new Session(${JSON.stringify(dataDir)});
+s.queryAsync(${JSON.stringify(sql)}).then(() => s.close(), (e) => { s.close(); console.error(e.message); process.exit(1); });`;
+  await promisify(execFile)(process.execPath, ['-e', script]);
 }

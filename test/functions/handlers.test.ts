@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
-import { ERROR_NAMES } from '../../src/errors.ts';
+import { ERROR_NAMES, shorten } from '../../src/errors.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import type { BatchSpec, CycleHandoff, Staged, TableRef } from '../../src/pipeline/events.ts';
 import { readPlanObject } from '../../src/pipeline/plan-handoff.ts';
+import { FAILURE_CAUSE_CHARS } from '../../src/pipeline/record-failure.ts';
 import { compareKeys, openWorld, type World } from '../support/world.ts';
 import { asLambda, captureMetrics, handlersOver, LambdaFailure } from './support.ts';
 
@@ -90,7 +91,7 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
     expect(recorded).toEqual({
       table: 'bronze_trades_kraken',
       consecutiveFailures: 1,
-      error: { Error: 'MarkerMissingError', Cause: missing.errorMessage.slice(0, 300) },
+      error: { Error: 'MarkerMissingError', Cause: shorten(missing.errorMessage, FAILURE_CAUSE_CHARS) },
     });
     const w = await deps.watermarks.get('bronze_trades_kraken');
     expect(w?.status).toBe('failed');

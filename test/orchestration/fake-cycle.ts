@@ -1,6 +1,7 @@
 import '../../src/orchestration/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { Layer } from '../../src/config/schema.ts';
+import { shorten } from '../../src/errors.ts';
 import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import {
   type AslDefinition,
@@ -11,6 +12,7 @@ import {
 } from '../../src/orchestration/asl.ts';
 import type { BatchSpec, CycleInput, CyclePlan, PlanRef, TablePlan } from '../../src/pipeline/events.ts';
 import { handOffPlan, readPlanObject } from '../../src/pipeline/plan-handoff.ts';
+import { FAILURE_CAUSE_CHARS } from '../../src/pipeline/record-failure.ts';
 import { batchIdOf } from '../../src/plan/batch.ts';
 
 /**
@@ -213,7 +215,10 @@ export class FakeCycle {
         this.record('failure', failure.table, undefined, raw);
         // As the real step: the error's message, shortened, for the table's outcome.
         const cause = failure.error.Cause ?? failure.error.Error;
-        return { consecutiveFailures: 1, error: { Error: failure.error.Error, Cause: cause.slice(0, 300) } };
+        return {
+          consecutiveFailures: 1,
+          error: { Error: failure.error.Error, Cause: shorten(cause, FAILURE_CAUSE_CHARS) },
+        };
       },
       [STATE_NAMES.publishCycle]: async (raw) => {
         this.record('publish', undefined, undefined, raw);

@@ -175,6 +175,7 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
         actor: 'ops@example',
         reason: 'Iceberg table restored from backup',
         at: clock.iso(),
+        skippedRows: null,
       },
     ]);
     const forward = {
@@ -183,14 +184,17 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
       actor: 'ops',
       reason: 'skip bad hour',
       allowBackwards: false,
+      skippedRows: 42,
     };
     expect(await store.setCursor(forward)).toMatchObject({ changed: true, previousCursor: T1 });
     expect(await store.setCursor(forward)).toMatchObject({ changed: false, previousCursor: T3 });
     const audit = await store.audit({ limit: 10 });
-    expect(audit.map((a) => [a.oldCursor, a.newCursor, a.backwards])).toEqual([
-      [T1, T3, false],
-      [T2, T1, true],
+    // The rows a forced set left out are on record: audits report that range as skipped on purpose.
+    expect(audit.map((a) => [a.oldCursor, a.newCursor, a.backwards, a.skippedRows])).toEqual([
+      [T1, T3, false, 42],
+      [T2, T1, true, null],
     ]);
+    await expect(store.setCursor({ ...forward, cursor: T0, skippedRows: -1 })).rejects.toThrow(/skippedRows/);
     await expect(store.setCursor({ ...forward, actor: ' ' })).rejects.toThrow(/actor/);
   });
 

@@ -1,4 +1,5 @@
-import { type AuditReport, auditTables } from '../../audit/audit.ts';
+import { type AuditReport, auditTables, type HourAudit } from '../../audit/audit.ts';
+import type { KeySample } from '../../audit/compare.ts';
 import { openIcebergReader } from '../../audit/iceberg-source.ts';
 import { loadConfig, selectTables } from '../../config/load.ts';
 import type { Runtime } from '../../runtime/open.ts';
@@ -19,17 +20,44 @@ export async function runAudit(
   }
 }
 
+const hourResult = (h: HourAudit) => (!h.ok ? 'MISMATCH' : h.skippedKeys > 0 ? 'skipped' : 'ok');
+
+/** `symbol=BTCUSDT sequence_number=42`: a natural key as an operator searches for it. */
+const keyText = (key: KeySample) =>
+  Object.entries(key)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+
+function sampleLines(h: HourAudit): string[] {
+  const s = h.samples;
+  if (!s) return [];
+  const list = (label: string, keys: string[], of: number) =>
+    keys.length === 0 ? [] : [`  ${label} (${keys.length} of ${of}): ${keys.join('; ')}`];
+  return [
+    `${h.hour}:`,
+    ...list('missing from Iceberg', s.missing.map(keyText), h.missingKeys),
+    ...list('extra in Iceberg', s.extra.map(keyText), h.extraKeys),
+    ...list(
+      'duplicated in Iceberg',
+      s.duplicated.map((d) => `${keyText(d.key)} (x${d.copies})`),
+      h.duplicateKeys,
+    ),
+  ];
+}
+
 export function renderAudit(report: AuditReport, verbose: boolean): string {
   const lines = [
     `Audit at ${report.checkedAt}: ${report.ok ? 'OK' : 'MISMATCH'}`,
     'Compared per table and hour of the cursor column, from the start of the range to the watermark',
     '(rows above it are lag, not gaps): ClickHouse rows (candles: distinct candles) against the rows',
     "ClickHouse's own Iceberg reader sees in the table's current metadata file; natural keys missing",
-    'from or extra in Iceberg, and natural keys Iceberg holds more than once.',
+    'from or extra in Iceberg, and natural keys Iceberg holds more than once. Keys in a range an',
+    'audited watermark set moved past on purpose are counted as skipped, not missing.',
     '',
     formatTable(
       [
         'table',
+        'result',
         'from',
         'to (watermark)',
         'clickhouse',
@@ -37,10 +65,11 @@ export function renderAudit(report: AuditReport, verbose: boolean): string {
         'missing keys',
         'extra keys',
         'dup keys',
-        'result',
+        'skipped keys',
       ],
       report.tables.map((t) => [
         t.table,
+        !t.ok ? 'MISMATCH' : t.totals.skippedKeys > 0 ? 'ok (skips)' : 'ok',
         t.compared?.from,
         t.compared?.to,
         t.totals.expectedRows,
@@ -48,41 +77,54 @@ export function renderAudit(report: AuditReport, verbose: boolean): string {
         t.totals.missingKeys,
         t.totals.extraKeys,
         t.totals.duplicateKeys,
-        t.ok ? 'ok' : 'MISMATCH',
+        t.totals.skippedKeys,
       ]),
     ),
   ];
   for (const t of report.tables) {
     if (t.note) lines.push(`${t.table}: ${t.note}`);
-    const bad = t.hours.filter((h) => !h.ok);
-    const shown = verbose ? t.hours : bad;
-    if (shown.length === 0) continue;
-    lines.push(
-      '',
-      `${t.table} (${t.iceberg}), ${verbose ? 'every hour' : 'hours that differ'}:`,
-      formatTable(
-        [
-          'hour',
-          'clickhouse',
-          'iceberg',
-          'missing keys',
-          'extra keys',
-          'dup keys',
-          'source dup keys',
-          'result',
-        ],
-        shown.map((h) => [
-          h.hour,
-          h.expectedRows,
-          h.icebergRows,
-          `${h.missingKeys}${h.exact ? '' : ' (approx.)'}`,
-          h.extraKeys,
-          h.duplicateKeys,
-          h.sourceDuplicateKeys,
-          h.ok ? 'ok' : 'MISMATCH',
-        ]),
-      ),
-    );
+    const shown = verbose ? t.hours : t.hours.filter((h) => !h.ok || h.skippedKeys > 0);
+    if (shown.length > 0)
+      lines.push(
+        '',
+        `${t.table} (${t.iceberg}), ${verbose ? 'every hour' : 'hours that differ'}:`,
+        formatTable(
+          [
+            'hour',
+            'result',
+            'clickhouse',
+            'iceberg',
+            'missing keys',
+            'extra keys',
+            'dup keys',
+            'source dup keys',
+            'skipped keys',
+          ],
+          shown.map((h) => [
+            h.hour,
+            hourResult(h),
+            h.expectedRows,
+            h.icebergRows,
+            `${h.missingKeys}${h.exact ? '' : ' (approx.)'}`,
+            h.extraKeys,
+            h.duplicateKeys,
+            h.sourceDuplicateKeys,
+            h.skippedKeys,
+          ]),
+        ),
+      );
+    const samples = t.hours.filter((h) => !h.ok).flatMap(sampleLines);
+    if (samples.length > 0) lines.push('', `${t.table}, keys that differ (a sample):`, ...samples);
+    const skips = t.skips.filter((s) => s.skippedKeys > 0);
+    if (skips.length > 0)
+      lines.push(
+        '',
+        `${t.table}, ranges skipped on purpose (audited watermark set; their rows are not in Iceberg):`,
+        formatTable(
+          ['from', 'to', 'skipped keys', 'by', 'reason', 'at'],
+          skips.map((s) => [s.from, s.to, s.skippedKeys, s.actor, s.reason, s.at]),
+        ),
+      );
   }
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@ import { instantOpt, intOpt, requireOpt } from '../args.ts';
 import { type Command, withRuntime } from '../context.ts';
 import { humanDuration, progressBar } from '../output.ts';
 import { observeCursorMoves } from '../progress.ts';
+import { wholeError } from './run.ts';
 
 export type CatchUpReport = {
   table: string;
@@ -95,7 +96,8 @@ export const catchUpCommand: Command = {
           ctx.say(`cycle ${cycles}: ${outcomes.reduce((n, o) => n + o.rows, 0)} rows, cursor ${cursor}`);
         if (failure) {
           failed = true;
-          stoppedBecause = `cycle failed: ${failure.error ?? 'unknown error'}`;
+          const last = (await rt.watermarks.get(name)).lastError;
+          stoppedBecause = `cycle failed: ${failure.error ? wholeError(failure.error, last) : 'unknown error'}`;
           break;
         }
       }

@@ -15,6 +15,7 @@ import { type Command, withRuntime } from '../context.ts';
 import { formatTable, humanDuration } from '../output.ts';
 import { runAudit } from './audit.ts';
 import { assertNoNamedState, checkDemoTargets, resetDemoState } from './demo-state.ts';
+import { wholeError } from './run.ts';
 
 export type DemoTable = {
   table: string;
@@ -152,9 +153,9 @@ export const demoCommand: Command = {
           }
           const failed = passes.flatMap((p) => p.tables).find((o) => o.status === 'failed');
           if (failed) {
-            ctx.io.stderr.write(
-              `k2-offload demo: ${failed.table} failed: ${failed.error ?? 'unknown error'}\n`,
-            );
+            const last = (await rt.watermarks.get(failed.table)).lastError;
+            const error = failed.error ? wholeError(failed.error, last) : 'unknown error';
+            ctx.io.stderr.write(`k2-offload demo: ${failed.table} failed: ${error}\n`);
             break;
           }
         }

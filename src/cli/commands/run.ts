@@ -4,7 +4,7 @@ import type { CycleSummary } from '../../pipeline/publish-cycle.ts';
 import type { Runtime } from '../../runtime/open.ts';
 import { flag } from '../args.ts';
 import { type Command, withRuntime } from '../context.ts';
-import { formatTable, humanDuration } from '../output.ts';
+import { formatTable, humanDuration, singleLine } from '../output.ts';
 import { observeCursorMoves } from '../progress.ts';
 import { renderPreview, SELECT_OPTIONS, selection } from './plan.ts';
 
@@ -27,13 +27,23 @@ export type RunReport = {
   tables: TableRun[];
 };
 
+/**
+ * A failed table's error as the cycle's state carries it is cut short (Step Functions state is
+ * bounded); the watermark store recorded it whole. The stored one, when it is the same error.
+ */
+export function wholeError(shown: string, last: { name: string; message: string } | null): string {
+  if (!last) return shown;
+  const whole = `${last.name}: ${last.message}`;
+  return whole.startsWith(shown.replace(/…$/, '')) ? whole : shown;
+}
+
 /** One line per configured table: what all passes of the cycle did to it, and where its cursor is now. */
 export async function summarizeCycle(
   rt: Runtime,
   passes: CycleSummary[],
   seconds: number,
 ): Promise<RunReport> {
-  const cursors = new Map((await rt.watermarks.list()).map((w) => [w.table, w.cursor]));
+  const watermarks = new Map((await rt.watermarks.list()).map((w) => [w.table, w]));
   const last = passes.at(-1);
   const tables: TableRun[] = rt.config.tables.map((t) => {
     const outcomes = passes.flatMap((p) => p.tables.filter((o) => o.table === t.name));
@@ -44,8 +54,8 @@ export async function summarizeCycle(
       status: failed ? 'failed' : outcomes.length ? 'succeeded' : 'skipped',
       batches: outcomes.reduce((n, o) => n + o.batches, 0),
       rows: outcomes.reduce((n, o) => n + o.rows, 0),
-      cursor: cursors.get(t.name) ?? null,
-      error: failed?.error ?? null,
+      cursor: watermarks.get(t.name)?.cursor ?? null,
+      error: failed?.error ? wholeError(failed.error, watermarks.get(t.name)?.lastError ?? null) : null,
       skipped: outcomes.length === 0 && skip ? `${skip.reason}: ${skip.detail}` : null,
     };
   });
@@ -60,13 +70,25 @@ export async function summarizeCycle(
 }
 
 export function renderRun(report: RunReport): string {
+  const failed = report.tables.filter((t) => t.error);
   return [
     `Cycle ${report.cycleId ?? '-'}: ${report.status}, ${report.rows} rows in ${report.passes} pass(es), ${humanDuration(report.seconds * 1000)}`,
     '',
     formatTable(
       ['table', 'result', 'batches', 'rows', 'cursor now', 'note'],
-      report.tables.map((t) => [t.table, t.status, t.batches, t.rows, t.cursor, t.error ?? t.skipped]),
+      report.tables.map((t) => [
+        t.table,
+        t.status,
+        t.batches,
+        t.rows,
+        t.cursor,
+        t.error ? 'error below' : t.skipped,
+      ]),
     ),
+    // Whole, below the table: the what-to-do ends the message, and a table cell would clip it.
+    ...(failed.length
+      ? ['', 'Errors:', ...failed.map((t) => `  ${t.table}: ${singleLine(t.error ?? '')}`)]
+      : []),
   ].join('\n');
 }
 

@@ -1,7 +1,7 @@
 import { UnavailableError } from '../../errors.ts';
 import { collectHealth, describeHolder, type HealthReport } from '../../pipeline/health.ts';
 import { type Command, withRuntime } from '../context.ts';
-import { formatTable } from '../output.ts';
+import { formatTable, singleLine } from '../output.ts';
 
 const ago = (seconds: number | null) =>
   seconds === null ? 'never' : seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`;
@@ -46,7 +46,7 @@ export function renderHealth(report: HealthReport): string {
   const warnings = report.problems.filter((p) => p.severity === 'warning');
   const list = (title: string, items: typeof report.problems) =>
     items.length
-      ? ['', `${title}:`, ...items.map((p) => `  ${p.table ? `${p.table}: ` : ''}${p.message}`)]
+      ? ['', `${title}:`, ...items.map((p) => `  ${p.table ? `${p.table}: ` : ''}${singleLine(p.message)}`)]
       : [];
   lines.push(...list('Critical', critical), ...list('Warnings', warnings));
   if (report.problems.length === 0) lines.push('', 'No problems found.');

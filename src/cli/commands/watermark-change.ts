@@ -93,6 +93,7 @@ export async function changeWatermark(args: Parsed, ctx: Context, action: 'set' 
       actor,
       reason,
       allowBackwards: action === 'reset',
+      ...(skippedRows ? { skippedRows } : {}),
     });
     return {
       table: name,

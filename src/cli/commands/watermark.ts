@@ -7,7 +7,7 @@ import { targetOf } from '../../pipeline/plan-cycle.ts';
 import type { AuditRecord, RunRecord, Watermark } from '../../watermark/types.ts';
 import { intOpt, type Parsed, stringOpt } from '../args.ts';
 import { type Command, type Context, withRuntime } from '../context.ts';
-import { formatTable } from '../output.ts';
+import { formatTable, singleLine } from '../output.ts';
 import { changeWatermark } from './watermark-change.ts';
 import { releaseWatermarkLease, rewindWatermark } from './watermark-repair.ts';
 
@@ -59,7 +59,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
   ];
   if (view.watermarks.length === 0) lines.push('(no watermark rows yet: the first cycle creates them)');
   for (const w of view.watermarks.filter((x) => x.lastError))
-    lines.push(`${w.table}: last error ${w.lastError?.name}: ${w.lastError?.message}`);
+    lines.push(`${w.table}: last error ${w.lastError?.name}: ${singleLine(w.lastError?.message ?? '')}`);
   if (name && view.watermarks[0]?.icebergMarkers.length)
     lines.push(
       '',
@@ -99,7 +99,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
     'Audit trail of manual changes, newest first:',
     view.audit.length
       ? formatTable(
-          ['at', 'table', 'action', 'from', 'to', 'backwards', 'actor', 'reason'],
+          ['at', 'table', 'action', 'from', 'to', 'backwards', 'skipped rows', 'actor', 'reason'],
           view.audit.map((a) => [
             a.at,
             a.table,
@@ -107,6 +107,7 @@ async function show(args: Parsed, ctx: Context): Promise<number> {
             a.oldCursor,
             a.newCursor,
             a.backwards,
+            a.skippedRows,
             a.actor,
             a.reason,
           ]),
