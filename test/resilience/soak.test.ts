@@ -1,7 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../../src/config/load.ts';
+import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
+import { defaultConfig, tableByName } from '../../src/config/load.ts';
+import { LeaseError } from '../../src/errors.ts';
+import { repairTable } from '../../src/hourly/repair.ts';
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { crashAt, FAULT_POINTS, InjectedCrash } from '../../src/pipeline/faults.ts';
+import { collectHealth } from '../../src/pipeline/health.ts';
 import { type LocalCycleResult, runCycle } from '../../src/pipeline/local-runner.ts';
 import { useRig } from './fed-rig.ts';
 import {
@@ -20,8 +25,10 @@ import { verifyAll } from './verify.ts';
  * A seeded random run of many 15-minute cycles on a fake clock: trades (some arriving up to two hours
  * late) between cycles, crashes at random fault points of random tables, two cycles started at once,
  * console reruns with a table list and an `until`, cycles on a process clock 10 minutes fast or slow,
- * and cycles whose commit stalls past the lease while another cycle takes the tables over. At the end every key of every table is in Iceberg
- * exactly once with ClickHouse's values, and every watermark sits at its newest marker.
+ * cycles whose commit stalls past the lease while another cycle takes the tables over, and back-dated
+ * trades (a replayed partition) that the cycles' per-hour check flags and `repair` puts in. At the end
+ * every key of every table is in Iceberg exactly once with ClickHouse's values, every watermark sits at
+ * its newest marker, and health has nothing to report.
  *
  * Replay a failure with the printed seed: `K2_SOAK_SEED=<seed> npx vitest run test/resilience/soak.test.ts`
  * (`K2_SOAK_CYCLES` sets the length).
@@ -50,6 +57,14 @@ const config = configWith((t) => ({ dependsOn: t.dependsOn.filter((d) => names.i
   tables: defaultConfig().tables.filter((t) => names.includes(t.name)),
 });
 
+const HOUR = 3_600_000;
+
+/** Tables whose last per-hour check found closed hours differing from what was committed. */
+const flaggedTables = async (deps: PipelineDeps) =>
+  (await collectHealth(deps)).problems
+    .filter((p) => p.code === 'hourly-mismatch')
+    .map((p) => p.table as string);
+
 /** mulberry32: small, seedable, good enough to pick actions. */
 function prng(seed: number) {
   let a = seed >>> 0;
@@ -71,12 +86,13 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
     );
   });
 
-  it('ends with every key once, rows equal, watermarks at their markers', { timeout: 600_000 }, async () => {
+  it('ends with every key once, rows equal, watermarks at their markers', { timeout: 1_500_000 }, async () => {
     const { rig } = setup;
     const random = prng(SEED);
     const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
+    const feedFrom = clock.now().getTime() - 2 * HOUR;
     const feed = tradeFeed(rig.clickhouse, clock, {
-      from: clock.now().getTime() - 2 * 3_600_000,
+      from: feedFrom,
       seed: SEED,
       rowsPerHour: 240,
     });
@@ -90,7 +106,24 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
       refused: 0,
       skewed: 0,
       stalls: 0,
+      backdated: 0,
+      repairs: 0,
       rows: 0,
+    };
+    /** The operator's answer to a red per-hour check: `repair` of each flagged table (a busy one waits). */
+    const repairFlagged = async (when: string) => {
+      const deps = rig.deps();
+      for (const name of await flaggedTables(deps)) {
+        const outcome = await repairTable(deps, tableByName(config, name), { holder: 'soak repair' }).then(
+          (r) => r.status,
+          (error: unknown) => (error instanceof LeaseError ? 'leased' : Promise.reject(error)),
+        );
+        expect(
+          ['repaired', 'already-repaired', 'nothing-to-repair', 'leased'],
+          `${when} ${name} (seed ${SEED})`,
+        ).toContain(outcome);
+        if (outcome === 'repaired') tally.repairs++;
+      }
     };
     const started = performance.now();
     for (let i = 0; i < CYCLES; i++) {
@@ -99,6 +132,22 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
       const rate = Math.round(40 + random() * 400);
       const late = random() < 0.3 ? 0.2 : 0.01;
       await feed({ rowsPerHour: random() < 0.5 ? rate : 0, lateFraction: late });
+      // Now and then a replayed partition: trades 5 to 20 hours old, below every watermark (and changing
+      // candles already offloaded). No cycle offloads them; the per-hour check flags their hours.
+      // (Never older than the first rows: hours before a table's first offload are outside the check.)
+      const fedHours = Math.floor((clock.now().getTime() - feedFrom) / HOUR) - 1;
+      if (random() < 0.06 && fedHours >= 5) {
+        tally.backdated++;
+        const hoursAgo = 5 + Math.floor(random() * (Math.min(20, fedHours) - 4));
+        await generateTrades(rig.clickhouse, {
+          rows: 30,
+          spanHours: 10 / 60,
+          // Off the feed's whole-minute span boundaries, whose first trade's sequence number it would repeat.
+          end: new Date(clock.now().getTime() - hoursAgo * HOUR + 7_000),
+          lateFraction: 0,
+          seed: SEED + 7919 * (i + 1),
+        });
+      }
       const roll = random();
       const runs =
         roll < 0.15
@@ -171,6 +220,7 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
             /^(WatermarkConflictError|LeaseError): /,
           );
       }
+      if (random() < 0.05) await repairFlagged(`cycle ${i}`);
     }
     // Two quiet cycles after the storm: whatever a crash left is repaired by schedule alone.
     for (let i = 0; i < 2; i++) {
@@ -178,6 +228,16 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
       await feed({ rowsPerHour: 0 });
       await runCycle(rig.deps(), {});
     }
+    // Every table a replay left short (keys missing, candles stale) is flagged by the cycles' own check.
+    const { verdicts: before } = await verifyAll(rig.deps());
+    const short = before.filter((v) => v.missing.length + v.mismatched.length > 0).map((v) => v.table);
+    expect(await flaggedTables(rig.deps()), `seed ${SEED}`).toEqual(expect.arrayContaining(short));
+    await repairFlagged('after the storm');
+    expect(await flaggedTables(rig.deps()), `seed ${SEED}`).toEqual([]);
+    // And the schedule goes on from there.
+    clock.advance(CYCLE_MS);
+    await feed({ rowsPerHour: 0 });
+    await runCycle(rig.deps(), {});
     const seconds = (performance.now() - started) / 1000;
     const { problems, verdicts } = await verifyAll(rig.deps());
     console.log(
@@ -186,5 +246,6 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
     expect(problems, `seed ${SEED}`).toEqual([]);
     for (const w of await rig.deps().watermarks.list())
       expect([w.table, w.status, w.lease], `seed ${SEED}`).toEqual([w.table, 'ok', null]);
+    expect((await collectHealth(rig.deps())).problems, `seed ${SEED}`).toEqual([]);
   });
 });
