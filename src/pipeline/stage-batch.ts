@@ -1,4 +1,4 @@
-import { assertNoDrift } from '../clickhouse/inspect.ts';
+import { assertNoDrift } from '../clickhouse/drift.ts';
 import { tableByName } from '../config/load.ts';
 import { findMarker, loadTable } from '../iceberg/table.ts';
 import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';

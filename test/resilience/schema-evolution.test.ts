@@ -1,0 +1,242 @@
+import { describe, expect, it } from 'vitest';
+import { icebergTableFunction } from '../../src/audit/iceberg-source.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { OffloadConfig, TableConfig } from '../../src/config/schema.ts';
+import { readManifest } from '../../src/iceberg/manifest.ts';
+import { readManifestList } from '../../src/iceberg/manifest-list.ts';
+import { currentSchema, type TableMetadata } from '../../src/iceberg/metadata.ts';
+import { nextVersion, publishMetadata } from '../../src/iceberg/snapshot-update.ts';
+import { loadTable } from '../../src/iceberg/table.ts';
+import { collectHealth } from '../../src/pipeline/health.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { useOneTableRig } from './fed-rig.ts';
+import { verifyTable } from './verify.ts';
+
+/**
+ * Schema changes of a live table, end to end: ClickHouse ALTERs, the config, cycles, and ClickHouse's
+ * own Iceberg reader (which shares no code with our writer) reading old and new rows.
+ */
+describe('schema evolution of a bronze table', () => {
+  const t = useOneTableRig({ name: 'schema-evolution', seed: 83 });
+  const source = 'k2.bronze_trades_binance';
+  const withColumns = (change: (columns: TableConfig['columns']) => unknown[]): OffloadConfig =>
+    parseConfig(
+      { tables: t.config.tables.map((table) => ({ ...table, columns: change(table.columns) })) },
+      'evolved',
+    );
+  const addVenue = (cs: TableConfig['columns']) => [...cs, { name: 'venue', type: 'String' }];
+  const retype = (name: string, type: string) => (cs: TableConfig['columns']) =>
+    cs.map((c) => (c.name === name ? { ...c, type } : c));
+  const cycle = async (config: OffloadConfig) => {
+    await t.later();
+    const result = await runCycle(t.deps({ config }), {});
+    return result.passes.flatMap((p) => p.tables).find((o) => o.table === t.table);
+  };
+  const metadata = async () => (await loadTable(t.deps(), t.target)).metadata;
+  const read = async <T>(sql: (from: string) => string) => {
+    const { metadataLocation } = await loadTable(t.deps(), t.target);
+    const result = await t.setup.rig.clickhouse.query({
+      query: sql(icebergTableFunction(metadataLocation)),
+      format: 'JSONEachRow',
+    });
+    return (await result.json()) as T[];
+  };
+  /** Every key once, every configured column equal to ClickHouse's, per chDB's Iceberg reader. */
+  const expectSameRows = async (config: OffloadConfig) => {
+    const table = config.tables[0] as TableConfig;
+    const verdict = await verifyTable(t.deps({ config }), table);
+    expect([verdict.missing, verdict.duplicated, verdict.extra, verdict.mismatched]).toEqual([
+      [],
+      [],
+      [],
+      [],
+    ]);
+    return verdict;
+  };
+  /** A metadata version written by another engine (pyiceberg's add_column and the like). */
+  const foreignCommit = async (change: (m: TableMetadata) => TableMetadata) => {
+    const d = t.deps();
+    const { metadata: m, metadataLocation } = await loadTable(d, t.target);
+    const next = change(nextVersion(m, metadataLocation, Date.now()));
+    const location = metadataLocation.replace(/[^/]+$/, `99999-${Date.now()}-foreign.metadata.json`);
+    await publishMetadata(d, t.target, metadataLocation, location, next);
+  };
+  const withField = (m: TableMetadata, field: { name: string; required: boolean }): TableMetadata => {
+    const schema = structuredClone(currentSchema(m));
+    const id = m['last-column-id'] + 1;
+    schema.fields.push({ id, name: field.name, required: field.required, type: 'string' });
+    schema['schema-id'] = Math.max(...m.schemas.map((s) => s['schema-id'])) + 1;
+    return {
+      ...m,
+      schemas: [...m.schemas, schema],
+      'current-schema-id': schema['schema-id'],
+      'last-column-id': id,
+    };
+  };
+
+  let addedConfig: OffloadConfig;
+  let rowsBefore = 0;
+
+  it('a column added in ClickHouse but not in the config stops the table with the config change to make', async () => {
+    rowsBefore = (await expectSameRows(t.config)).icebergRows;
+    await t.setup.rig.clickhouse.command({
+      query: `ALTER TABLE ${source} ADD COLUMN venue String DEFAULT concat('v-', symbol)`,
+    });
+    const before = await t.currentMetadata();
+    const outcome = await cycle(t.config);
+    expect(outcome?.status).toBe('failed');
+    const w = await t.deps().watermarks.get(t.table);
+    expect(w.lastError?.name).toBe('SchemaDriftError');
+    expect(w.lastError?.message).toContain('  + {"name":"venue","type":"String"}');
+    expect(await t.currentMetadata()).toBe(before);
+    const health = await collectHealth(t.deps());
+    expect(health.healthy).toBe(false);
+    expect(health.problems.find((p) => p.table === t.table && p.code === 'schema')?.message).toMatch(
+      /stopped by a schema change: .*venue/,
+    );
+  });
+
+  it('added to the config too: an optional column with a new field id; old rows read null, new rows their values', async () => {
+    addedConfig = withColumns(addVenue);
+    const outcome = await cycle(addedConfig);
+    expect(outcome?.status).toBe('succeeded');
+    const m = await metadata();
+    expect(m.schemas.map((s) => s['schema-id'])).toEqual([0, 1]);
+    expect(m['current-schema-id']).toBe(1);
+    expect(m['last-column-id']).toBe(11);
+    expect(currentSchema(m).fields.at(-1)).toEqual({
+      id: 11,
+      name: 'venue',
+      required: false,
+      type: 'string',
+    });
+    // Manifests carry the schema they were written with: the new batch's 1, the first cycle's 0.
+    const head = m.snapshots.find((s) => s['snapshot-id'] === m['current-snapshot-id']);
+    expect(head?.['schema-id']).toBe(1);
+    const store = t.deps().store;
+    const lists = readManifestList(await store.get(head?.['manifest-list'] as string));
+    const ids = await Promise.all(
+      lists.map(async (l) => readManifest(await store.get(l.manifest_path)).metadata['schema-id']),
+    );
+    expect(new Set(ids)).toEqual(new Set(['0', '1']));
+    expect(ids[0]).toBe('1');
+
+    const split = await read<{ old: number; rows: string; filled: string }>(
+      (from) => `SELECT venue IS NULL AS old, toString(count()) AS rows,
+        toString(countIf(venue = concat('v-', symbol))) AS filled FROM ${from} GROUP BY old ORDER BY old`,
+    );
+    const newRows = (await expectSameRows(t.config)).icebergRows - rowsBefore;
+    expect(newRows).toBeGreaterThan(0);
+    expect(split).toEqual([
+      { old: 0, rows: String(newRows), filled: String(newRows) },
+      { old: 1, rows: String(rowsBefore), filled: '0' },
+    ]);
+
+    // The next cycle finds the table as the config wants it: no new schema.
+    expect((await cycle(addedConfig))?.status).toBe('succeeded');
+    expect((await metadata()).schemas).toHaveLength(2);
+  });
+
+  it('UInt16 widened to UInt32 in ClickHouse and the config: the Iceberg column goes from int to long, every row reads right', async () => {
+    await t.setup.rig.clickhouse.command({
+      query: `ALTER TABLE ${source} MODIFY COLUMN kafka_partition UInt32`,
+    });
+    const widened = parseConfig(
+      {
+        tables: addedConfig.tables.map((table) => ({
+          ...table,
+          columns: retype('kafka_partition', 'UInt32')(table.columns),
+        })),
+      },
+      'widened',
+    );
+    expect((await cycle(widened))?.status).toBe('succeeded');
+    const m = await metadata();
+    expect([m['current-schema-id'], m['last-column-id']]).toEqual([2, 11]);
+    expect(currentSchema(m).fields.find((f) => f.name === 'kafka_partition')).toEqual({
+      id: 9,
+      name: 'kafka_partition',
+      required: true,
+      type: 'long',
+    });
+    await expectSameRows(
+      parseConfig(
+        {
+          tables: t.config.tables.map((table) => ({
+            ...table,
+            columns: retype('kafka_partition', 'UInt32')(table.columns),
+          })),
+        },
+        'check',
+      ),
+    );
+    addedConfig = widened;
+  });
+
+  it('a narrowing back to UInt16 is refused, naming the column, both types and the procedure; nothing written', async () => {
+    await t.setup.rig.clickhouse.command({
+      query: `ALTER TABLE ${source} MODIFY COLUMN kafka_partition UInt16`,
+    });
+    const narrowed = parseConfig(
+      {
+        tables: addedConfig.tables.map((table) => ({
+          ...table,
+          columns: retype('kafka_partition', 'UInt16')(table.columns),
+        })),
+      },
+      'narrowed',
+    );
+    const before = await t.currentMetadata();
+    const cursor = (await t.deps().watermarks.get(t.table)).cursor;
+    expect((await cycle(narrowed))?.status).toBe('failed');
+    const w = await t.deps().watermarks.get(t.table);
+    expect(w.lastError?.name).toBe('SchemaDriftError');
+    expect(w.lastError?.message).toBe(
+      'table bronze_trades_binance: column kafka_partition: the Iceberg column is long, the config maps it to int, which is not a safe promotion (only int to long, float to double, decimal(P, S) to a larger P with the same S); the way to make this change is a new table and a backfill; nothing offloaded. See docs/runbooks/schema-changes.md',
+    );
+    expect([await t.currentMetadata(), w.cursor]).toEqual([before, cursor]);
+
+    // Back to UInt32: the table goes on, nothing lost or doubled.
+    await t.setup.rig.clickhouse.command({
+      query: `ALTER TABLE ${source} MODIFY COLUMN kafka_partition UInt32`,
+    });
+    expect((await cycle(addedConfig))?.status).toBe('succeeded');
+  });
+
+  it("another engine's optional column is tolerated: our rows leave it null", async () => {
+    await foreignCommit((m) => withField(m, { name: 'note', required: false }));
+    const schemas = (await metadata()).schemas.length;
+    expect((await cycle(addedConfig))?.status).toBe('succeeded');
+    const m = await metadata();
+    expect(m.schemas).toHaveLength(schemas);
+    expect(
+      currentSchema(m)
+        .fields.map((f) => f.name)
+        .slice(-2),
+    ).toEqual(['venue', 'note']);
+    const [notes] = await read<{ filled: string; rows: string }>(
+      (from) => `SELECT toString(count(note)) AS filled, toString(count()) AS rows FROM ${from}`,
+    );
+    expect(notes?.filled).toBe('0');
+    expect(Number(notes?.rows)).toBeGreaterThan(rowsBefore);
+  });
+
+  it("another engine's required column stops the table, health red, until it is made optional", async () => {
+    await foreignCommit((m) => withField(m, { name: 'desk', required: true }));
+    expect((await cycle(addedConfig))?.status).toBe('failed');
+    const w = await t.deps().watermarks.get(t.table);
+    expect(w.lastError?.message).toMatch(
+      /column desk: another writer added it as a required column \(field id 13\); our rows cannot fill it/,
+    );
+    expect((await collectHealth(t.deps())).problems.some((p) => p.code === 'schema')).toBe(true);
+
+    await foreignCommit((m) => {
+      const schema = structuredClone(currentSchema(m));
+      for (const f of schema.fields) if (f.name === 'desk') f.required = false;
+      schema['schema-id'] += 1;
+      return { ...m, schemas: [...m.schemas, schema], 'current-schema-id': schema['schema-id'] };
+    });
+    expect((await cycle(addedConfig))?.status).toBe('succeeded');
+    await expectSameRows(t.config);
+  });
+});
