@@ -239,4 +239,63 @@ describe('schema evolution of a bronze table', () => {
     expect((await cycle(addedConfig))?.status).toBe('succeeded');
     await expectSameRows(t.config);
   });
+
+  it('a rename in ClickHouse given as renamedFrom keeps the field id; rows written under the old name read under the new one', async () => {
+    await t.setup.rig.clickhouse.command({
+      query: `ALTER TABLE ${source} RENAME COLUMN venue TO trading_venue`,
+    });
+    const renamed = parseConfig(
+      {
+        tables: addedConfig.tables.map((table) => ({
+          ...table,
+          columns: table.columns.map((c) =>
+            c.name === 'venue' ? { ...c, name: 'trading_venue', renamedFrom: 'venue' } : c,
+          ),
+        })),
+      },
+      'renamed',
+    );
+    expect((await cycle(renamed))?.status).toBe('succeeded');
+    const m = await metadata();
+    expect(currentSchema(m).fields.find((f) => f.id === 11)?.name).toBe('trading_venue');
+    const [venues] = await read<{ filled: string; right: string }>(
+      (from) =>
+        `SELECT toString(count(trading_venue)) AS filled, toString(countIf(trading_venue = concat('v-', symbol))) AS right FROM ${from}`,
+    );
+    // Every row written since the column was added, under either name, reads under the new one.
+    expect(Number(venues?.filled)).toBeGreaterThan(0);
+    expect(venues?.right).toBe(venues?.filled);
+    const [all] = await read<{ rows: string }>((from) => `SELECT toString(count()) AS rows FROM ${from}`);
+    expect(Number(venues?.filled)).toBe(Number(all?.rows) - rowsBefore);
+    addedConfig = renamed;
+  });
+
+  it('a column dropped in ClickHouse and listed in droppedColumns leaves the current schema; every row still reads', async () => {
+    await t.setup.rig.clickhouse.command({ query: `ALTER TABLE ${source} DROP COLUMN trading_venue` });
+    const dropped = parseConfig(
+      {
+        tables: addedConfig.tables.map((table) => ({
+          ...table,
+          columns: table.columns.filter((c) => c.name !== 'trading_venue'),
+          droppedColumns: ['trading_venue'],
+        })),
+      },
+      'dropped',
+    );
+    expect((await cycle(dropped))?.status).toBe('succeeded');
+    const m = await metadata();
+    expect(currentSchema(m).fields.map((f) => f.name)).not.toContain('trading_venue');
+    expect(m.schemas.some((s) => s.fields.some((f) => f.name === 'trading_venue'))).toBe(true);
+    await expectSameRows(
+      parseConfig(
+        {
+          tables: t.config.tables.map((table) => ({
+            ...table,
+            columns: retype('kafka_partition', 'UInt32')(table.columns),
+          })),
+        },
+        'check',
+      ),
+    );
+  });
 });
