@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { auditTables } from '../../src/audit/audit.ts';
 import { icebergTableFunction } from '../../src/audit/iceberg-source.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { OffloadConfig, TableConfig } from '../../src/config/schema.ts';
+import { compactTable } from '../../src/iceberg/maintenance/index.ts';
 import { readManifest } from '../../src/iceberg/manifest.ts';
 import { readManifestList } from '../../src/iceberg/manifest-list.ts';
 import { currentSchema, type TableMetadata } from '../../src/iceberg/metadata.ts';
 import { nextVersion, publishMetadata } from '../../src/iceberg/snapshot-update.ts';
-import { loadTable } from '../../src/iceberg/table.ts';
+import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { useOneTableRig } from './fed-rig.ts';
@@ -75,6 +77,18 @@ describe('schema evolution of a bronze table', () => {
   };
 
   let addedConfig: OffloadConfig;
+  let droppedConfig: OffloadConfig;
+  /** The first config's columns with kafka_partition widened: what every row, old or new, must equal. */
+  const checkConfig = () =>
+    parseConfig(
+      {
+        tables: t.config.tables.map((table) => ({
+          ...table,
+          columns: retype('kafka_partition', 'UInt32')(table.columns),
+        })),
+      },
+      'check',
+    );
   let rowsBefore = 0;
 
   it('a column added in ClickHouse but not in the config stops the table with the config change to make', async () => {
@@ -270,6 +284,22 @@ describe('schema evolution of a bronze table', () => {
     addedConfig = renamed;
   });
 
+  it('compaction merges files written under every schema so far: missing columns stay null, renamed ones keep their values', async () => {
+    const venues = () =>
+      read<{ filled: string; rows: string }>(
+        (from) => `SELECT toString(count(trading_venue)) AS filled, toString(count()) AS rows FROM ${from}`,
+      );
+    const before = await venues();
+    const result = await compactTable(
+      { store: t.deps().store, catalog: t.deps().catalog },
+      { table: t.target, clickhouse: t.setup.rig.clickhouse, targetFileRows: 1_000_000 },
+    );
+    expect(result.status).toBe('compacted');
+    expect(result.removedFiles).toBeGreaterThan(result.addedFiles);
+    expect(await venues()).toEqual(before);
+    await expectSameRows(checkConfig());
+  });
+
   it('a column dropped in ClickHouse and listed in droppedColumns leaves the current schema; every row still reads', async () => {
     await t.setup.rig.clickhouse.command({ query: `ALTER TABLE ${source} DROP COLUMN trading_venue` });
     const dropped = parseConfig(
@@ -283,6 +313,7 @@ describe('schema evolution of a bronze table', () => {
       'dropped',
     );
     expect((await cycle(dropped))?.status).toBe('succeeded');
+    droppedConfig = dropped;
     const m = await metadata();
     expect(currentSchema(m).fields.map((f) => f.name)).not.toContain('trading_venue');
     expect(m.schemas.some((s) => s.fields.some((f) => f.name === 'trading_venue'))).toBe(true);
@@ -297,5 +328,49 @@ describe('schema evolution of a bronze table', () => {
         'check',
       ),
     );
+  });
+
+  it('a changed partitionSpec partitions new data by a new spec; old files keep theirs; audit and compaction work across both', async () => {
+    const hourly = parseConfig(
+      {
+        tables: droppedConfig.tables.map((table) => ({
+          ...table,
+          partitionSpec: [{ column: 'exchange_timestamp', transform: 'hour' }],
+        })),
+      },
+      'hourly',
+    );
+    expect((await cycle(hourly))?.status).toBe('succeeded');
+    const m = await metadata();
+    expect(
+      m['partition-specs'].map((s) => [s['spec-id'], s.fields.map((f) => [f.name, f['field-id']])]),
+    ).toEqual([
+      [0, [['exchange_timestamp_day', 1000]]],
+      [1, [['exchange_timestamp_hour', 1001]]],
+    ]);
+    expect([m['default-spec-id'], m['last-partition-id']]).toEqual([1, 1001]);
+    const specs = new Set((await liveDataFiles(t.deps().store, m)).map((f) => f.specId));
+    expect(specs).toEqual(new Set([0, 1]));
+    await expectSameRows(checkConfig());
+
+    const audit = await auditTables(t.deps({ config: hourly }), {
+      hours: 72,
+      reader: t.setup.rig.clickhouse,
+    });
+    expect(audit.ok).toBe(true);
+
+    await t.later();
+    await runCycle(t.deps({ config: hourly }), {});
+    const compacted = await compactTable(
+      { store: t.deps().store, catalog: t.deps().catalog },
+      { table: t.target, clickhouse: t.setup.rig.clickhouse, targetFileRows: 1_000_000 },
+    );
+    expect(compacted.status).toBe('compacted');
+    const after = await liveDataFiles(t.deps().store, await metadata());
+    // Each merged file holds one partition of one spec.
+    const hourSpec = after.filter((f) => f.specId === 1);
+    expect(hourSpec.length).toBeGreaterThan(0);
+    expect(hourSpec.every((f) => 'exchange_timestamp_hour' in f.file.partition)).toBe(true);
+    await expectSameRows(checkConfig());
   });
 });
