@@ -189,7 +189,7 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
   );
   try {
     if (!written) throw new CommitConflictError(`${metadataLocation} already exists`);
-    await deps.catalog.createTable(request.table, metadataLocation);
+    await deps.catalog.createTable(request.table, metadataLocation, wanted);
   } catch (error) {
     // A catalog whose commit is the file name owns the file once written; others never saw ours, so a
     // refused or lost create leaves no orphan metadata file behind.
