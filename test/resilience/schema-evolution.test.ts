@@ -11,6 +11,7 @@ import { nextVersion, publishMetadata } from '../../src/iceberg/snapshot-update.
 import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { specProblems } from '../support/iceberg-spec-check.ts';
 import { useOneTableRig } from './fed-rig.ts';
 import { verifyTable } from './verify.ts';
 
@@ -372,5 +373,12 @@ describe('schema evolution of a bronze table', () => {
     expect(hourSpec.length).toBeGreaterThan(0);
     expect(hourSpec.every((f) => 'exchange_timestamp_hour' in f.file.partition)).toBe(true);
     await expectSameRows(checkConfig());
+  });
+
+  it('the evolved metadata passes a check that shares no code with the writer: schemas, specs, manifests, name mapping', async () => {
+    const location = (await t.currentMetadata()) as string;
+    expect(await specProblems(t.deps().store, location)).toEqual([]);
+    const m = await metadata();
+    expect(m.schemas.map((s) => s['schema-id'])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 });
