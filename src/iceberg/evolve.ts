@@ -1,19 +1,20 @@
 import type { IcebergType as UnnumberedType } from '../config/types.ts';
 import { CommitConflictError, SchemaDriftError } from '../errors.ts';
 import { identString, type TableIdent } from './catalog.ts';
+import { evolvePartitionSpec } from './evolve-spec.ts';
 import { stringifyJson } from './json.ts';
-import { currentSchema, defaultSpec, type PartitionSpec, type TableMetadata } from './metadata.ts';
-import { buildPartitionSpec, type PartitionFieldRequest, TABLE_PROPERTIES } from './new-table.ts';
+import { currentSchema, type TableMetadata } from './metadata.ts';
+import { type PartitionFieldRequest, TABLE_PROPERTIES } from './new-table.ts';
 import {
   identifierIds,
   isPrimitive,
-  type MappedField,
   type NestedField,
   numberType,
   type Schema,
   sameColumns,
   sameType,
   typeString,
+  updatedNameMapping,
 } from './schema.ts';
 import {
   defaultSleep,
@@ -69,38 +70,6 @@ function writtenSchema(metadata: TableMetadata): Schema | undefined {
   const snapshot = marker && metadata.snapshots.find((s) => s['snapshot-id'] === marker.snapshotId);
   const id = snapshot?.['schema-id'];
   return id === undefined ? undefined : metadata.schemas.find((s) => s['schema-id'] === id);
-}
-
-/**
- * The name mapping after a schema change: each field keeps the names it had (files written before a
- * rename carry the old one) and gains its current name; a name now used by another field leaves the
- * field that had it (a column dropped and added again is a new field).
- */
-export function updatedNameMapping(existing: MappedField[], fields: NestedField[]): MappedField[] {
-  const nested = (t: NestedField['type'], old: MappedField[] | undefined): MappedField[] | undefined => {
-    if (isPrimitive(t)) return undefined;
-    if (t.type === 'struct') return updatedNameMapping(old ?? [], t.fields);
-    const entry = (id: number, name: string, type: NestedField['type']): MappedField => {
-      const fields = nested(type, old?.find((m) => m['field-id'] === id)?.fields);
-      return fields ? { 'field-id': id, names: [name], fields } : { 'field-id': id, names: [name] };
-    };
-    if (t.type === 'list') return [entry(t['element-id'], 'element', t.element)];
-    return [entry(t['key-id'], 'key', t.key), entry(t['value-id'], 'value', t.value)];
-  };
-  const taken = new Set(fields.map((f) => f.name));
-  const current = fields.map((f): MappedField => {
-    const old = existing.find((m) => m['field-id'] === f.id);
-    const names = [...(old?.names ?? []).filter((n) => n === f.name || !taken.has(n)), f.name];
-    const children = nested(f.type, old?.fields);
-    const entry: MappedField = { 'field-id': f.id, names: [...new Set(names)] };
-    return children ? { ...entry, fields: children } : entry;
-  });
-  const ids = new Set(fields.map((f) => f.id));
-  const gone = existing
-    .filter((m) => !ids.has(m['field-id']))
-    .map((m) => ({ ...m, names: m.names.filter((n) => !taken.has(n)) }))
-    .filter((m) => m.names.length > 0);
-  return [...current, ...gone];
 }
 
 function refuse(wanted: WantedTable, column: string, problem: string, details: Record<string, unknown> = {}) {
@@ -276,52 +245,6 @@ export function evolveMetadata(metadata: TableMetadata, wanted: WantedTable): Ev
     };
   }
   return evolvePartitionSpec(next, wanted, changes);
-}
-
-const specShape = (s: PartitionSpec) => JSON.stringify(s.fields.map((f) => [f['source-id'], f.transform]));
-
-/** A partitioning that differs from the default spec becomes the default: an earlier spec, or a new one. */
-function evolvePartitionSpec(
-  metadata: TableMetadata,
-  wanted: WantedTable,
-  changes: SchemaChange[],
-): Evolution {
-  const schema = currentSchema(metadata);
-  const specs = metadata['partition-specs'];
-  const known = specs.flatMap((s) => s.fields);
-  let lastPartitionId = metadata['last-partition-id'];
-  const probe = buildPartitionSpec(wanted.name, wanted.partitionSpec, schema, -1, () => 0);
-  if (specShape(probe) === specShape(defaultSpec(metadata))) return { changes, metadata };
-  const earlier = specs.find((s) => specShape(s) === specShape(probe));
-  const spec =
-    earlier ??
-    buildPartitionSpec(
-      wanted.name,
-      wanted.partitionSpec,
-      schema,
-      Math.max(...specs.map((s) => s['spec-id'])) + 1,
-      // A field that existed in an earlier spec keeps its id, as Iceberg's UpdatePartitionSpec does.
-      (sourceId, transform) =>
-        known.find((f) => f['source-id'] === sourceId && f.transform === transform)?.['field-id'] ??
-        ++lastPartitionId,
-    );
-  const describe = (s: PartitionSpec) =>
-    s.fields
-      .map((f) => `${f.transform}(${schema.fields.find((c) => c.id === f['source-id'])?.name})`)
-      .join(', ') || 'unpartitioned';
-  changes.push({
-    kind: 'partition-spec',
-    detail: `partition new data by ${describe(spec)} (spec id ${spec['spec-id']}; was ${describe(defaultSpec(metadata))})`,
-  });
-  return {
-    changes,
-    metadata: {
-      ...metadata,
-      'partition-specs': earlier ? specs : [...specs, spec],
-      'default-spec-id': spec['spec-id'],
-      'last-partition-id': lastPartitionId,
-    },
-  };
 }
 
 export type EvolveResult = LoadedTable & { changes: SchemaChange[]; attempts: number };

@@ -139,6 +139,38 @@ export function nameMapping(schema: StructType): MappedField[] {
   return schema.fields.map(mapField);
 }
 
+/**
+ * The name mapping after a schema change: each field keeps the names it had (files written before a
+ * rename carry the old one) and gains its current name; a name now used by another field leaves the
+ * field that had it (a column dropped and added again is a new field).
+ */
+export function updatedNameMapping(existing: MappedField[], fields: NestedField[]): MappedField[] {
+  const nested = (t: NestedField['type'], old: MappedField[] | undefined): MappedField[] | undefined => {
+    if (isPrimitive(t)) return undefined;
+    if (t.type === 'struct') return updatedNameMapping(old ?? [], t.fields);
+    const entry = (id: number, name: string, type: NestedField['type']): MappedField => {
+      const fields = nested(type, old?.find((m) => m['field-id'] === id)?.fields);
+      return fields ? { 'field-id': id, names: [name], fields } : { 'field-id': id, names: [name] };
+    };
+    if (t.type === 'list') return [entry(t['element-id'], 'element', t.element)];
+    return [entry(t['key-id'], 'key', t.key), entry(t['value-id'], 'value', t.value)];
+  };
+  const taken = new Set(fields.map((f) => f.name));
+  const current = fields.map((f): MappedField => {
+    const old = existing.find((m) => m['field-id'] === f.id);
+    const names = [...(old?.names ?? []).filter((n) => n === f.name || !taken.has(n)), f.name];
+    const children = nested(f.type, old?.fields);
+    const entry: MappedField = { 'field-id': f.id, names: [...new Set(names)] };
+    return children ? { ...entry, fields: children } : entry;
+  });
+  const ids = new Set(fields.map((f) => f.id));
+  const gone = existing
+    .filter((m) => !ids.has(m['field-id']))
+    .map((m) => ({ ...m, names: m.names.filter((n) => !taken.has(n)) }))
+    .filter((m) => m.names.length > 0);
+  return [...current, ...gone];
+}
+
 /** A type as readers name it, without field ids: `decimal(18, 8)`, `list<string>`, `map<string, long>`. */
 export function typeString(t: FieldType): string {
   if (isPrimitive(t)) return t.replace(/,\s*/, ', ');

@@ -5,6 +5,7 @@ import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';
 import { stageBatch as stageToParquet } from '../stage/stage.ts';
 import type { PipelineDeps } from './deps.ts';
 import { type BatchSpec, batchSpecSchema, type Staged } from './events.ts';
+import { assertTableAtConfig } from './evolve-table.ts';
 import { InjectedCrash } from './faults.ts';
 import { assertLeaseHeld } from './lease.ts';
 import { parseEvent } from './parse.ts';
@@ -24,6 +25,7 @@ export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Stag
   const committed = findMarker(metadata, batch.batchId);
   if (committed) return { rows: committed.rows, files: [], durationMs: 0 };
 
+  assertTableAtConfig(table, metadata);
   await assertNoDrift(deps.clickhouse, table);
   const s3Writer = deps.s3?.staging?.writer === 'clickhouse' ? deps.s3.staging : undefined;
   const prefix = attemptPrefix(batch.stagingPrefix, batch.leaseToken, (deps.nonce ?? newAttemptNonce)());

@@ -11,6 +11,7 @@ import { nextVersion, publishMetadata } from '../../src/iceberg/snapshot-update.
 import { liveDataFiles, loadTable } from '../../src/iceberg/table.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
+import { stageBatch } from '../../src/pipeline/stage-batch.ts';
 import { specProblems } from '../support/iceberg-spec-check.ts';
 import { useOneTableRig } from './fed-rig.ts';
 import { verifyTable } from './verify.ts';
@@ -79,6 +80,7 @@ describe('schema evolution of a bronze table', () => {
 
   let addedConfig: OffloadConfig;
   let droppedConfig: OffloadConfig;
+  let hourlyConfig: OffloadConfig;
   /** The first config's columns with kafka_partition widened: what every row, old or new, must equal. */
   const checkConfig = () =>
     parseConfig(
@@ -342,6 +344,7 @@ describe('schema evolution of a bronze table', () => {
       'hourly',
     );
     expect((await cycle(hourly))?.status).toBe('succeeded');
+    hourlyConfig = hourly;
     const m = await metadata();
     expect(
       m['partition-specs'].map((s) => [s['spec-id'], s.fields.map((f) => [f.name, f['field-id']])]),
@@ -380,5 +383,24 @@ describe('schema evolution of a bronze table', () => {
     expect(await specProblems(t.deps().store, location)).toEqual([]);
     const m = await metadata();
     expect(m.schemas.map((s) => s['schema-id'])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('a batch planned under one config is not staged under another the table was not brought to', async () => {
+    await t.later();
+    const [batch] = await t.planOne({}, { config: hourlyConfig });
+    if (!batch) throw new Error('expected a batch');
+    const daily = parseConfig(
+      {
+        tables: hourlyConfig.tables.map((table) => ({
+          ...table,
+          partitionSpec: t.config.tables[0]?.partitionSpec,
+        })),
+      },
+      'daily',
+    );
+    await expect(stageBatch(t.deps({ config: daily }), batch)).rejects.toThrow(
+      /the Iceberg table is not at the config's schema yet \(partition new data by day\(exchange_timestamp\) \(spec id 0/,
+    );
+    await t.deps().watermarks.releaseLease(t.table, batch.leaseToken);
   });
 });
