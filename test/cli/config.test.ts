@@ -2,7 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSuggestion } from '../../src/cli/commands/config.ts';
+import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { defaultConfig, parseConfig, tableByName } from '../../src/config/load.ts';
+import type { CyclePreview } from '../../src/pipeline/preview.ts';
 import { openWorld, type World } from '../support/world.ts';
 import { cli } from './support.ts';
 
@@ -17,6 +19,14 @@ describe('k2-offload config suggest', () => {
   beforeAll(async () => {
     world = await openWorld();
     env = { K2_HOME: world.dir, WAREHOUSE: join(world.dir, 'warehouse'), DATABASE_URL: world.databaseUrl };
+    await generateTrades(world.clickhouse, {
+      rows: 600,
+      spanHours: 1,
+      end: new Date(Date.now() - 10 * 60_000),
+      lateFraction: 0,
+      seed: 4,
+    });
+    expect((await run(['run', '--tables', TABLE])).code).toBe(0);
   });
   afterAll(() => world?.close());
 
@@ -59,6 +69,22 @@ describe('k2-offload config suggest', () => {
 
     const again = await run(['config', 'suggest', '--config', path, '--json']);
     expect((again.json() as ConfigSuggestion).changes).toEqual({});
+
+    // plan says what the cycle would do: stop the table under the old config, evolve it under the new.
+    const stopped = (await run(['plan', '--tables', TABLE, '--json'])).json() as CyclePreview;
+    expect(stopped.tables.find((t) => t.table === TABLE)?.skip?.detail).toMatch(
+      /^SchemaDriftError: table bronze_trades_kraken: schema drift/,
+    );
+    const evolving = await run(['plan', '--tables', TABLE, '--config', path]);
+    expect(evolving.code).toBe(0);
+    const preview = (
+      await run(['plan', '--tables', TABLE, '--config', path, '--json'])
+    ).json() as CyclePreview;
+    expect(preview.tables.find((t) => t.table === TABLE)?.schemaChanges).toEqual([
+      'widen kafka_partition from int to long',
+      'add optional column venue string (field id 11)',
+    ]);
+    expect(evolving.stdout).toContain('Iceberg schema first: widen kafka_partition from int to long');
   });
 
   it('an unknown action is bad usage, exit 2', async () => {
