@@ -218,4 +218,31 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       [],
     ]);
   });
+
+  it('a column added to a candle table does not make hours committed before it look changed', async () => {
+    await fed.rig.clickhouse.command({
+      query: `ALTER TABLE k2.ohlcv_15m ADD COLUMN venue String DEFAULT 'spot'`,
+    });
+    const config = configWith((t) =>
+      t.name === 'ohlcv_15m'
+        ? {
+            columns: [...t.columns, { name: 'venue', type: 'String', required: false }],
+            reaggregate: {
+              groupBy: t.reaggregate?.groupBy ?? [],
+              columns: { ...t.reaggregate?.columns, venue: 'any(venue)' },
+            },
+          }
+        : {},
+    );
+    const deps = fed.rig.deps({ config });
+    for (let i = 0; i < 2; i++) {
+      clock.advance(CYCLE_MS);
+      await fed.feed();
+      await runCycle(deps, {});
+    }
+    const check = await deps.watermarks.lastCheck('ohlcv_15m');
+    expect(check?.checkedHours).toBeGreaterThan(0);
+    expect(check?.mismatches).toEqual([]);
+    expect((await hourlyProblems(deps)).map((p) => p.table)).not.toContain('ohlcv_15m');
+  });
 });
