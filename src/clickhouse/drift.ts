@@ -3,6 +3,7 @@ import type { TableConfig } from '../config/schema.ts';
 import { type ChType, parseClickHouseType } from '../config/types.ts';
 import { SchemaDriftError } from '../errors.ts';
 import { queryRows } from './client.ts';
+import { qualifiedName } from './sql.ts';
 
 const DECIMAL_PRECISION: Record<string, number> = {
   Decimal32: 9,
@@ -51,6 +52,8 @@ export type SourceColumn = { name: string; type: string };
 /** The ClickHouse table's columns as system.columns lists them, in table order. */
 export async function sourceColumns(client: ClickHouseClient, table: TableConfig): Promise<SourceColumn[]> {
   const { database, table: name } = table.source;
+  // Bound as parameters here, but a name that is not an identifier is refused as every other query does.
+  qualifiedName(database, name);
   const actual = await queryRows<SourceColumn>(
     client,
     'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
