@@ -10,6 +10,11 @@ Every decision (table, window, batch id, staging prefix) comes from the spec; th
 3. Otherwise adopt the staged Parquet files as they are (data files with metrics from their footers,
    no copy) in one fast append whose snapshot summary carries the offload marker (``k2.offload.*``).
 
+Schema and partition changes are made by the cycle's planning step (TypeScript, through the same Glue
+table) before the batch is staged; this job reads the staged files against the table's current schema,
+partition spec and name mapping, so its append is written with the evolved schema (the snapshot's
+``schema-id``) and the new partition spec, and reads them again if they changed between attempts.
+
 Steps 1 to 3 are one compare-and-set: the append is based on the table state the checks read, and a
 commit conflict (another job of the same batch, any other writer) means read again and check again,
 never append on a newer base unchecked. The decision logic (``commit_exactly_once``) is plain Python
@@ -297,11 +302,13 @@ def partition_string(transform, type_id, value):
 
 
 class TableState(object):
-    """One read of the table: its ancestry (newest first) and the opaque base a commit must start from."""
+    """One read of the table: its ancestry (newest first), the opaque base a commit must start from, and
+    its layout (current schema, default spec, name mapping): what staged files are read against."""
 
-    def __init__(self, ancestry, base):
+    def __init__(self, ancestry, base, layout=None):
         self.ancestry = ancestry
         self.base = base
+        self.layout = layout
 
 
 class StagedFile(object):
@@ -322,7 +329,7 @@ def commit_exactly_once(table, spec, paths, max_attempts=5, hours=None):
     commit, a lost response) the table is read again and the marker checked again: a second job of one
     batch finds the first one's marker instead of appending again.
     """
-    files = None
+    files, layout = None, None
     for _ in range(max_attempts):
         state = table.load()
         existing = find_marker(state.ancestry, spec["batchId"])
@@ -333,8 +340,10 @@ def commit_exactly_once(table, spec, paths, max_attempts=5, hours=None):
         if not paths:
             # Nothing staged: no snapshot; the watermark step accepts an empty batch without a marker.
             return outcome("empty", 0)
-        if files is None:
-            files = table.data_files(paths)
+        # Files are read against the table's current schema, spec and name mapping: after the cycle
+        # evolved the table (a new column, a new partition spec) or another writer did, read them again.
+        if files is None or layout != state.layout:
+            files, layout = table.data_files(paths), state.layout
         rows = sum(f.rows for f in files)
         try:
             snapshot_id = table.append(state, files, marker_properties(spec, rows, hours))
@@ -372,7 +381,12 @@ class IcebergJavaTable(object):
             ancestry.append({"snapshot_id": snapshot.snapshotId(), "summary": dict(snapshot.summary())})
             parent = snapshot.parentId()
             snapshot = base.snapshot(parent) if parent is not None else None
-        return TableState(ancestry, base)
+        layout = (
+            base.currentSchemaId(),
+            base.defaultSpecId(),
+            base.properties().get("schema.name-mapping.default"),
+        )
+        return TableState(ancestry, base, layout)
 
     def data_files(self, paths):
         iceberg, table = self._iceberg, self._table

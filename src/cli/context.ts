@@ -52,7 +52,7 @@ export function processIo(): Io {
 
 /** Commands that change nothing: they wait for a command holding the embedded engines. */
 function isReadOnly(command: string, args: Parsed): boolean {
-  if (['status', 'plan', 'audit'].includes(command)) return true;
+  if (['status', 'plan', 'audit', 'config'].includes(command)) return true;
   if (command === 'watermark') return args.positionals[0] === 'show';
   return (command === 'run' || command === 'maintain') && args.values['dry-run'] === true;
 }

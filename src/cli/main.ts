@@ -3,6 +3,7 @@ import { helpText, parseCommandArgs } from './args.ts';
 import { auditCommand } from './commands/audit.ts';
 import { catchUpCommand } from './commands/catch-up.ts';
 import { completionCommand } from './commands/completion.ts';
+import { configCommand } from './commands/config.ts';
 import { demoCommand } from './commands/demo.ts';
 import { maintainCommand } from './commands/maintain.ts';
 import { planCommand } from './commands/plan.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   auditCommand,
   repairCommand,
   maintainCommand,
+  configCommand,
   demoCommand,
   completionCommand(() => COMMANDS),
 ];

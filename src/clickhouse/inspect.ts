@@ -1,99 +1,10 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { TableConfig } from '../config/schema.ts';
-import { type ChType, parseClickHouseType } from '../config/types.ts';
-import { InputError, SchemaDriftError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import { toInstant } from '../plan/batch.ts';
 import { stagingSelect } from '../stage/select.ts';
 import { queryRows } from './client.ts';
 import { ident, instantFromMicros, instantLiteral, qualifiedName } from './sql.ts';
-
-const DECIMAL_PRECISION: Record<string, number> = {
-  Decimal32: 9,
-  Decimal64: 18,
-  Decimal128: 38,
-  Decimal256: 76,
-};
-
-function canonical(t: ChType): string {
-  if (t.name === 'LowCardinality') return canonical(t.args[0] as ChType);
-  let { name, args } = t;
-  if (name in DECIMAL_PRECISION) [name, args] = ['Decimal', [DECIMAL_PRECISION[name] as number, ...args]];
-  // The timezone of a DateTime only changes how it prints: the stored instants are the same.
-  if (name === 'DateTime') args = [];
-  if (name === 'DateTime64') args = args.slice(0, 1);
-  if (name === 'Boolean') name = 'Bool';
-  if (name === 'Enum8' || name === 'Enum16') name = 'Enum';
-  if (!args.length) return name;
-  const rendered = args.map((a) =>
-    typeof a === 'object' ? canonical(a) : typeof a === 'string' ? `'${a}'` : String(a),
-  );
-  return `${name}(${rendered.join(', ')})`;
-}
-
-/**
- * A type in a form where equal means "stages the same": LowCardinality, DateTime timezones and the
- * Decimal32/64/128 aliases are normalized away. Unparseable types compare as written.
- */
-export function canonicalType(type: string): string {
-  try {
-    return canonical(parseClickHouseType(type));
-  } catch {
-    return type.replace(/\s+/g, '');
-  }
-}
-
-export type ColumnDrift = {
-  column: string;
-  kind: 'missing' | 'added' | 'retyped';
-  configured?: string;
-  actual?: string;
-};
-
-/** Differences between the configured columns and the ClickHouse table (system.columns). */
-export async function detectDrift(client: ClickHouseClient, table: TableConfig): Promise<ColumnDrift[]> {
-  const { database, table: name } = table.source;
-  const actual = await queryRows<{ name: string; type: string }>(
-    client,
-    'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
-    { db: database, t: name },
-  );
-  if (actual.length === 0)
-    throw new SchemaDriftError(
-      `table ${table.name}: ClickHouse table ${database}.${name} does not exist (or has no columns); create it, or fix source.database/source.table in the table config`,
-      { table: table.name, source: `${database}.${name}` },
-    );
-  const byName = new Map(actual.map((c) => [c.name, c.type]));
-  const configured = new Set(table.columns.map((c) => c.name));
-  const drift: ColumnDrift[] = [];
-  for (const column of table.columns) {
-    const type = byName.get(column.name);
-    if (type === undefined) drift.push({ column: column.name, kind: 'missing', configured: column.type });
-    else if (canonicalType(type) !== canonicalType(column.type))
-      drift.push({ column: column.name, kind: 'retyped', configured: column.type, actual: type });
-  }
-  for (const c of actual)
-    if (!configured.has(c.name)) drift.push({ column: c.name, kind: 'added', actual: c.type });
-  return drift;
-}
-
-function describe(d: ColumnDrift, source: string): string {
-  if (d.kind === 'missing')
-    return `column ${d.column} (configured as ${d.configured}) is missing from ClickHouse ${source}: restore it there, or remove it from the table config's columns`;
-  if (d.kind === 'added')
-    return `column ${d.column} (${d.actual}) exists in ClickHouse ${source} but not in the table config, so it would not be offloaded: add it to the table config's columns`;
-  return `column ${d.column} is ${d.actual} in ClickHouse ${source} but configured as ${d.configured}: if the change is intended, set the configured type to ${d.actual} (the Iceberg column must be able to widen to it); otherwise restore the ClickHouse column`;
-}
-
-/** Refuses to offload a table whose ClickHouse columns no longer match the config. */
-export async function assertNoDrift(client: ClickHouseClient, table: TableConfig): Promise<void> {
-  const drift = await detectDrift(client, table);
-  if (drift.length === 0) return;
-  const source = `${table.source.database}.${table.source.table}`;
-  throw new SchemaDriftError(
-    `table ${table.name}: schema drift, nothing offloaded.\n${drift.map((d) => `- ${describe(d, source)}`).join('\n')}`,
-    { table: table.name, source, drift },
-  );
-}
 
 type Window = { from: string | Date; to: string | Date };
 

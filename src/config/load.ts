@@ -60,6 +60,20 @@ function checkTable(table: TableConfig, byName: Map<string, TableConfig>): void 
         value: name,
       });
   };
+  for (const column of table.columns) {
+    const from = column.renamedFrom;
+    if (from !== undefined && (columns.has(from) || table.droppedColumns.includes(from)))
+      throw new ConfigError(
+        `${where}: columns.${column.name}.renamedFrom: ${from} is still a column${columns.has(from) ? '' : ' (in droppedColumns)'}; a renamed column's old name cannot be used again in the same config`,
+        { table: table.name, field: `columns.${column.name}.renamedFrom`, value: from },
+      );
+  }
+  for (const name of table.droppedColumns)
+    if (columns.has(name))
+      throw new ConfigError(
+        `${where}: droppedColumns: ${name} is also in columns; remove it from one of them`,
+        { table: table.name, field: 'droppedColumns', value: name },
+      );
   need(table.cursor.column, 'cursor.column');
   if (table.ttlColumn) {
     need(table.ttlColumn, 'ttlColumn');

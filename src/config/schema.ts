@@ -23,6 +23,8 @@ const columnSchema = z.strictObject({
   iceberg: z.string().min(1).optional(),
   /** Required columns map to Iceberg `required` fields; ClickHouse `Nullable(...)` is always optional. */
   required: z.boolean().default(false),
+  /** The column's previous name, after a rename in ClickHouse: the Iceberg column keeps its field id. */
+  renamedFrom: identifier.optional(),
 });
 
 const cursorSchema = z.discriminatedUnion('kind', [
@@ -80,6 +82,8 @@ export const tableConfigSchema = z.strictObject({
   columns: z.array(columnSchema).min(1),
   naturalKey: z.array(identifier).min(1),
   partitionSpec: z.array(partitionFieldSchema).default([]),
+  /** Columns removed from the Iceberg table's current schema (they stay in its history and old files). */
+  droppedColumns: z.array(identifier).default([]),
   reaggregate: aggregateSchema.optional(),
   /** Where the Iceberg commit runs in AWS: our TypeScript committer in a Lambda, or Spark on EMR Serverless. */
   committer: z.enum(['lambda', 'emr']).default('lambda'),

@@ -116,7 +116,12 @@ async function replaceCandles(deps: PipelineDeps, table: TableConfig, plan: Plan
   return { uris, rows, replaced };
 }
 
-/** Groups the new files with the replaced files of their partition: one group per new file. */
+/**
+ * Groups the new files with the replaced files of their partition: one group per new file. Replaced
+ * files of an older partition spec (the table was repartitioned since) have no partition of the new
+ * files to match: their rows are in the new files all the same (kept rows and fresh ones are written
+ * together), so they join the first group and go in the same commit.
+ */
 function groupsOf(
   table: TableConfig,
   metadata: TableMetadata,
@@ -134,6 +139,8 @@ function groupsOf(
     },
     file,
   }));
+  const olderSpecs = replaced.filter((r) => r.specId !== specId);
+  if (olderSpecs.length > 0 && groups[0]) groups[0].group.files.push(...olderSpecs);
   const grouped = new Set(groups.flatMap((g) => g.group.files.map((f) => f.file.file_path)));
   const orphan = replaced.find((r) => !grouped.has(r.file.file_path));
   if (orphan)

@@ -19,6 +19,8 @@ import {
   UnavailableError,
 } from '../errors.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
+import { glueColumns } from './glue-columns.ts';
+import type { TableMetadata } from './metadata.ts';
 import { isTransientAwsError } from './s3-store.ts';
 
 /** Only `send` is used, so tests can replace it at the SDK edge. */
@@ -127,8 +129,16 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
     return location;
   }
 
-  /** Keeps what other writers (Spark's columns, owners, descriptions) set; changes only our parameters. */
-  function updatedInput(table: Table, next: string, expected: string): TableInput {
+  /**
+   * Keeps what other writers (owners, descriptions) set; changes our parameters, and the columns to the
+   * new metadata's schema so Athena and the Glue console show the table as it is now.
+   */
+  function updatedInput(
+    table: Table,
+    next: string,
+    expected: string,
+    metadata: TableMetadata | undefined,
+  ): TableInput {
     return {
       Name: table.Name,
       Description: table.Description,
@@ -136,7 +146,11 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
       Retention: table.Retention,
       PartitionKeys: table.PartitionKeys,
       TableType: 'EXTERNAL_TABLE',
-      StorageDescriptor: { ...table.StorageDescriptor, Location: tableLocationOf(next) },
+      StorageDescriptor: {
+        ...table.StorageDescriptor,
+        Location: tableLocationOf(next),
+        ...(metadata ? { Columns: glueColumns(metadata) } : {}),
+      },
       Parameters: {
         ...table.Parameters,
         [P.tableType]: P.tableTypeValue,
@@ -174,7 +188,7 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
       return table ? metadataLocationOf(t, table) : undefined;
     },
 
-    async createTable(t, metadataLocation) {
+    async createTable(t, metadataLocation, metadata) {
       try {
         await glue.send(
           new CreateTableCommand({
@@ -184,7 +198,10 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
               Name: t.name,
               TableType: 'EXTERNAL_TABLE',
               Parameters: { [P.tableType]: P.tableTypeValue, [P.metadataLocation]: metadataLocation },
-              StorageDescriptor: { Location: tableLocationOf(metadataLocation) },
+              StorageDescriptor: {
+                Location: tableLocationOf(metadataLocation),
+                ...(metadata ? { Columns: glueColumns(metadata) } : {}),
+              },
             },
           }),
         );
@@ -208,7 +225,7 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
       }
     },
 
-    async swapMetadataLocation(t, expected, next) {
+    async swapMetadataLocation(t, expected, next, metadata) {
       const table = await getTable(t);
       if (!table) {
         throw new InputError(
@@ -231,7 +248,7 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
           new UpdateTableCommand({
             CatalogId: catalogId,
             DatabaseName: databaseOf(t.namespace),
-            TableInput: updatedInput(table, next, expected),
+            TableInput: updatedInput(table, next, expected, metadata),
             VersionId: table.VersionId,
             SkipArchive: skipArchive,
           }),

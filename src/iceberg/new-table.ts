@@ -21,36 +21,55 @@ export function defaultTableLocation(warehouse: string, table: TableIdent): stri
   return joinUri(warehouse, table.namespace, table.name);
 }
 
-export function partitionSpecFromConfig(table: TableConfig, schema: Schema, specId = 0): PartitionSpec {
+export type PartitionFieldRequest = { column: string; transform: string };
+
+/**
+ * A partition spec over `schema`'s top-level columns. `fieldIdOf` numbers each field (a new table:
+ * 1000, 1001...; an evolved spec keeps the ids of fields that existed before). Errors name the table.
+ */
+export function buildPartitionSpec(
+  tableName: string,
+  fields: PartitionFieldRequest[],
+  schema: Schema,
+  specId: number,
+  fieldIdOf: (sourceId: number, transform: string, index: number) => number,
+): PartitionSpec {
   return {
     'spec-id': specId,
-    fields: table.partitionSpec.map((p, i) => {
+    fields: fields.map((p, i) => {
       const source = schema.fields.find((f) => f.name === p.column);
       if (!source)
         throw new ConfigError(
-          `table ${table.name}: partition column ${p.column} is not one of the table's columns`,
-          {
-            table: table.name,
-            column: p.column,
-          },
+          `table ${tableName}: partition column ${p.column} is not one of the table's columns`,
+          { table: tableName, column: p.column },
         );
       const transform = parseTransform(p.transform);
       const problem = isPrimitive(source.type)
         ? checkSourceType(transform, source.type)
         : `${p.column} is a ${source.type.type}, not a primitive`;
       if (problem)
-        throw new ConfigError(`table ${table.name}: partition on ${p.column}: ${problem}`, {
-          table: table.name,
+        throw new ConfigError(`table ${tableName}: partition on ${p.column}: ${problem}`, {
+          table: tableName,
           column: p.column,
         });
       return {
         'source-id': source.id,
-        'field-id': FIRST_PARTITION_FIELD_ID + i,
+        'field-id': fieldIdOf(source.id, p.transform, i),
         name: partitionFieldName(transform, p.column),
         transform: p.transform,
       };
     }),
   };
+}
+
+export function partitionSpecFromConfig(table: TableConfig, schema: Schema, specId = 0): PartitionSpec {
+  return buildPartitionSpec(
+    table.name,
+    table.partitionSpec,
+    schema,
+    specId,
+    (_s, _t, i) => FIRST_PARTITION_FIELD_ID + i,
+  );
 }
 
 export type NewTableOptions = {

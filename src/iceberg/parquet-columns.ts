@@ -188,3 +188,14 @@ function incompatibility(e: SchemaElement, type: string): string | undefined {
       return type.startsWith('fixed[') ? has(['FIXED_LEN_BYTE_ARRAY']) : undefined;
   }
 }
+
+/** The Iceberg field id of each top-level column of a Parquet file (its own id, else the name mapping's). */
+export function topLevelFieldIds(metadata: FileMetaData, mapping: MappedField[]): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const child of parquetSchema(metadata).children) {
+    const name = child.element.name;
+    const id = child.element.field_id ?? mapping.find((m) => m.names.includes(name))?.['field-id'];
+    if (id !== undefined) out.set(id, name);
+  }
+  return out;
+}

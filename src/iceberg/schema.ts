@@ -30,49 +30,63 @@ const PRIMITIVE =
 export const isPrimitive = (t: FieldType): t is string => typeof t === 'string';
 
 /**
+ * Gives a type's nested fields ids from `fresh`, in field order (a list's element, a map's key then
+ * value), as Iceberg's reference implementation numbers them.
+ */
+export function numberType(t: UnnumberedType, fresh: () => number): FieldType {
+  if (t.kind === 'primitive') return t.type;
+  if (t.kind === 'list') {
+    const elementId = fresh();
+    return {
+      type: 'list',
+      'element-id': elementId,
+      element: numberType(t.element, fresh),
+      'element-required': t.elementRequired,
+    };
+  }
+  const keyId = fresh();
+  const valueId = fresh();
+  return {
+    type: 'map',
+    'key-id': keyId,
+    key: numberType(t.key, fresh),
+    'value-id': valueId,
+    value: numberType(t.value, fresh),
+    'value-required': t.valueRequired,
+  };
+}
+
+/**
+ * The natural key as `identifier-field-ids`, when every key column is a required primitive that is not
+ * a float (the spec's rule for identifier fields); otherwise none.
+ */
+export function identifierIds(fields: NestedField[], naturalKey: string[]): number[] | undefined {
+  const keyFields = naturalKey.map((name) => fields.find((f) => f.name === name));
+  return keyFields.every((f) => f?.required && isPrimitive(f.type) && !/^(float|double)$/.test(f.type))
+    ? keyFields.map((f) => (f as NestedField).id)
+    : undefined;
+}
+
+/**
  * Numbers a schema the way Iceberg's reference implementation does when a table is created: the fields
  * of a struct take consecutive ids first (so top-level columns are 1..N), then nested types are
- * numbered in field order (a list's element, a map's key then value). Tables created here and by Spark
- * from the same columns therefore get the same ids.
+ * numbered in field order. Tables created here and by Spark from the same columns therefore get the
+ * same ids.
  */
 export function schemaFromConfig(table: TableConfig, schemaId = 0): Schema {
   let next = 0;
   const fresh = () => ++next;
-  const numberType = (t: UnnumberedType): FieldType => {
-    if (t.kind === 'primitive') return t.type;
-    if (t.kind === 'list') {
-      const elementId = fresh();
-      return {
-        type: 'list',
-        'element-id': elementId,
-        element: numberType(t.element),
-        'element-required': t.elementRequired,
-      };
-    }
-    const keyId = fresh();
-    const valueId = fresh();
-    return {
-      type: 'map',
-      'key-id': keyId,
-      key: numberType(t.key),
-      'value-id': valueId,
-      value: numberType(t.value),
-      'value-required': t.valueRequired,
-    };
-  };
   const mapped = table.columns.map((c) => ({ column: c, mapping: mapColumn(c) }));
   const ids = mapped.map(() => fresh());
   const fields: NestedField[] = mapped.map(({ column, mapping }, i) => ({
     id: ids[i] as number,
     name: column.name,
     required: column.required && !mapping.optional,
-    type: numberType(mapping.iceberg),
+    type: numberType(mapping.iceberg, fresh),
   }));
   const schema: Schema = { type: 'struct', 'schema-id': schemaId, fields };
-  // Identifier fields must be required primitives; a key that is not stays out of the schema.
-  const keyFields = table.naturalKey.map((name) => fields.find((f) => f.name === name));
-  if (keyFields.every((f) => f?.required && isPrimitive(f.type) && !/^(float|double)$/.test(f.type)))
-    schema['identifier-field-ids'] = keyFields.map((f) => (f as NestedField).id);
+  const identifier = identifierIds(fields, table.naturalKey);
+  if (identifier) schema['identifier-field-ids'] = identifier;
   return schema;
 }
 
@@ -123,6 +137,58 @@ export function nameMapping(schema: StructType): MappedField[] {
   };
   const mapField = (f: NestedField) => entry(f.id, f.name, f.type);
   return schema.fields.map(mapField);
+}
+
+/**
+ * The name mapping after a schema change: each field keeps the names it had (files written before a
+ * rename carry the old one) and gains its current name; a name now used by another field leaves the
+ * field that had it (a column dropped and added again is a new field).
+ */
+export function updatedNameMapping(existing: MappedField[], fields: NestedField[]): MappedField[] {
+  const nested = (t: NestedField['type'], old: MappedField[] | undefined): MappedField[] | undefined => {
+    if (isPrimitive(t)) return undefined;
+    if (t.type === 'struct') return updatedNameMapping(old ?? [], t.fields);
+    const entry = (id: number, name: string, type: NestedField['type']): MappedField => {
+      const fields = nested(type, old?.find((m) => m['field-id'] === id)?.fields);
+      return fields ? { 'field-id': id, names: [name], fields } : { 'field-id': id, names: [name] };
+    };
+    if (t.type === 'list') return [entry(t['element-id'], 'element', t.element)];
+    return [entry(t['key-id'], 'key', t.key), entry(t['value-id'], 'value', t.value)];
+  };
+  const taken = new Set(fields.map((f) => f.name));
+  const current = fields.map((f): MappedField => {
+    const old = existing.find((m) => m['field-id'] === f.id);
+    const names = [...(old?.names ?? []).filter((n) => n === f.name || !taken.has(n)), f.name];
+    const children = nested(f.type, old?.fields);
+    const entry: MappedField = { 'field-id': f.id, names: [...new Set(names)] };
+    return children ? { ...entry, fields: children } : entry;
+  });
+  const ids = new Set(fields.map((f) => f.id));
+  const gone = existing
+    .filter((m) => !ids.has(m['field-id']))
+    .map((m) => ({ ...m, names: m.names.filter((n) => !taken.has(n)) }))
+    .filter((m) => m.names.length > 0);
+  return [...current, ...gone];
+}
+
+/** A type as readers name it, without field ids: `decimal(18, 8)`, `list<string>`, `map<string, long>`. */
+export function typeString(t: FieldType): string {
+  if (isPrimitive(t)) return t.replace(/,\s*/, ', ');
+  if (t.type === 'struct')
+    return `struct<${t.fields.map((f) => `${f.name}: ${typeString(f.type)}`).join(', ')}>`;
+  if (t.type === 'list') return `list<${typeString(t.element)}>`;
+  return `map<${typeString(t.key)}, ${typeString(t.value)}>`;
+}
+
+/** Two types are the same but for field ids (nested requiredness included). */
+export function sameType(a: FieldType, b: FieldType): boolean {
+  const shape = (t: FieldType): unknown => {
+    if (isPrimitive(t)) return t.replace(/\s/g, '');
+    if (t.type === 'struct') return t.fields.map((f) => [f.name, f.required, shape(f.type)]);
+    if (t.type === 'list') return ['list', t['element-required'], shape(t.element)];
+    return ['map', t['value-required'], shape(t.key), shape(t.value)];
+  };
+  return JSON.stringify(shape(a)) === JSON.stringify(shape(b));
 }
 
 /** Two schemas describe the same table columns (ids, names, types, requiredness). Schema ids aside. */

@@ -214,7 +214,7 @@ export async function publishMetadata(
     });
     if (!written)
       throw new CommitConflictError(`${nextLocation} was written by another commit to ${identString(table)}`);
-    await deps.catalog.swapMetadataLocation(table, expected, nextLocation);
+    await deps.catalog.swapMetadataLocation(table, expected, nextLocation, next);
   } catch (error) {
     if (error instanceof CommitConflictError && written && !deps.catalog.nextMetadataLocation)
       await deps.store.delete(nextLocation).catch(() => undefined);

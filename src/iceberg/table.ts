@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { TableConfig } from '../config/schema.ts';
-import { CommitConflictError, InputError, SchemaDriftError } from '../errors.ts';
+import { CommitConflictError, InputError } from '../errors.ts';
 import { type HourCount, hourCountSchema } from '../watermark/hourly-types.ts';
 import { type Catalog, identString, type TableIdent } from './catalog.ts';
 import { type DataFile, readManifest } from './manifest.ts';
 import { readManifestList } from './manifest-list.ts';
 import {
   ancestry,
-  currentSchema,
-  defaultSpec,
   parseTableMetadata,
   type Snapshot,
   serializeTableMetadata,
@@ -17,7 +15,6 @@ import {
 } from './metadata.ts';
 import { newTableMetadata } from './new-table.ts';
 import { joinUri, type ObjectStore } from './object-store.ts';
-import { sameColumns } from './schema.ts';
 
 /** What a table operation needs: where files live, where the current metadata is recorded, time, chance. */
 export type TableDeps = {
@@ -203,19 +200,10 @@ export type CreateTableRequest = {
 };
 export type CreateTableResult = LoadedTable & { created: boolean };
 
-function checkSame(existing: LoadedTable, wanted: TableMetadata, table: TableIdent): CreateTableResult {
-  const have = existing.metadata;
-  const specOf = (m: TableMetadata) => JSON.stringify(defaultSpec(m).fields);
-  if (!sameColumns(currentSchema(have), currentSchema(wanted)) || specOf(have) !== specOf(wanted))
-    throw new SchemaDriftError(
-      `Iceberg table ${identString(table)} exists with other columns or partitioning than the config; ` +
-        'change the config back or migrate the table',
-      { table: identString(table), metadataLocation: existing.metadataLocation },
-    );
-  return { ...existing, created: false };
-}
-
-/** Creates the table (metadata version 1 registered in the catalog), or confirms an identical one exists. */
+/**
+ * Creates the table (metadata version 1 registered in the catalog), or returns the one that exists, as
+ * it is: `evolveTable` brings an existing table to the config.
+ */
 export async function createTable(deps: TableDeps, request: CreateTableRequest): Promise<CreateTableResult> {
   const random = randomOf(deps);
   const tableUuid = newUuid(random);
@@ -226,7 +214,7 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
     ...(request.properties ? { properties: request.properties } : {}),
   });
   if ((await deps.catalog.currentMetadataLocation(request.table)) !== undefined)
-    return checkSame(await loadTable(deps, request.table), wanted, request.table);
+    return { ...(await loadTable(deps, request.table)), created: false };
   // Before any file is written: a namespace the role may not create leaves nothing behind.
   await deps.catalog.createNamespace(request.table.namespace);
   const metadataLocation =
@@ -241,15 +229,15 @@ export async function createTable(deps: TableDeps, request: CreateTableRequest):
   );
   try {
     if (!written) throw new CommitConflictError(`${metadataLocation} already exists`);
-    await deps.catalog.createTable(request.table, metadataLocation);
+    await deps.catalog.createTable(request.table, metadataLocation, wanted);
   } catch (error) {
     // A catalog whose commit is the file name owns the file once written; others never saw ours, so a
     // refused or lost create leaves no orphan metadata file behind.
     if (written && !deps.catalog.nextMetadataLocation)
       await deps.store.delete(metadataLocation).catch(() => undefined);
-    // Someone created it first: fine if it is the same table.
+    // Someone created it first: that table is the one to use.
     if (!(error instanceof CommitConflictError)) throw error;
-    return checkSame(await loadTable(deps, request.table), wanted, request.table);
+    return { ...(await loadTable(deps, request.table)), created: false };
   }
   return { metadataLocation, metadata: wanted, created: true };
 }

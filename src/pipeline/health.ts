@@ -121,7 +121,14 @@ function judge(t: TableHealth, table: TableConfig, th: HealthThresholds): Proble
   const failures = t.consecutiveFailures ?? 0;
   // Whole: the what-to-do is at the end of our messages (the text output wraps or clips it, --json not).
   const last = t.lastError ? `: ${t.lastError.name}: ${t.lastError.message}` : '';
-  if (failures >= th.consecutiveFailures)
+  // A schema the offload refuses does not heal by retrying: red from the first failure.
+  if (failures > 0 && t.lastError?.name === 'SchemaDriftError')
+    add(
+      'critical',
+      'schema',
+      `the table is stopped by a schema change: ${t.lastError.message.replace(/\s*\n\s*/g, ' ')} (docs/runbooks/schema-changes.md)`,
+    );
+  else if (failures >= th.consecutiveFailures)
     add('critical', 'failures', `${failures} failed passes in a row${last}`);
   else if (failures > 0) add('warning', 'failures', `${failures} failed pass(es) in a row${last}`);
   if (t.cursor !== null && t.watermarkAgeSeconds === null)

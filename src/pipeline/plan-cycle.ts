@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { assertNoDrift } from '../clickhouse/drift.ts';
 import { rowHistogram } from '../clickhouse/inspect.ts';
 import { selectTables } from '../config/load.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError, InvalidMetadataError, OffloadError } from '../errors.ts';
 import { recordReconciledHours } from '../hourly/record.ts';
 import { identString, type TableIdent } from '../iceberg/catalog.ts';
+import { evolveTable } from '../iceberg/evolve.ts';
 import type { TableMetadata } from '../iceberg/metadata.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { createTable, markersAfter, newestMarker } from '../iceberg/table.ts';
@@ -13,6 +15,7 @@ import { batchFolder } from '../stage/attempt.ts';
 import type { Watermark } from '../watermark/types.ts';
 import { icebergDeps, type PipelineDeps, sourceNow } from './deps.ts';
 import { type CycleInput, type CyclePlan, cycleInputSchema, type Skip, type TablePlan } from './events.ts';
+import { wantedFromConfig } from './evolve-table.ts';
 import { startAtOldestRow } from './first-offload.ts';
 import { behindBy, behindError, catalogLabel, historyElsewhere, noTwinError } from './history.ts';
 
@@ -88,21 +91,33 @@ function checkOwnMetadata(
  * The table's Iceberg metadata, checked against its watermark before anything is planned: the catalog
  * must point at this table's own metadata, holding the watermark's last batch; a table is created only
  * for a watermark without history elsewhere. Records which catalog and location hold the history.
+ * Then, under the table's lease and before any batch is staged, the table is brought to the config
+ * (columns added, types widened, renames, drops, a new partition spec) in a metadata-only commit; the
+ * ClickHouse table must match the config first, so no Iceberg column is added that nothing can fill.
  */
 async function openIcebergTable(deps: PipelineDeps, table: TableConfig, w: Watermark) {
   const ident = targetOf(table);
   const location = defaultTableLocation(deps.warehouse, ident);
   const here = { catalog: catalogLabel(deps.catalog), location };
+  await assertNoDrift(deps.clickhouse, table);
   const exists = (await deps.catalog.currentMetadataLocation(ident)) !== undefined;
   if (!exists && historyElsewhere(w, here)) throw noTwinError(table, w, here);
-  // Also for an existing table: it confirms the columns and partitioning still match the config.
   const loaded = await createTable(icebergDeps(deps), { table: ident, config: table, location });
   checkOwnMetadata(table, location, loaded);
   const gap = behindBy(w, loaded.metadata);
   if (gap) throw behindError(table, loaded.metadataLocation, gap);
   if (w.iceberg?.catalog !== here.catalog || w.iceberg.location !== here.location)
     await deps.watermarks.bindCatalog(table.name, here);
-  return loaded;
+  if (loaded.created) return loaded;
+  const evolved = await evolveTable(icebergDeps(deps), ident, wantedFromConfig(table));
+  if (evolved.changes.length > 0)
+    deps.log({
+      event: 'schema-evolved',
+      table: table.name,
+      changes: evolved.changes.map((c) => c.detail),
+      metadataLocation: evolved.metadataLocation,
+    });
+  return evolved;
 }
 
 /** `until` bounds a console rerun; in the future it would offload rows that are not final yet. */

@@ -1,6 +1,10 @@
+import { assertNoDrift } from '../clickhouse/drift.ts';
 import { selectTables } from '../config/load.ts';
 import type { Layer, TableConfig } from '../config/schema.ts';
+import { SchemaDriftError } from '../errors.ts';
 import { identString } from '../iceberg/catalog.ts';
+import { evolveMetadata } from '../iceberg/evolve.ts';
+import type { TableMetadata } from '../iceberg/metadata.ts';
 import { defaultTableLocation } from '../iceberg/new-table.ts';
 import { loadTable, newestMarker } from '../iceberg/table.ts';
 import type { Batch } from '../plan/batch.ts';
@@ -8,6 +12,7 @@ import { type LeaseHeld, planPass, type RowBucket } from '../plan/planner.ts';
 import type { Watermark } from '../watermark/types.ts';
 import { type PipelineDeps, sourceNow } from './deps.ts';
 import type { Skip } from './events.ts';
+import { wantedFromConfig } from './evolve-table.ts';
 import { firstOffloadStart } from './first-offload.ts';
 import { behindBy, behindError, catalogLabel, historyElsewhere, noTwinError } from './history.ts';
 import { assertUntilPast, estimateFor, MAX_BATCHES_PER_PASS, targetOf } from './plan-cycle.ts';
@@ -27,6 +32,8 @@ export type TablePreview = {
   reconcile: { from: string; to: string; batchId: string } | null;
   iceberg: { table: string; exists: boolean; newestWindowEnd: string | null };
   lease: { holder: string; expiresAt: string; live: boolean } | null;
+  /** Schema and partitioning changes the cycle applies to the Iceberg table before its batches. */
+  schemaChanges: string[];
   batches: PreviewBatch[];
   skip: Skip | null;
 };
@@ -59,8 +66,20 @@ async function icebergState(deps: PipelineDeps, table: TableConfig, w: Watermark
   }
   const { metadataLocation, metadata } = await loadTable(deps, ident);
   const gap = w ? behindBy(w, metadata) : undefined;
-  const stop = gap ? behindError(table, metadataLocation, gap).message : undefined;
-  return { table: identString(ident), exists: true, marker: newestMarker(metadata), stop };
+  const stop = gap ? `IcebergBehindError: ${behindError(table, metadataLocation, gap).message}` : undefined;
+  return { table: identString(ident), exists: true, marker: newestMarker(metadata), stop, metadata };
+}
+
+/** What the cycle's schema step would do: stop the table (ClickHouse or Iceberg refuses), or evolve it. */
+async function schemaState(deps: PipelineDeps, table: TableConfig, metadata: TableMetadata | undefined) {
+  try {
+    await assertNoDrift(deps.clickhouse, table);
+    const changes = metadata ? evolveMetadata(metadata, wantedFromConfig(table)).changes : [];
+    return { changes: changes.map((c) => c.detail), stop: undefined };
+  } catch (error) {
+    if (!(error instanceof SchemaDriftError)) throw error;
+    return { changes: [], stop: `${error.name}: ${error.message}` };
+  }
 }
 
 /**
@@ -95,7 +114,11 @@ export async function previewCycle(
     const firstOffloadFrom = start?.cursor ?? null;
     const base = firstOffloadFrom ?? storedCursor ?? new Date(table.initialCursor).toISOString();
     const ice = await icebergState(deps, table, w);
-    if (ice.stop) stopped.set(table.name, `IcebergBehindError: ${ice.stop}`);
+    const schema = selectedNames.has(table.name)
+      ? await schemaState(deps, table, ice.metadata)
+      : { changes: [], stop: undefined };
+    const stop = ice.stop ?? schema.stop;
+    if (stop) stopped.set(table.name, stop);
     const ahead = ice.marker && Date.parse(ice.marker.windowEnd) > Date.parse(base) ? ice.marker : undefined;
     const cursor = ahead ? ahead.windowEnd : base;
     cursors[table.name] = cursor;
@@ -110,6 +133,7 @@ export async function previewCycle(
       reconcile: ahead ? { from: base, to: ahead.windowEnd, batchId: ahead.batchId } : null,
       iceberg: { table: ice.table, exists: ice.exists, newestWindowEnd: ice.marker?.windowEnd ?? null },
       lease: w?.lease ? { ...w.lease, live } : null,
+      schemaChanges: schema.changes,
     });
   }
 

@@ -1,10 +1,11 @@
-import { assertNoDrift } from '../clickhouse/inspect.ts';
+import { assertNoDrift } from '../clickhouse/drift.ts';
 import { tableByName } from '../config/load.ts';
 import { findMarker, loadTable } from '../iceberg/table.ts';
 import { attemptPrefix, newAttemptNonce } from '../stage/attempt.ts';
 import { stageBatch as stageToParquet } from '../stage/stage.ts';
 import type { PipelineDeps } from './deps.ts';
 import { type BatchSpec, batchSpecSchema, type Staged } from './events.ts';
+import { assertTableAtConfig } from './evolve-table.ts';
 import { InjectedCrash } from './faults.ts';
 import { assertLeaseHeld } from './lease.ts';
 import { parseEvent } from './parse.ts';
@@ -25,6 +26,7 @@ export async function stageBatch(deps: PipelineDeps, raw: unknown): Promise<Stag
   // Its hours come from the marker, so the watermark step records the ledger entry all the same.
   if (committed) return { rows: committed.rows, files: [], durationMs: 0, hours: committed.hours };
 
+  assertTableAtConfig(table, metadata);
   await assertNoDrift(deps.clickhouse, table);
   const s3Writer = deps.s3?.staging?.writer === 'clickhouse' ? deps.s3.staging : undefined;
   const prefix = attemptPrefix(batch.stagingPrefix, batch.leaseToken, (deps.nonce ?? newAttemptNonce)());

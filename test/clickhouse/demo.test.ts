@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/clickhouse/client.ts';
 import { createDemoSchema, DEMO_EXCHANGES } from '../../src/clickhouse/demo.ts';
 import { type GeneratedTrades, generateTrades } from '../../src/clickhouse/demo-trades.ts';
-import { detectDrift } from '../../src/clickhouse/inspect.ts';
+import { detectDrift } from '../../src/clickhouse/drift.ts';
 import { defaultConfig } from '../../src/config/load.ts';
 import { InputError } from '../../src/errors.ts';
 import { openTestClickHouse } from '../stage/support.ts';

@@ -2,8 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertNoDrift,
   canonicalType,
-  cursorRange,
   detectDrift,
+  sourceColumns,
+  suggestedColumns,
+} from '../../src/clickhouse/drift.ts';
+import {
+  cursorRange,
   duplicateKeys,
   hourlyCounts,
   pendingRows,
@@ -97,6 +101,20 @@ describe('schema drift', () => {
       'column venue (String) exists in ClickHouse i.drifted but not in the table config',
     );
     expect(message).toContain('add it to the table config');
+    // The exact config change, as diff lines of the column list, and the rename hint (never a guess).
+    expect(message.split('\n').slice(4)).toEqual([
+      'The config change that matches ClickHouse now (columns of drifted; k2-offload config suggest prints the whole config):',
+      '  - {"name":"sym","type":"String"}',
+      '  ~ {"name":"px","type":"Decimal(38, 8)"} (was Decimal64(8))',
+      '  + {"name":"venue","type":"String"}',
+      'If a column was renamed, give the new entry "renamedFrom": "<old name>" so Iceberg keeps its field id.',
+    ]);
+    expect(suggestedColumns(drifted, await sourceColumns(ch.client, drifted))).toEqual([
+      { name: 'id', type: 'UInt64' },
+      { name: 'px', type: 'Decimal(38, 8)' },
+      { name: 'venue', type: 'String' },
+      { name: 'ingested', type: 'DateTime' },
+    ]);
   });
 
   it('says so when the source table does not exist', async () => {

@@ -190,6 +190,21 @@ describe('bad config', () => {
       ['table ohlcv_1m: maxWindowSeconds 90 must be a multiple of the bucket interval 60'],
     ],
     [
+      'a renamedFrom naming a column still in the config',
+      [binance, 'columns', 2, 'renamedFrom'],
+      'price',
+      [
+        'table bronze_trades_binance: columns.symbol.renamedFrom: price is still a column',
+        "a renamed column's old name cannot be used again",
+      ],
+    ],
+    [
+      'a dropped column that is also configured',
+      [binance, 'droppedColumns'],
+      ['price'],
+      ['table bronze_trades_binance: droppedColumns: price is also in columns; remove it from one of them'],
+    ],
+    [
       'a table configured twice',
       [10],
       DEFAULT_TABLES[binance],

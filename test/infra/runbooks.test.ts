@@ -18,7 +18,7 @@ const slug = (heading: string) =>
     .replace(/ /g, '-');
 
 const SUBCOMMANDS =
-  /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset|rewind|release)|audit|repair|maintain)(\s|$)/;
+  /^k2-offload (status|run|plan|catch-up|watermark (show|set|reset|rewind|release)|audit|repair|maintain|config suggest)(\s|$)/;
 
 describe('runbooks', () => {
   it('exist for every alarm, and the index maps each alarm name to its runbook', () => {

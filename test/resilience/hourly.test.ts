@@ -6,13 +6,13 @@ import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { tableByName } from '../../src/config/load.ts';
 import { checkTableHours } from '../../src/hourly/check.ts';
 import { repairTable } from '../../src/hourly/repair.ts';
-import { loadTable, newestMarker } from '../../src/iceberg/table.ts';
+import { liveDataFiles, loadTable, newestMarker } from '../../src/iceberg/table.ts';
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { useFedRig } from './fed-rig.ts';
-import { CYCLE_MS, LEASE_SECONDS, MINUTE } from './harness.ts';
+import { CYCLE_MS, configWith, LEASE_SECONDS, MINUTE } from './harness.ts';
 import { verifyAll } from './verify.ts';
 
 const HOUR = 3_600_000;
@@ -250,5 +250,74 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     expect(result.detail).toMatch(/fewer rows than were committed/);
     expect(await deps.catalog.currentMetadataLocation(table.target)).toBe(before);
     expect((await hourlyProblems(deps)).map((p) => p.table)).toEqual(['bronze_trades_coinbase']);
+  });
+
+  it('after a partition spec change, a candle repair rewrites hours held in files of the old spec', async () => {
+    const config = configWith((t) =>
+      t.name === 'ohlcv_1m'
+        ? {
+            partitionSpec: [
+              { column: 'window_start', transform: 'day' },
+              { column: 'exchange', transform: 'identity' },
+            ],
+          }
+        : {},
+    );
+    const deps = fed.rig.deps({ config });
+    const table = tableByName(config, 'ohlcv_1m');
+    clock.advance(CYCLE_MS);
+    await fed.feed();
+    await runCycle(deps, {});
+    const { metadata } = await loadTable(deps, table.target);
+    expect(metadata['default-spec-id']).toBe(1);
+
+    await replay(4, 9003);
+    clock.advance(CYCLE_MS);
+    await fed.feed();
+    await runCycle(deps, {});
+    expect((await hourlyProblems(deps)).map((p) => p.table)).toContain('ohlcv_1m');
+    const oldSpecFiles = (
+      await liveDataFiles(deps.store, (await loadTable(deps, table.target)).metadata)
+    ).filter((f) => f.specId === 0).length;
+    const result = await repairTable(deps, table, { holder: 'test repair' });
+    expect(result.status).toBe('repaired');
+    expect(result.after.mismatches).toEqual([]);
+    const after = await liveDataFiles(deps.store, (await loadTable(deps, table.target)).metadata);
+    // The repaired hours' old-spec files were replaced by files of the current spec.
+    expect(after.filter((f) => f.specId === 0).length).toBeLessThan(oldSpecFiles);
+    const verdict = (await verifyAll(deps)).verdicts.find((v) => v.table === 'ohlcv_1m');
+    expect(verdict && [verdict.missing, verdict.duplicated, verdict.extra, verdict.mismatched]).toEqual([
+      [],
+      [],
+      [],
+      [],
+    ]);
+  });
+
+  it('a column added to a candle table does not make hours committed before it look changed', async () => {
+    await fed.rig.clickhouse.command({
+      query: `ALTER TABLE k2.ohlcv_15m ADD COLUMN venue String DEFAULT 'spot'`,
+    });
+    const config = configWith((t) =>
+      t.name === 'ohlcv_15m'
+        ? {
+            columns: [...t.columns, { name: 'venue', type: 'String', required: false }],
+            reaggregate: {
+              groupBy: t.reaggregate?.groupBy ?? [],
+              columns: { ...t.reaggregate?.columns, venue: 'any(venue)' },
+            },
+          }
+        : {},
+    );
+    const deps = fed.rig.deps({ config });
+    for (let i = 0; i < 2; i++) {
+      clock.advance(CYCLE_MS);
+      await fed.feed();
+      await runCycle(deps, {});
+    }
+    const check = await deps.watermarks.lastCheck('ohlcv_15m');
+    expect(check?.checkedHours).toBeGreaterThan(0);
+    expect(check?.mismatches).toEqual([]);
+    expect((await hourlyProblems(deps)).map((p) => p.table)).not.toContain('ohlcv_15m');
   });
 });

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateDatabaseCommand, GlueClient } from '@aws-sdk/client-glue';
+import { CreateDatabaseCommand, GetTableCommand, GlueClient } from '@aws-sdk/client-glue';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { icebergTableFunction } from '../../src/audit/iceberg-source.ts';
 import { createGlueCatalog } from '../../src/iceberg/glue-catalog.ts';
 import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
@@ -14,6 +15,7 @@ import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } fr
 import { freshDatabase } from '../support/pg.ts';
 import {
   CYCLE_MS,
+  configWith,
   fakeClock,
   LEASE_SECONDS,
   MINUTE,
@@ -41,15 +43,17 @@ describe.skipIf(skipMoto(moto, 'resilience on S3 and Glue'))(
     let rig: Rig;
     let deps: PipelineDeps;
     let feed: ReturnType<typeof tradeFeed>;
+    let glue: GlueClient;
+    let database: string;
     const bucket = `k2-resilience-${randomBytes(4).toString('hex')}`;
     const s3 = () => ({ endpoint: server.endpoint, region: server.clientConfig.region, ...MOTO_CREDENTIALS });
 
     beforeAll(async () => {
       server = await startMoto();
       await new S3Client(server.clientConfig).send(new CreateBucketCommand({ Bucket: bucket }));
-      const glue = new GlueClient(server.clientConfig);
+      glue = new GlueClient(server.clientConfig);
       // One Glue database per run, so a shared LocalStack keeps runs apart.
-      const database = bucket.replace(/-/g, '_');
+      database = bucket.replace(/-/g, '_');
       await glue.send(new CreateDatabaseCommand({ DatabaseInput: { Name: database } }));
       db = await freshDatabase();
       rig = await openRig({ dir: await mkdtemp(join(tmpdir(), 'k2-s3glue-')), databaseUrl: db.url, clock });
@@ -100,6 +104,44 @@ describe.skipIf(skipMoto(moto, 'resilience on S3 and Glue'))(
       expect(problems).toEqual([]);
       for (const v of verdicts.filter((v) => v.table !== 'ohlcv_1d'))
         expect(v.icebergRows, v.table).toBeGreaterThan(0);
+    });
+
+    it('a column added in ClickHouse and the config on S3 and Glue: the Glue columns follow, icebergS3 reads old rows null and new rows filled', async () => {
+      const table = 'bronze_trades_binance';
+      await rig.clickhouse.command({
+        query: `ALTER TABLE k2.${table} ADD COLUMN venue String DEFAULT concat('v-', symbol)`,
+      });
+      const config = configWith((t) =>
+        t.name === table
+          ? { columns: [...t.columns, { name: 'venue', type: 'String', required: false }] }
+          : {},
+      );
+      clock.advance(CYCLE_MS);
+      await feed();
+      const result = await runCycle({ ...deps, config }, {});
+      expect(result.passes.flatMap((p) => p.tables).filter((t) => t.status === 'failed')).toEqual([]);
+
+      const glueTable = await glue.send(new GetTableCommand({ DatabaseName: database, Name: table }));
+      expect(glueTable.Table?.StorageDescriptor?.Columns?.at(-1)).toMatchObject({
+        Name: 'venue',
+        Type: 'string',
+        Parameters: { 'iceberg.field.id': '11', 'iceberg.field.optional': 'true' },
+      });
+      const location = (await deps.catalog.currentMetadataLocation({
+        namespace: 'cold',
+        name: table,
+      })) as string;
+      const read = await rig.clickhouse.query({
+        query: `SELECT venue IS NULL AS old, toString(count()) AS rows, toString(countIf(venue = concat('v-', symbol))) AS filled
+          FROM ${icebergTableFunction(location, s3())} GROUP BY old ORDER BY old`,
+        format: 'JSONEachRow',
+      });
+      const split = (await read.json()) as Array<{ old: number; rows: string; filled: string }>;
+      expect(split.map((r) => r.old)).toEqual([0, 1]);
+      expect(split[0]?.filled).toBe(split[0]?.rows);
+      expect(split[1]?.filled).toBe('0');
+      const { problems } = await verifyAll(deps, { s3: s3() });
+      expect(problems).toEqual([]);
     });
   },
 );

@@ -86,7 +86,9 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
     );
   });
 
-  it('ends with every key once, rows equal, watermarks at their markers', { timeout: 1_500_000 }, async () => {
+  it('ends with every key once, rows equal, watermarks at their markers', {
+    timeout: 1_500_000,
+  }, async () => {
     const { rig } = setup;
     const random = prng(SEED);
     const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;

@@ -126,6 +126,8 @@ class FakeTable:
 
     def __init__(self, snapshots=None, rows_per_file=5):
         self.version = 0
+        self.layout = (0, 0, None)
+        self.layouts_read = []
         self.snapshots = list(snapshots or [])  # oldest first
         self.rows_per_file = rows_per_file
         self.appends = []
@@ -134,9 +136,10 @@ class FakeTable:
 
     def load(self):
         self.loads += 1
-        return job.TableState(list(reversed(self.snapshots)), self.version)
+        return job.TableState(list(reversed(self.snapshots)), self.version, self.layout)
 
     def data_files(self, paths):
+        self.layouts_read.append(self.layout)
         return [job.StagedFile(p, self.rows_per_file, p) for p in paths]
 
     def append(self, state, files, properties):
@@ -195,6 +198,24 @@ class CommitExactlyOnceTest(unittest.TestCase):
         self.assertEqual(len(table.appends), 2)
         self.assertEqual(table.loads, 2)
         self.assertEqual(table.snapshots[-1]["summary"][job.BATCH_ID_KEY], SPEC["batchId"])
+
+    def test_files_are_read_again_when_the_schema_changed_between_attempts(self):
+        table = FakeTable()
+
+        def evolve():
+            # Another writer adds a column (schema 1, a new name mapping) and commits.
+            table.layout = (1, 0, '[{"field-id": 11, "names": ["venue"]}]')
+            table.version += 1
+
+        table.before_commit = evolve
+        self.assertEqual(commit(table)["status"], "committed")
+        self.assertEqual(table.layouts_read, [(0, 0, None), (1, 0, '[{"field-id": 11, "names": ["venue"]}]')])
+
+    def test_files_are_read_once_when_only_snapshots_moved(self):
+        table = FakeTable()
+        table.before_commit = lambda: table.commit_snapshot({"operation": "replace"}, [])
+        commit(table)
+        self.assertEqual(table.layouts_read, [(0, 0, None)])
 
     def test_a_newer_batch_landing_between_check_and_swap_stops_the_append(self):
         table = FakeTable()

@@ -33,6 +33,7 @@ export function renderPreview(preview: CyclePreview, title: string): string {
     const reconcile = [
       t.firstOffloadFrom ? `first offload: starts at the oldest row, ${t.firstOffloadFrom}; ` : '',
       t.reconcile ? `reconciles from ${t.reconcile.from} first; ` : '',
+      t.schemaChanges.length ? `Iceberg schema first: ${t.schemaChanges.join(', ')}; ` : '',
     ].join('');
     return [
       t.table,

@@ -5,6 +5,8 @@ import { dataFileFromParquet } from '../data-file.ts';
 import type { PartitionValues } from '../manifest.ts';
 import { currentSchema, type TableMetadata } from '../metadata.ts';
 import { joinUri } from '../object-store.ts';
+import { topLevelFieldIds } from '../parquet-columns.ts';
+import { readParquetFooter } from '../parquet-footer.ts';
 import { mappingOf, partitionKey } from '../snapshot-update.ts';
 import { type LiveDataFile, liveDataFiles, loadTable, newSnapshotId, newUuid, randomOf } from '../table.ts';
 import { deleteAll, type MaintenanceDeps } from './reachable.ts';
@@ -92,18 +94,25 @@ async function rewriteGroup(
     throw new InputError(`partition spec ${group.specId} is not in the table metadata`, {
       specId: group.specId,
     });
+  const mapping = mappingOf(metadata);
+  // Files written under older schemas may lack a column added since, or hold it under an older name.
+  const present = await Promise.all(
+    group.files.map(async (f) =>
+      topLevelFieldIds((await readParquetFooter(deps.store, f.file.file_path)).metadata, mapping),
+    ),
+  );
+  const columns = schema.fields.filter((f) => present.some((p) => p.has(f.id)));
   await rewriter({
     inputs: group.files.map((f) => f.file.file_path),
     output,
-    columns: schema.fields.map((f) => f.name),
+    columns: columns.map((f) => f.name),
+    sources: present.map((p) =>
+      Object.fromEntries(
+        columns.flatMap((f) => (p.get(f.id) === f.name ? [] : [[f.name, p.get(f.id) ?? null]])),
+      ),
+    ),
   });
-  const file = await dataFileFromParquet({
-    store: deps.store,
-    uri: output,
-    schema,
-    spec,
-    mapping: mappingOf(metadata),
-  });
+  const file = await dataFileFromParquet({ store: deps.store, uri: output, schema, spec, mapping });
   const rows = group.files.reduce((n, f) => n + f.file.record_count, 0);
   if (file.record_count !== rows || partitionKey(file.partition) !== partitionKey(group.partition)) {
     throw new InputError(

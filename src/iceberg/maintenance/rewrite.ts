@@ -5,8 +5,17 @@ import { parseStagingPrefix, type S3Access, tableFunctionSql } from '../../stage
 
 export type { S3Access };
 
-/** Several Parquet files of one partition rewritten into `output`, with `columns` in this order. */
-export type RewriteJob = { inputs: string[]; output: string; columns: string[] };
+/**
+ * Several Parquet files of one partition rewritten into `output`, with `columns` in this order.
+ * `sources[i]` says where a column is in input `i` when not under its name: its name when the file was
+ * written (a rename since), or null when the file has no such column (written before it was added).
+ */
+export type RewriteJob = {
+  inputs: string[];
+  output: string;
+  columns: string[];
+  sources?: Array<Record<string, string | null>>;
+};
 /** Writes the rewritten file; compaction checks its rows and partition before committing it. */
 export type Rewriter = (job: RewriteJob) => Promise<void>;
 
@@ -37,9 +46,16 @@ export function parquetFunction(uri: string, access: S3Access = {}): string {
 
 /** The statement that rewrites a job: one INSERT of the inputs' rows, columns picked by name. */
 export function rewriteSql(job: RewriteJob, access: S3Access = {}): string {
-  const columns = job.columns.map((c) => ident(c, 'column')).join(', ');
+  const select = (i: number) =>
+    job.columns
+      .map((c) => {
+        const source = job.sources?.[i]?.[c];
+        if (source === undefined) return ident(c, 'column');
+        return `${source === null ? 'NULL' : ident(source, 'column')} AS ${ident(c, 'column')}`;
+      })
+      .join(', ');
   const union = job.inputs
-    .map((uri) => `SELECT ${columns} FROM ${parquetFunction(uri, access)}`)
+    .map((uri, i) => `SELECT ${select(i)} FROM ${parquetFunction(uri, access)}`)
     .join(' UNION ALL ');
   const truncate = job.output.startsWith('s3://')
     ? 's3_truncate_on_insert'

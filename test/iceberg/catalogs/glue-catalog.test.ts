@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GetTableCommand, GlueClient, ThrottlingException } from '@aws-sdk/client-glue';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { tableConfigSchema } from '../../../src/config/schema.ts';
 import {
   CommitConflictError,
   ConfigError,
@@ -9,9 +10,11 @@ import {
   isRetryable,
   UnavailableError,
 } from '../../../src/errors.ts';
+import { evolveTable } from '../../../src/iceberg/evolve.ts';
 import { createGlueCatalog, tableLocationOf } from '../../../src/iceberg/glue-catalog.ts';
 import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
 import { createTable } from '../../../src/iceberg/table.ts';
+import { wantedFromConfig } from '../../../src/pipeline/evolve-table.ts';
 import { type Moto, motoAvailability, skipMoto, startMoto } from '../../support/moto.ts';
 import { ticksConfig } from '../parquet-fixtures.ts';
 import { FakeGlue } from './fake-glue.ts';
@@ -291,5 +294,51 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
       previous_metadata_location: loc(1),
     });
     expect(raw.Table?.StorageDescriptor?.Location).toBe('s3://wh/cold/bronze_trades_kraken');
+  });
+
+  it("keeps the Glue table's columns on the current Iceberg schema through schema changes, as Athena reads them", async () => {
+    const deps = { store: new MemoryObjectStore(), catalog: createGlueCatalog(client) };
+    const table = { namespace: db, name: 'ticks' };
+    await createTable(deps, { table, config: ticksConfig(), location: `s3://wh/${db}/ticks` });
+    const columns = async () => {
+      const raw = await client.send(new GetTableCommand({ DatabaseName: db, Name: 'ticks' }));
+      return (raw.Table?.StorageDescriptor?.Columns ?? []).map((c) => [
+        c.Name,
+        c.Type,
+        c.Parameters?.['iceberg.field.id'],
+        c.Parameters?.['iceberg.field.optional'],
+        c.Parameters?.['iceberg.field.current'],
+      ]);
+    };
+    expect(await columns()).toEqual([
+      ['id', 'bigint', '1', 'false', 'true'],
+      ['ts', 'timestamp', '2', 'false', 'true'],
+      ['sym', 'string', '3', 'false', 'true'],
+      ['px', 'decimal(18,4)', '4', 'false', 'true'],
+      ['qty', 'int', '5', 'true', 'true'],
+      ['tags', 'array<string>', '6', 'false', 'true'],
+    ]);
+    const base = ticksConfig();
+    const evolved = tableConfigSchema.parse({
+      ...base,
+      columns: [
+        ...base.columns.map((c) =>
+          c.name === 'qty' ? { ...c, name: 'size', type: 'Nullable(Int64)', renamedFrom: 'qty' } : c,
+        ),
+        { name: 'venue', type: 'String' },
+      ],
+    });
+    const result = await evolveTable(deps, table, wantedFromConfig(evolved));
+    expect(result.changes.map((c) => c.kind)).toEqual(['rename-column', 'promote-type', 'add-column']);
+    expect(await columns()).toEqual([
+      ['id', 'bigint', '1', 'false', 'true'],
+      ['ts', 'timestamp', '2', 'false', 'true'],
+      ['sym', 'string', '3', 'false', 'true'],
+      ['px', 'decimal(18,4)', '4', 'false', 'true'],
+      ['size', 'bigint', '5', 'true', 'true'],
+      ['tags', 'array<string>', '6', 'false', 'true'],
+      ['venue', 'string', '8', 'true', 'true'],
+      ['qty', 'int', '5', 'true', 'false'],
+    ]);
   });
 });
