@@ -14,7 +14,7 @@ import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { createPostgresWatermarkStore } from '../../src/watermark/store.ts';
-import { testNow } from './clock.ts';
+import { TEST_NOW } from './clock.ts';
 import { freshDatabase } from './pg.ts';
 
 /**
@@ -42,7 +42,7 @@ export async function openWorld(options: { config?: OffloadConfig } = {}): Promi
   await createDemoSchema(clickhouse);
   const db = await freshDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 10 });
-  const now = testNow();
+  const now = TEST_NOW;
   const watermarks = createPostgresWatermarkStore(pool, { clock: () => now });
   await watermarks.migrate();
   const catalog = createPostgresCatalog(pool, { catalogName: 'k2' });
