@@ -70,7 +70,8 @@ describe('lease expiry by the database clock', () => {
     const held = await honest.acquireLease('trades', 'cycle-honest', 900);
     expect(held.acquired).toBe(true);
 
-    // Only Date is faked: the process believes it is 20 minutes later, past the lease's expiry.
+    // Only Date is faked: the process believes it is 20 minutes later than the real clock Postgres reads,
+    // past the lease's expiry.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 20 * MINUTE });
     const fast = open();
     const taken = await fast.acquireLease('trades', 'cycle-fast', 900);
