@@ -13,7 +13,10 @@ for _ in $(seq 1 "$(nproc)"); do
   ( while :; do :; done ) &
   burners+=("$!")
 done
-trap 'kill "${burners[@]}" 2>/dev/null' EXIT INT TERM
+# The burners stop with the script, however it ends; a signal ends it (not just the current run).
+trap 'kill "${burners[@]}" 2>/dev/null' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 failed_runs=0
 for i in $(seq 1 "$runs"); do
