@@ -57,7 +57,7 @@ export function processIo(): Io {
  * run the CLI as a child process place their data relative to a known now. Named for what it is, and
  * announced on stderr by every command it affects, so a real run cannot be stopped in time unnoticed.
  */
-export const TEST_NOW_VARIABLE = 'K2_TEST_NOW';
+const TEST_NOW_VARIABLE = 'K2_TEST_NOW';
 
 function withTestClock(io: Io): { io: Io; testNow?: string } {
   const given = io.env[TEST_NOW_VARIABLE];
