@@ -36,7 +36,8 @@ describe('clock skew', () => {
     return runCycle(skewed(skewMs), {});
   };
 
-  it('a process clock 10 min fast, then 10 min slow, loses and duplicates nothing', async () => {
+  // Two steps of one story, each its own test: a fast clock first, then a slow one on the same tables.
+  it('a process clock 10 min fast moves no watermark past what the source clock allows', async () => {
     await runCycle(fed.rig.deps(), {});
     for (let i = 0; i < 3; i++) await cycleWith(10 * MINUTE);
     for (const table of fed.rig.deps().config.tables) {
@@ -46,6 +47,9 @@ describe('clock skew', () => {
         clock.now().getTime() - table.latenessSeconds * 1000,
       );
     }
+  });
+
+  it('then 10 min slow, it loses and duplicates nothing, and health is green', async () => {
     for (let i = 0; i < 3; i++) await cycleWith(-10 * MINUTE);
     // Rows that arrived after the last cycle, stamped before its bound, wait for the next one.
     await cycleWith(0);
