@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { InputError } from '../errors.ts';
+import { parseInstant } from '../plan/time.ts';
 import { openRuntime, type Runtime } from '../runtime/open.ts';
 import type { OptionSpecs, Parsed } from './args.ts';
 import { setOutputWidth, terminalWidth, toJson, wrapText } from './output.ts';
@@ -50,6 +51,25 @@ export function processIo(): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, clock: () => new Date() };
 }
 
+/**
+ * `K2_TEST_NOW` (an ISO instant) stops every clock of a command at that instant: its own, ClickHouse's
+ * (window bounds) and Postgres's (lease expiry), as a test's `Io` does in-process. It is how tests that
+ * run the CLI as a child process place their data relative to a known now. Named for what it is, and
+ * announced on stderr by every command it affects, so a real run cannot be stopped in time unnoticed.
+ */
+const TEST_NOW_VARIABLE = 'K2_TEST_NOW';
+
+function withTestClock(io: Io): { io: Io; testNow?: string } {
+  const given = io.env[TEST_NOW_VARIABLE];
+  if (given === undefined || given === '') return { io };
+  const at = parseInstant(given, TEST_NOW_VARIABLE);
+  const now = () => new Date(at);
+  return {
+    io: { ...io, clock: now, sourceClock: async () => now(), databaseClock: now },
+    testNow: now().toISOString(),
+  };
+}
+
 /** Commands that change nothing: they wait for a command holding the embedded engines. */
 function isReadOnly(command: string, args: Parsed): boolean {
   if (['status', 'plan', 'audit', 'config'].includes(command)) return true;
@@ -78,7 +98,8 @@ function eventText(line: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export function makeContext(io: Io, command: string, args: Parsed): Context {
+export function makeContext(given: Io, command: string, args: Parsed): Context {
+  const { io, testNow } = withTestClock(given);
   const json = args.values.json === true;
   // `K2_CONFIG` lets a stage's runbooks work without repeating --config on every command.
   const configPath =
@@ -99,6 +120,10 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
       if (text) io.stderr.write(`${wrapText(text)}\n`);
     }
   };
+  if (testNow !== undefined) {
+    if (logFormat === 'json') event({ event: 'test-clock', now: testNow });
+    else io.stderr.write(`${testClockNotice(testNow)}\n`);
+  }
   return {
     io,
     command,
@@ -129,6 +154,10 @@ export function makeContext(io: Io, command: string, args: Parsed): Context {
       }),
   };
 }
+
+/** What a command run with `K2_TEST_NOW` says first, on stderr. */
+export const testClockNotice = (now: string) =>
+  `k2-offload: every clock stopped at ${now} by ${TEST_NOW_VARIABLE} (for tests); unset it for real runs`;
 
 /** Who made a manual change: `--actor`, else `$USER`, else the OS account. */
 export function actorOf(args: Parsed, env: NodeJS.ProcessEnv): string {

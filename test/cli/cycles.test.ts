@@ -6,14 +6,15 @@ import type { RunReport } from '../../src/cli/commands/run.ts';
 import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
 import { tableByName } from '../../src/config/load.ts';
 import type { CyclePreview } from '../../src/pipeline/preview.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { compareKeys, icebergSource, openWorld, rows, type World } from '../support/world.ts';
 import { cli } from './support.ts';
 
 type Trade = { seq: number; exchangeAt: number; ingestedAt: number; price: number; qty: number };
 
 const MIN = 60_000;
-// Three hours ago, on an hour boundary: candle buckets of every size start at B.
-const B = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
+// Three hours before the tests' now (a noon), on an hour boundary: candle buckets of every size start at B.
+const B = TEST_NOW.getTime() - 3 * 3_600_000;
 const at = (minutes: number, seconds = 0) => B + minutes * MIN + seconds * 1000;
 const sql = (ms: number) =>
   `toDateTime64('${new Date(ms).toISOString().replace('T', ' ').slice(0, 23)}', 3, 'UTC')`;

@@ -5,11 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../../src/audit/audit.ts';
 import type { DemoReport } from '../../src/cli/commands/demo.ts';
 import type { RunReport } from '../../src/cli/commands/run.ts';
-import { GOLD_LATENESS_SECONDS } from '../../src/config/defaults.ts';
+import { testClockNotice } from '../../src/cli/context.ts';
 import type { HealthReport } from '../../src/pipeline/health.ts';
 import type { CyclePreview } from '../../src/pipeline/preview.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { freshDatabase } from '../support/pg.ts';
 import { childEnv, spawnCli } from './support.ts';
+
+const notice = `${testClockNotice(TEST_NOW.toISOString())}\n`;
 
 async function metadataFiles(dir: string): Promise<string[]> {
   const all = await readdir(dir, { recursive: true });
@@ -19,7 +22,8 @@ async function metadataFiles(dir: string): Promise<string[]> {
 /**
  * The CLI as a user runs it (`bin/k2-offload.mjs`, its own process), on the embedded ClickHouse and a
  * local warehouse in a temp folder; Postgres is a fresh database of the test server (the demo's own
- * embedded Postgres would cost seconds per command, hence --force).
+ * embedded Postgres would cost seconds per command, hence --force). Every command runs at one instant
+ * (K2_TEST_NOW), so the demo's data and every later command's bounds are where the test says.
  */
 describe('k2-offload end to end, as child processes', () => {
   let dir: string;
@@ -31,7 +35,12 @@ describe('k2-offload end to end, as child processes', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'k2-cli-e2e-'));
     db = await freshDatabase();
-    env = childEnv({ K2_HOME: join(dir, '.k2'), WAREHOUSE: join(dir, 'warehouse'), DATABASE_URL: db.url });
+    env = childEnv({
+      K2_HOME: join(dir, '.k2'),
+      WAREHOUSE: join(dir, 'warehouse'),
+      DATABASE_URL: db.url,
+      K2_TEST_NOW: TEST_NOW.toISOString(),
+    });
     const r = await run(['demo', '--rows', '30000', '--hours', '3', '--force', '--json']);
     demo = {
       code: r.code,
@@ -42,7 +51,7 @@ describe('k2-offload end to end, as child processes', () => {
   afterAll(() => db?.drop());
 
   it('demo: every table caught up, and the independent reader sees what ClickHouse has', () => {
-    expect(demo.stderr).toBe('');
+    expect(demo.stderr).toBe(notice);
     expect(demo.code).toBe(0);
     const r = demo.report;
     expect(r.caughtUp).toBe(true);
@@ -77,16 +86,14 @@ describe('k2-offload end to end, as child processes', () => {
 
   it('run right after: nothing new is written, and plan shows no batch', async () => {
     const before = await metadataFiles(join(dir, 'warehouse'));
-    // Bounded before the demo's bound for every table, candles included (their bound moves with the
-    // clock, 2 h 5 min behind it): the demo's data is all that is there to offload.
-    const until = new Date(Date.now() - (GOLD_LATENESS_SECONDS + 600) * 1000).toISOString();
-    const r = await run(['run', '--until', until, '--json']);
+    // At the demo's instant every table is at its bound, candles included.
+    const r = await run(['run', '--json']);
     expect(r.code).toBe(0);
     const report = r.json() as RunReport;
     expect(report.rows).toBe(0);
     expect(report.tables.every((t) => t.status !== 'failed')).toBe(true);
     expect(await metadataFiles(join(dir, 'warehouse'))).toEqual(before);
-    const plan = await run(['plan', '--until', until, '--json']);
+    const plan = await run(['plan', '--json']);
     expect(plan.code).toBe(0);
     const preview = plan.json() as CyclePreview;
     expect(preview.tables.flatMap((t) => t.batches)).toEqual([]);
@@ -118,7 +125,10 @@ describe('k2-offload end to end, as child processes', () => {
     const before = await metadataFiles(join(dir, 'warehouse'));
     const r = await spawnCli(['run'], { env: { ...env, CLICKHOUSE_URL: 'http://127.0.0.1:1' }, cwd: dir });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^k2-offload run: cannot reach ClickHouse at http:\/\/127\.0\.0\.1:1\/: .*\n$/);
+    expect(r.stderr.startsWith(notice)).toBe(true);
+    expect(r.stderr.slice(notice.length)).toMatch(
+      /^k2-offload run: cannot reach ClickHouse at http:\/\/127\.0\.0\.1:1\/: .*\n$/,
+    );
     expect(await metadataFiles(join(dir, 'warehouse'))).toEqual(before);
   });
 });

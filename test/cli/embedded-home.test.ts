@@ -3,11 +3,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DemoReport } from '../../src/cli/commands/demo.ts';
+import { testClockNotice } from '../../src/cli/context.ts';
 import type { HealthReport } from '../../src/pipeline/health.ts';
 import { embeddedDataDirs } from '../../src/postgres/embedded.ts';
 import { lockHome } from '../../src/runtime/home.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { childEnv, spawnCli } from './support.ts';
 
 /**
@@ -33,14 +35,19 @@ describe('k2-offload on its embedded state', () => {
   });
 
   it('runs the demo in a folder only its owner can enter, and status from a subfolder finds its state', async () => {
-    const demo = await spawnCli(['demo', '--rows', '2000', '--hours', '1', '--json'], { env, cwd: project });
-    expect(demo.stderr).toBe('');
+    // The demo's rows and the status after it, at one instant.
+    const at = { ...env, K2_TEST_NOW: TEST_NOW.toISOString() };
+    const demo = await spawnCli(['demo', '--rows', '2000', '--hours', '1', '--json'], {
+      env: at,
+      cwd: project,
+    });
+    expect(demo.stderr).toBe(`${testClockNotice(TEST_NOW.toISOString())}\n`);
     expect(demo.code).toBe(0);
     expect((demo.json() as DemoReport).auditOk).toBe(true);
     // The engines are free again for the next command.
     expect(existsSync(join(project, '.k2', 'in-use.json'))).toBe(false);
 
-    const status = await spawnCli(['status', '--json'], { env, cwd: join(project, 'docs') });
+    const status = await spawnCli(['status', '--json'], { env: at, cwd: join(project, 'docs') });
     const report = status.json() as HealthReport;
     expect(report.tables.find((t) => t.table === 'bronze_trades_binance')?.lastSuccessAt).not.toBeNull();
     // Nothing was created in the subfolder: the state is the project's.
@@ -72,6 +79,8 @@ describe('one command at a time on the embedded engines', () => {
     );
     const told: string[] = [];
     const reader = lockHome(home, 'status', { wait: true, pollMs: 20, onWait: (m) => told.push(m) });
+    // Told once when it starts waiting (the bound is against a hang), and not again while it polls.
+    await vi.waitFor(() => expect(told).toHaveLength(1), { timeout: 60_000, interval: 20 });
     await new Promise((r) => setTimeout(r, 200));
     expect(told).toHaveLength(1);
     expect(told[0]).toContain('waiting for it to finish');

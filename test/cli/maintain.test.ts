@@ -9,6 +9,7 @@ import { DEFAULT_ORPHAN_GRACE_MS } from '../../src/iceberg/maintenance/orphans.t
 import { loadTable } from '../../src/iceberg/table.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { targetOf } from '../../src/pipeline/plan-cycle.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { openWorld, type World } from '../support/world.ts';
 import { cli } from './support.ts';
 
@@ -23,11 +24,11 @@ const HOUR = 60 * MIN;
 describe('k2-offload maintain: the default orphan grace', () => {
   let world: World;
   let env: NodeJS.ProcessEnv;
-  // One instant for the cycle, the files' ages and maintain: nothing here reads the wall clock again.
-  const now = new Date(Math.floor(Date.now() / MIN) * MIN);
+  // One instant for the cycle, the files' ages and maintain: the world's.
+  const now = TEST_NOW;
   const clock = () => now;
   const aged = async (name: string, ageMs: number) => {
-    const deps = world.deps({ clock });
+    const deps = world.deps();
     const { metadata } = await loadTable(deps, targetOf(tableByName(deps.config, TABLE)));
     const uri = `${metadata.location}/data/unfinished-${name}/part-00000.parquet`;
     await deps.store.put(uri, new TextEncoder().encode('PAR1 staged by a commit that has not finished'));
@@ -46,7 +47,7 @@ describe('k2-offload maintain: the default orphan grace', () => {
       end: new Date(now.getTime() - 10 * MIN),
       seed: 5,
     });
-    await runCycle(world.deps({ clock }), { tables: [TABLE] });
+    await runCycle(world.deps(), { tables: [TABLE] });
   });
   afterAll(() => world?.close());
 

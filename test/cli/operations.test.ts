@@ -16,12 +16,16 @@ import { cli } from './support.ts';
 const TABLE = 'bronze_trades_kraken';
 const MIN = 60_000;
 
-/** The operator's commands on one bronze table with a three-hour backlog, in this process. */
+/**
+ * The operator's commands on one bronze table with a three-hour backlog, in this process, every one at
+ * the world's instant unless a test moves it.
+ */
 describe('k2-offload catch-up, watermark, status and maintain', () => {
   let world: World;
   let env: NodeJS.ProcessEnv;
   let caughtUp: CatchUpReport;
-  const run = (argv: string[]) => cli(argv, env);
+  const run = (argv: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    cli(argv, { ...env, ...extraEnv }, () => world.now);
   const cursor = async () => (await world.deps().watermarks.get(TABLE)).cursor;
   const exactlyOnce = async () => {
     const deps = world.deps();
@@ -35,7 +39,7 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     await generateTrades(world.clickhouse, {
       rows: 6000,
       spanHours: 3,
-      end: new Date(Date.now() - 10 * MIN),
+      end: new Date(world.now.getTime() - 10 * MIN),
       lateFraction: 0.05,
       seed: 3,
     });
@@ -81,23 +85,24 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
 
   it('status, plan and watermark show fit an 80-column terminal; --wide prints every column whole', async () => {
     for (const argv of [['status'], ['plan'], ['watermark', 'show']]) {
-      const narrow = await cli(argv, { ...env, COLUMNS: '80' });
+      const narrow = await run(argv, { COLUMNS: '80' });
       const lines = narrow.stdout.split('\n');
       expect(Math.max(...lines.map((l) => l.length)), argv.join(' ')).toBeLessThanOrEqual(80);
       // Nothing that names a table is lost to the narrowing.
       for (const t of DEFAULT_TABLES) expect(narrow.stdout, argv.join(' ')).toContain(t.name);
     }
-    const wide = await cli(['plan', '--wide'], { ...env, COLUMNS: '80' });
+    const wide = await run(['plan', '--wide'], { COLUMNS: '80' });
     expect(Math.max(...wide.stdout.split('\n').map((l) => l.length))).toBeGreaterThan(80);
   });
 
   it('watermark set refuses to skip rows ClickHouse has and Iceberg does not, unless forced, and audits it', async () => {
     const before = await cursor();
     const arrived = new Date(Date.parse(before) + 30_000);
+    const at = `toDateTime64(${arrived.getTime() / 1000}, 3, 'UTC')`;
     await world.clickhouse.command({
       query: `INSERT INTO k2.bronze_trades_kraken (exchange_timestamp, sequence_number, symbol, price, quantity,
         quote_volume, event_time, kafka_offset, kafka_partition, ingestion_timestamp)
-        VALUES (now64(3), 999000001, 'XBT/USD', 1, 1, 1, now64(3), 1, 0, toDateTime(${Math.floor(arrived.getTime() / 1000)}, 'UTC'))`,
+        VALUES (${at}, 999000001, 'XBT/USD', 1, 1, 1, ${at}, 1, 0, toDateTime(${Math.floor(arrived.getTime() / 1000)}, 'UTC'))`,
     });
     const to = new Date(Date.parse(before) + MIN).toISOString();
     const refused = await run(['watermark', 'set', '--table', TABLE, '--to', to]);
@@ -178,7 +183,7 @@ describe('k2-offload catch-up, watermark, status and maintain', () => {
     expect(view.watermarks[0]?.icebergMarkers[0]?.windowEnd).toBe(change.icebergNewestEnd);
 
     // Two minutes on, the bound (now minus lateness) has passed the skipped row: it lands, once.
-    const later = new Date(Date.now() + 2 * MIN);
+    const later = new Date(world.now.getTime() + 2 * MIN);
     const next = await cli(['run', '--tables', TABLE, '--until', current], env, () => later);
     expect(next.code).toBe(0);
     expect(await cursor()).toBe(current);

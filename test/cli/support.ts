@@ -19,7 +19,8 @@ const result = (code: number, stdout: string, stderr: string): CliResult => ({
 
 /**
  * The CLI in this process, output captured; `now`, when given, is every clock of the test's world: the
- * commands', ClickHouse's (window bounds) and Postgres's (leases).
+ * commands', ClickHouse's (window bounds) and Postgres's (leases). Without it the real clocks run: only
+ * for commands that stop before any window or lease is reckoned (usage, refusals, unreachable servers).
  */
 export async function cli(argv: string[], env: NodeJS.ProcessEnv, now?: () => Date): Promise<CliResult> {
   const out = new PassThrough();

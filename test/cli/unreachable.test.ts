@@ -87,8 +87,9 @@ describe('k2-offload against unreachable or untouched components', () => {
     const unknown = await cli(['run', '--tables', 'gold_ohlcv_2m'], env);
     expect(unknown.code).toBe(2);
     const future = await cli(
-      ['catch-up', '--table', 'silver_trades', '--until', new Date(Date.now() + 3_600_000).toISOString()],
+      ['catch-up', '--table', 'silver_trades', '--until', '2026-11-22T04:00:00Z'],
       env,
+      () => new Date('2026-11-22T03:00:00Z'),
     );
     expect(future.code).toBe(2);
     const set = await cli(

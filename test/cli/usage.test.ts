@@ -2,9 +2,10 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { testClockNotice } from '../../src/cli/context.ts';
 import { COMMANDS } from '../../src/cli/main.ts';
 import { DEFAULT_TABLES } from '../../src/config/defaults.ts';
-import { cli } from './support.ts';
+import { childEnv, cli, spawnCli } from './support.ts';
 
 // Servers that do not exist: a command that got as far as opening them would fail with exit code 1,
 // so exit code 2 also proves the input was refused before anything was opened or written.
@@ -71,6 +72,31 @@ describe('k2-offload usage', () => {
     const zoneless = await cli(['plan', '--until', '2026-11-22T01:00:00'], nowhere, () => now);
     expect(zoneless.code).toBe(2);
     expect(zoneless.stderr).toContain('use ISO 8601 with a zone');
+  });
+
+  it('K2_TEST_NOW stops the clock of a child process at its instant, says so, and refuses a non-instant', async () => {
+    const env = childEnv({ ...nowhere, K2_TEST_NOW: '2026-11-22T03:00:00Z' });
+    const r = await spawnCli(['run', '--until', '2026-11-22T04:00:00Z'], { env, cwd: tmpdir() });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')).toEqual([
+      testClockNotice('2026-11-22T03:00:00.000Z'),
+      'k2-offload run: --until 2026-11-22T04:00:00Z is in the future (now is 2026-11-22T03:00:00.000Z); rows after now are not final yet: give an instant in the past, or leave --until out',
+      '',
+    ]);
+    // Where stderr carries JSON lines, the notice is one of them.
+    const json = await cli(['run', '--log-format', 'json', '--until', '2026-11-22T04:00:00Z'], {
+      ...nowhere,
+      K2_TEST_NOW: '2026-11-22T03:00:00Z',
+    });
+    expect(JSON.parse(json.stderr.split('\n')[0] ?? '')).toMatchObject({
+      event: 'test-clock',
+      now: '2026-11-22T03:00:00.000Z',
+    });
+    const garbage = await cli(['run'], { ...nowhere, K2_TEST_NOW: 'yesterday' });
+    expect(garbage.code).toBe(2);
+    expect(garbage.stderr).toBe(
+      'k2-offload run: K2_TEST_NOW: "yesterday" is not an instant; use ISO 8601 with a zone, such as 2026-11-22T03:00:00Z\n',
+    );
   });
 
   it('refuses a table config with a bad identifier, naming the field and the value', async () => {

@@ -6,9 +6,10 @@ import { detectDrift } from '../../src/clickhouse/drift.ts';
 import { defaultConfig } from '../../src/config/load.ts';
 import { InputError } from '../../src/errors.ts';
 import { openTestClickHouse } from '../stage/support.ts';
+import { TEST_NOW } from '../support/clock.ts';
 
 const HOUR = 3_600_000;
-const end = new Date(Math.floor(Date.now() / HOUR) * HOUR);
+const end = TEST_NOW;
 const num = async (query: string) =>
   Number((await queryRows<{ n: string | number }>(ch.client, query))[0]?.n);
 

@@ -22,12 +22,14 @@ import { crashAt } from '../../src/pipeline/faults.ts';
 import { FUNCTION_ACCESS, FUNCTION_NAMES } from '../../src/runtime/access.ts';
 import { checkIamContract, MACHINE } from '../infra/iam/check.ts';
 import { CallRecorder } from '../infra/iam/record.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } from '../support/moto.ts';
 import { freshDatabase } from '../support/pg.ts';
 import { asLambda, execute, handlersOver, type Principal } from './support.ts';
 
 const moto = motoAvailability();
 const TABLES = ['bronze_trades_binance', 'bronze_trades_kraken', 'bronze_trades_coinbase'];
+const MIN = 60_000;
 const definition = buildStateMachineDefinition({
   functions: placeholderFunctionArns(),
   maxConcurrency: 4,
@@ -57,6 +59,9 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
     const secretArns = { clickhouse: '', postgres: '' };
     const built = new Map<Principal, PipelineDeps>();
     const depsOf = (fn: Principal) => built.get(fn) as PipelineDeps;
+    // The functions' clock and ClickHouse's stand still, and move only when a test moves them.
+    let now = TEST_NOW.getTime();
+    const clock = () => new Date(now);
     beforeAll(async () => {
       server = await startMoto();
       // What the Lambda runtime puts in the environment for the role; the SDK clients read it.
@@ -85,7 +90,7 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
       dir = await mkdtemp(join(tmpdir(), 'k2-fn-aws-'));
       chdb = openClickHouse({ dataDir: join(dir, 'chdb') });
       await createDemoSchema(chdb);
-      await generateTrades(chdb, { rows: 6_000, spanHours: 2, end: new Date(Date.now() - 60_000), seed: 5 });
+      await generateTrades(chdb, { rows: 6_000, spanHours: 2, end: new Date(now - MIN), seed: 5 });
       const env = {
         ...process.env,
         WAREHOUSE: 's3://k2-warehouse',
@@ -102,9 +107,15 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
           fn === MACHINE
             ? { ...FUNCTION_ACCESS['commit-watermark'], postgres: false, glue: 'none' as const }
             : FUNCTION_ACCESS[fn === 'emr-job' ? 'commit-batch' : fn];
-        const deps = await buildLambdaDeps(access, { env, write: () => {}, onClient: recorder.hook(fn) });
+        const deps = await buildLambdaDeps(access, {
+          env,
+          write: () => {},
+          onClient: recorder.hook(fn),
+          clock,
+        });
         built.set(fn, {
           ...deps,
+          sourceClock: async () => clock(),
           config: {
             tables: deps.config.tables.map((t) =>
               t.name === 'bronze_trades_kraken' ? { ...t, committer: 'emr' as const } : t,
@@ -157,7 +168,9 @@ describe.skipIf(skipMoto(moto, 'functions on AWS APIs'))(
     });
 
     it('a failed table is recorded (failure count, error) and the health check reads every table', async () => {
-      await generateTrades(chdb, { rows: 500, spanHours: 0.1, end: new Date(Date.now() - 30_000), seed: 6 });
+      // Ten minutes on: trades that arrived since the first cycle's bound are past the new one.
+      now += 10 * MIN;
+      await generateTrades(chdb, { rows: 500, spanHours: 0.1, end: new Date(now - 6 * MIN), seed: 6 });
       const stage = depsOf('stage-batch');
       built.set('stage-batch', {
         ...stage,

@@ -34,7 +34,7 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
     await generateTrades(world.clickhouse, {
       rows: 4_000,
       spanHours: 2,
-      end: new Date(Date.now() - 60_000),
+      end: new Date(world.now.getTime() - 60_000),
       seed: 3,
     });
   });
@@ -107,7 +107,7 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
   it('publish reports the pass; health publishes lag, watermark age, TTL headroom and failures per table', async () => {
     const summary = await call('publishCycle', {
       cycleId: 'cycle-1',
-      cycleStartedAt: new Date(Date.now() - 5_000).toISOString(),
+      cycleStartedAt: new Date(world.now.getTime() - 5_000).toISOString(),
       pass: 1,
       final: true,
       more: false,

@@ -10,11 +10,12 @@ import { S3ObjectStore } from '../../src/iceberg/s3-store.ts';
 import { stageBatch } from '../../src/stage/stage.ts';
 import { s3HttpUrl } from '../../src/stage/targets.ts';
 import { batchSpec, openTestClickHouse } from '../stage/support.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { MOTO_CREDENTIALS, type Moto, motoAvailability, skipMoto, startMoto } from '../support/moto.ts';
 
 const moto = motoAvailability();
 const HOUR = 3_600_000;
-const end = new Date(Math.floor(Date.now() / HOUR) * HOUR - HOUR);
+const end = new Date(TEST_NOW.getTime() - HOUR);
 const table = tableByName(defaultConfig(), 'bronze_trades_coinbase');
 
 describe.skipIf(skipMoto(moto, 'staging to S3'))('staging to S3 (moto)', () => {

@@ -62,7 +62,8 @@ describe('Postgres watermark store', () => {
       await gate.query(`SELECT 1 FROM ${schema}.watermarks WHERE table_name = 'trades' FOR UPDATE`);
       const running = Promise.allSettled(calls.map((call) => call()));
       let waiting = 0;
-      for (const deadline = Date.now() + 5000; waiting < calls.length && Date.now() < deadline; ) {
+      // Ends as soon as every call waits; the deadline only bounds a hang (within the test's 60 s).
+      for (const deadline = Date.now() + 50_000; waiting < calls.length && Date.now() < deadline; ) {
         await new Promise((ok) => setTimeout(ok, 20));
         // Activity views are snapshotted once per transaction; the gate is inside one.
         await gate.query('SELECT pg_stat_clear_snapshot()');

@@ -3,19 +3,15 @@ import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { compareKeys, exact, mismatches, openWorld, rows, type World } from '../support/world.ts';
 
-// One instant for the whole file: both cycles see the same bounds, so a candle that closes between two
-// real-clock readings cannot make the second cycle write it.
-const NOW = new Date(Math.floor(Date.now() / 60_000) * 60_000);
-
 describe('one local cycle, executing the deployed state machine definition', () => {
+  // The world stands still: both cycles see the same bounds, so no candle closes between them.
   let world: World;
-  const atNow = () => world.deps({ clock: () => NOW, sourceClock: async () => NOW });
   beforeAll(async () => {
     world = await openWorld();
     await generateTrades(world.clickhouse, {
       rows: 20_000,
       spanHours: 3,
-      end: new Date(NOW.getTime() - 10 * 60_000),
+      end: new Date(world.now.getTime() - 10 * 60_000),
       lateFraction: 0.05,
       seed: 7,
     });
@@ -23,7 +19,7 @@ describe('one local cycle, executing the deployed state machine definition', () 
   afterAll(() => world?.close());
 
   it('lands every table in Iceberg up to its watermark, each key exactly once', async () => {
-    const deps = atNow();
+    const deps = world.deps();
     const result = await runCycle(deps, {});
     expect(result.passes.at(-1)?.final).toBe(true);
     for (const table of deps.config.tables) {
@@ -36,7 +32,7 @@ describe('one local cycle, executing the deployed state machine definition', () 
   });
 
   it('a second cycle right after writes nothing new', async () => {
-    const deps = atNow();
+    const deps = world.deps();
     const before = await rows(
       world.clickhouse,
       `SELECT count() AS n FROM file('warehouse/**/*.metadata.json', 'RawBLOB')`,

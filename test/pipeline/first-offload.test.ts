@@ -13,8 +13,8 @@ describe("a table's first offload", () => {
   afterAll(() => world?.close());
 
   it('an empty hot tier starts every watermark at its bound, not at 1970, and audits why', async () => {
-    const now = new Date(Math.floor(Date.now() / MIN) * MIN);
-    const deps = world.deps({ clock: () => now, sourceClock: async () => now });
+    const now = world.now;
+    const deps = world.deps();
     await runCycle(deps, {});
     for (const table of deps.config.tables) {
       const w = await deps.watermarks.get(table.name);
@@ -30,7 +30,7 @@ describe("a table's first offload", () => {
   });
 
   it('rows arriving afterwards land in the next cycles, every layer, each key once', async () => {
-    const start = new Date(Math.floor(Date.now() / MIN) * MIN);
+    const start = world.now;
     await generateTrades(world.clickhouse, {
       rows: 3000,
       spanHours: 0.2,

@@ -18,7 +18,7 @@ describe("a cycle's time budget for loop-back passes", () => {
     await generateTrades(world.clickhouse, {
       rows: 6_000,
       spanHours: 3,
-      end: new Date(Date.now() - 10 * 60_000),
+      end: new Date(world.now.getTime() - 10 * 60_000),
       lateFraction: 0,
       seed: 5,
     });
@@ -26,7 +26,7 @@ describe("a cycle's time budget for loop-back passes", () => {
   afterAll(() => world?.close());
 
   it('plans a loop-back pass inside the budget and none after it, taking no lease', async () => {
-    const started = new Date();
+    const started = world.now;
     const at = (seconds: number) => () => new Date(started.getTime() + seconds * 1000);
     const input = { tables: [BRONZE], cycleId: 'cycle-budget', cycleStartedAt: started.toISOString() };
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import { collectHealth } from '../../src/pipeline/health.ts';
 import { runCycle } from '../../src/pipeline/local-runner.ts';
 import { createPostgresWatermarkStore } from '../../src/watermark/store.ts';
@@ -13,8 +14,19 @@ import { verifyAll } from './verify.ts';
  * offloaded nor who holds a table. The rig's fake clock is the world's (ClickHouse's and Postgres's);
  * only the pipeline's process clock is skewed.
  */
+// Every layer and both kinds of cursor (arrival time; closed candles of a minute and of an hour), without
+// the candle sizes that add only work to eight cycles.
+const config = parseConfig(
+  {
+    tables: defaultConfig().tables.filter(
+      (t) => !['ohlcv_5m', 'ohlcv_15m', 'ohlcv_30m', 'ohlcv_1d'].includes(t.name),
+    ),
+  },
+  'skew tables',
+);
+
 describe('clock skew', () => {
-  const fed = useFedRig({ name: 'clock-skew', seed: 17, rowsPerHour: 2400, hours: 2 });
+  const fed = useFedRig({ name: 'clock-skew', seed: 17, rowsPerHour: 2400, hours: 2, config });
   const { clock } = fed;
   const skewed = (ms: number) => fed.rig.deps({ clock: () => new Date(clock.now().getTime() + ms) });
   /** A quarter later, the trades of that quarter arrive (stamped by the world's clock), then a cycle. */
@@ -24,7 +36,8 @@ describe('clock skew', () => {
     return runCycle(skewed(skewMs), {});
   };
 
-  it('a process clock 10 min fast, then 10 min slow, loses and duplicates nothing', async () => {
+  // Two steps of one story, each its own test: a fast clock first, then a slow one on the same tables.
+  it('a process clock 10 min fast moves no watermark past what the source clock allows', async () => {
     await runCycle(fed.rig.deps(), {});
     for (let i = 0; i < 3; i++) await cycleWith(10 * MINUTE);
     for (const table of fed.rig.deps().config.tables) {
@@ -34,6 +47,9 @@ describe('clock skew', () => {
         clock.now().getTime() - table.latenessSeconds * 1000,
       );
     }
+  });
+
+  it('then 10 min slow, it loses and duplicates nothing, and health is green', async () => {
     for (let i = 0; i < 3; i++) await cycleWith(-10 * MINUTE);
     // Rows that arrived after the last cycle, stamped before its bound, wait for the next one.
     await cycleWith(0);
@@ -70,7 +86,8 @@ describe('lease expiry by the database clock', () => {
     const held = await honest.acquireLease('trades', 'cycle-honest', 900);
     expect(held.acquired).toBe(true);
 
-    // Only Date is faked: the process believes it is 20 minutes later, past the lease's expiry.
+    // Only Date is faked: the process believes it is 20 minutes later than the real clock Postgres reads,
+    // past the lease's expiry.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 20 * MINUTE });
     const fast = open();
     const taken = await fast.acquireLease('trades', 'cycle-fast', 900);

@@ -60,10 +60,11 @@ export function useFedRig(options: {
   seed: number;
   rowsPerHour: number;
   hours: number;
+  config?: OffloadConfig;
 }): FedRig {
   const clock = fakeClock(pastStart(3));
   const fed = { clock } as FedRig;
-  const holder = useRig({ name: options.name, clock });
+  const holder = useRig({ name: options.name, clock, ...(options.config ? { config: options.config } : {}) });
   beforeAll(async () => {
     fed.rig = holder.rig;
     fed.databaseUrl = holder.databaseUrl;

@@ -5,12 +5,13 @@ import { createDemoSchema } from '../../src/clickhouse/demo.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import { stageBatch } from '../../src/stage/stage.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { batchSpec, openTestClickHouse, readParquet } from './support.ts';
 
 const config = defaultConfig();
 const HOUR = 3_600_000;
 // Recent instants: the demo tables' TTLs (7 and 30 days) would delete anything older.
-const end = new Date(Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR);
+const end = new Date(TEST_NOW.getTime() - 2 * HOUR);
 const iso = (ms: number) => new Date(ms).toISOString();
 const sqlTime = (ms: number) => `toDateTime64('${iso(ms).slice(0, 23).replace('T', ' ')}', 6, 'UTC')`;
 

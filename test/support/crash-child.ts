@@ -44,6 +44,7 @@ async function atBarrier(barrier: { ready: string; go: string }) {
 }
 
 async function main(plan: ChildPlan) {
+  // Every step sets the clock; a plan without steps reads no time.
   const clock = fakeClock(plan.steps[0]?.at ?? Date.now());
   const caps = plan.caps ?? {};
   const rig = await openRig({

@@ -104,7 +104,8 @@ export async function startMoto(): Promise<Moto> {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   try {
-    await waitUntilAnswering(endpoint, child, 30_000);
+    // A bound against a hang: the server's start-up (Python imports) is slow on a busy machine.
+    await waitUntilAnswering(endpoint, child, 90_000);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${(error as Error).message}\n${stderr}`);

@@ -14,15 +14,19 @@ import { createPostgresCatalog } from '../../src/iceberg/postgres-catalog.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { createPostgresWatermarkStore } from '../../src/watermark/store.ts';
+import { TEST_NOW } from './clock.ts';
 import { freshDatabase } from './pg.ts';
 
 /**
  * A complete local pipeline for one test file: chDB with the demo hot tier (one data dir per process,
  * under a temp dir that is also the working directory, since chDB's file() and icebergLocal() only
  * reach below it), a fresh Postgres database for watermarks and the Iceberg catalog, a local warehouse.
+ * Its deps stand still at `now`: their own clock, ClickHouse's (window bounds) and Postgres's (leases);
+ * a test that moves time on overrides `clock` and `sourceClock`.
  */
 export type World = {
   dir: string;
+  now: Date;
   clickhouse: ClickHouseClient;
   pool: pg.Pool;
   databaseUrl: string;
@@ -38,7 +42,8 @@ export async function openWorld(options: { config?: OffloadConfig } = {}): Promi
   await createDemoSchema(clickhouse);
   const db = await freshDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 10 });
-  const watermarks = createPostgresWatermarkStore(pool);
+  const now = TEST_NOW;
+  const watermarks = createPostgresWatermarkStore(pool, { clock: () => now });
   await watermarks.migrate();
   const catalog = createPostgresCatalog(pool, { catalogName: 'k2' });
   const warehouse = fileUri(join(dir, 'warehouse'));
@@ -49,7 +54,8 @@ export async function openWorld(options: { config?: OffloadConfig } = {}): Promi
     catalog,
     store: new LocalObjectStore(),
     warehouse,
-    clock: () => new Date(),
+    clock: () => now,
+    sourceClock: async () => now,
     leaseSeconds: 900,
     faults: NO_FAULTS,
     metrics: () => {},
@@ -57,6 +63,7 @@ export async function openWorld(options: { config?: OffloadConfig } = {}): Promi
   };
   return {
     dir,
+    now,
     clickhouse,
     pool,
     databaseUrl: db.url,

@@ -165,8 +165,9 @@ describe('Postgres SQL catalog (Iceberg JDBC schema)', () => {
   });
 });
 
+/** Returns once `count` sessions wait on a row lock; the deadline only bounds a hang. */
 async function waitForLockWaiters(pool: pg.Pool, count: number) {
-  for (let i = 0; i < 200; i++) {
+  for (const deadline = Date.now() + 50_000; Date.now() < deadline; ) {
     const r = await pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND wait_event_type = 'Lock'`,

@@ -163,7 +163,8 @@ describe('maintenance read back by chDB', () => {
     );
     expect(thirdCount?.c).toBe(String(400 + 410 + 420));
 
-    // Keep the compaction and its parent: the small files are still read by the parent.
+    // Keep the compaction and its parent: the small files are still read by the parent. Snapshots and
+    // files here are stamped by the real clock, so a cutoff just past now is after all of them.
     const keepTwo = await expireSnapshots(deps(), {
       table: bronze.target,
       olderThanMs: Date.now() + 1,
@@ -190,6 +191,7 @@ describe('maintenance read back by chDB', () => {
     const young = join(dataDir, 'in-flight.parquet');
     writeFileSync(old, 'x');
     writeFileSync(young, 'y');
+    // File times are the filesystem's (the real clock): ages are set and cut off against that clock.
     const fourDaysAgo = new Date(Date.now() - 4 * 24 * 3600 * 1000);
     utimesSync(old, fourDaysAgo, fourDaysAgo);
     const orphans = await removeOrphanFiles(deps(), {
