@@ -4,8 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../../src/audit/audit.ts';
 import type { DemoReport } from '../../src/cli/commands/demo.ts';
+import { testClockNotice } from '../../src/cli/context.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { freshDatabase } from '../support/pg.ts';
 import { childEnv, embeddedSql, spawnCli } from './support.ts';
+
+/** What every command prints on stderr while K2_TEST_NOW stops its clock. */
+const notice = `${testClockNotice(TEST_NOW.toISOString())}\n`;
 
 const TABLE = 'bronze_trades_binance';
 const at = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 23);
@@ -30,7 +35,12 @@ describe('k2-offload audit: audited skips and named keys', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'k2-audit-skips-'));
     db = await freshDatabase();
-    env = childEnv({ K2_HOME: join(dir, '.k2'), WAREHOUSE: join(dir, 'warehouse'), DATABASE_URL: db.url });
+    env = childEnv({
+      K2_HOME: join(dir, '.k2'),
+      WAREHOUSE: join(dir, 'warehouse'),
+      DATABASE_URL: db.url,
+      K2_TEST_NOW: TEST_NOW.toISOString(),
+    });
     const demo = await run(['demo', '--rows', '3000', '--hours', '3', '--force', '--json']);
     expect(demo.code).toBe(0);
     cursor = (demo.json() as DemoReport).tables.find((t) => t.table === TABLE)?.cursor as string;
@@ -57,7 +67,7 @@ describe('k2-offload audit: audited skips and named keys', () => {
       'alice',
       '--json',
     ]);
-    expect(set.stderr).toBe('');
+    expect(set.stderr).toBe(notice);
     expect(set.json()).toMatchObject({ changed: true });
     // Our trade, and whatever the demo generated in that minute above the watermark.
     skipped = (set.json() as { skippedRows: number }).skippedRows;
@@ -82,7 +92,7 @@ describe('k2-offload audit: audited skips and named keys', () => {
   }, 120_000);
 
   it('a row lost below the watermark is a mismatch that names the missing key, exit 1', async () => {
-    await embeddedSql(chdb(), trade(888000002, Date.now() - 70 * 60_000));
+    await embeddedSql(chdb(), trade(888000002, TEST_NOW.getTime() - 70 * 60_000));
     const audit = await run(['audit', '--hours', '4', '--table', TABLE, '--json']);
     expect(audit.code).toBe(1);
     const [t] = (audit.json() as AuditReport).tables;

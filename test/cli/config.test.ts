@@ -5,6 +5,7 @@ import type { ConfigSuggestion } from '../../src/cli/commands/config.ts';
 import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { defaultConfig, parseConfig, tableByName } from '../../src/config/load.ts';
 import type { CyclePreview } from '../../src/pipeline/preview.ts';
+import { TEST_NOW } from '../support/clock.ts';
 import { openWorld, type World } from '../support/world.ts';
 import { cli } from './support.ts';
 
@@ -14,15 +15,19 @@ const TABLE = 'bronze_trades_kraken';
 describe('k2-offload config suggest', () => {
   let world: World;
   let env: NodeJS.ProcessEnv;
-  const run = (argv: string[]) => cli(argv, env);
+  const run = (argv: string[]) => cli(argv, env, () => TEST_NOW);
 
   beforeAll(async () => {
     world = await openWorld();
-    env = { K2_HOME: world.dir, WAREHOUSE: join(world.dir, 'warehouse'), DATABASE_URL: world.databaseUrl };
+    env = {
+      K2_HOME: world.dir,
+      WAREHOUSE: join(world.dir, 'warehouse'),
+      DATABASE_URL: world.databaseUrl,
+    };
     await generateTrades(world.clickhouse, {
       rows: 600,
       spanHours: 1,
-      end: new Date(Date.now() - 10 * 60_000),
+      end: new Date(TEST_NOW.getTime() - 10 * 60_000),
       lateFraction: 0,
       seed: 4,
     });
