@@ -4,6 +4,7 @@
  * folder, S3, or in memory.
  */
 import type { Readable } from 'node:stream';
+import { ConfigError } from '../errors.ts';
 
 export type ObjectInfo = { uri: string; size: number; lastModified: Date };
 
@@ -31,4 +32,15 @@ export function joinUri(base: string, ...parts: string[]): string {
   return [base.replace(/\/+$/, ''), ...parts.map((p) => p.replace(/^\/+|\/+$/g, ''))]
     .filter(Boolean)
     .join('/');
+}
+
+export type S3Location = { bucket: string; key: string };
+
+/** Splits `s3://bucket/key` into its parts; anything else is a ConfigError naming the value. */
+export function parseS3Uri(uri: string): S3Location {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!match?.[1]) {
+    throw new ConfigError(`"${uri}" is not an S3 URI: expected s3://<bucket>/<key>`, { uri });
+  }
+  return { bucket: match[1], key: match[2] ?? '' };
 }

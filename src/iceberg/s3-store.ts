@@ -12,18 +12,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, InputError, UnavailableError } from '../errors.ts';
-import type { ObjectInfo, ObjectStore } from './object-store.ts';
+import { type ObjectInfo, type ObjectStore, parseS3Uri } from './object-store.ts';
 
-export type S3Location = { bucket: string; key: string };
-
-/** Splits `s3://bucket/key` into its parts; anything else is a ConfigError naming the value. */
-export function parseS3Uri(uri: string): S3Location {
-  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
-  if (!match?.[1]) {
-    throw new ConfigError(`"${uri}" is not an S3 URI: expected s3://<bucket>/<key>`, { uri });
-  }
-  return { bucket: match[1], key: match[2] ?? '' };
-}
+export { parseS3Uri, type S3Location } from './object-store.ts';
 
 export type S3ObjectStoreOptions = {
   /** A ready client; when given, the connection options below are ignored. */

@@ -1,5 +1,4 @@
-import { joinUri, type ObjectStore } from '../iceberg/object-store.ts';
-import { parseS3Uri } from '../iceberg/s3-store.ts';
+import { joinUri, type ObjectStore, parseS3Uri } from '../iceberg/object-store.ts';
 import { PLAN_PREFIX } from '../orchestration/asl.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { CycleHandoff, CyclePlan, PlanRef, TablePlan } from './events.ts';

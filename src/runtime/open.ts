@@ -1,13 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { GlueClient } from '@aws-sdk/client-glue';
 import pg from 'pg';
 import { assertReachable, openClickHouse } from '../clickhouse/client.ts';
 import { loadConfig } from '../config/load.ts';
 import type { OffloadConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import type { Catalog } from '../iceberg/catalog.ts';
-import { createGlueCatalog } from '../iceberg/glue-catalog.ts';
+import type { ObjectStore } from '../iceberg/object-store.ts';
 import { createPathCatalog } from '../iceberg/path-catalog.ts';
 import { createPostgresCatalog } from '../iceberg/postgres-catalog.ts';
 import { createObjectStore } from '../iceberg/stores.ts';
@@ -88,8 +87,8 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
     const s3 = settings.s3Endpoint
       ? { endpoint: settings.s3Endpoint, forcePathStyle: true, region: settings.region }
       : { region: settings.region };
-    const store = createObjectStore(settings.warehouse, { s3 });
-    const catalog = createCatalog(settings, pool, store);
+    const store = await createObjectStore(settings.warehouse, { s3 });
+    const catalog = await createCatalog(settings, pool, store);
     return {
       config,
       clickhouse,
@@ -118,15 +117,17 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
   }
 }
 
-function createCatalog(
-  settings: Settings,
-  pool: pg.Pool,
-  store: ReturnType<typeof createObjectStore>,
-): Catalog {
+/** The Glue SDK is loaded only for the Glue catalog, as the S3 SDK only for an S3 warehouse. */
+async function createCatalog(settings: Settings, pool: pg.Pool, store: ObjectStore): Promise<Catalog> {
   if (settings.catalog === 'path') return createPathCatalog(store, settings.warehouse);
-  if (settings.catalog === 'glue')
+  if (settings.catalog === 'glue') {
+    const [{ GlueClient }, { createGlueCatalog }] = await Promise.all([
+      import('@aws-sdk/client-glue'),
+      import('../iceberg/glue-catalog.ts'),
+    ]);
     return createGlueCatalog(new GlueClient({ region: settings.region }), {
       databaseName: (namespace: string) => namespace,
     });
+  }
   return createPostgresCatalog(pool, { catalogName: settings.catalogName });
 }

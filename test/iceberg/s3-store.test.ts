@@ -28,14 +28,14 @@ describe('parseS3Uri', () => {
 });
 
 describe('createObjectStore', () => {
-  it('refuses a scheme it has no store for, naming the URI and what it accepts', () => {
-    expect(() => createObjectStore('gs://bucket/wh')).toThrow(
+  it('refuses a scheme it has no store for, naming the URI and what it accepts', async () => {
+    await expect(createObjectStore('gs://bucket/wh')).rejects.toThrow(
       /Unsupported storage URI "gs:\/\/bucket\/wh": expected/,
     );
-    expect(() => createObjectStore('s3a://bucket/wh')).toThrow(ConfigError);
-    expect(() => createObjectStore('s3a://bucket/wh')).toThrow(/Write it as s3:\/\/bucket\/wh/);
-    expect(() => createObjectStore('/tmp/wh')).toThrow(/For a local folder write file:\/\/\/tmp\/wh/);
-    expect(createObjectStore('file:///tmp/wh')).toBeInstanceOf(LocalObjectStore);
+    await expect(createObjectStore('s3a://bucket/wh')).rejects.toThrow(ConfigError);
+    await expect(createObjectStore('s3a://bucket/wh')).rejects.toThrow(/Write it as s3:\/\/bucket\/wh/);
+    await expect(createObjectStore('/tmp/wh')).rejects.toThrow(/For a local folder write file:\/\/\/tmp\/wh/);
+    expect(await createObjectStore('file:///tmp/wh')).toBeInstanceOf(LocalObjectStore);
   });
 });
 
@@ -129,7 +129,7 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
   });
 
   it('is what createObjectStore gives for an s3:// warehouse', async () => {
-    const chosen = createObjectStore(uri('warehouse'), { s3: moto.clientConfig });
+    const chosen = await createObjectStore(uri('warehouse'), { s3: moto.clientConfig });
     expect(chosen).toBeInstanceOf(S3ObjectStore);
     expect(await chosen.put(uri('warehouse/x'), bytes('x'))).toBe(true);
     expect(text(await store.get(uri('warehouse/x')))).toBe('x');
