@@ -13,7 +13,7 @@ import { partName, type S3Access, type StagingTarget, tableFunctionSql } from '.
 export type WriteTuning = { rowGroupRows: number; maxThreads: number | undefined };
 
 /** Settings of every statement that writes Parquet (in the SQL: chDB would keep `SET`s for the session). */
-function writeSettings({ rowGroupRows, maxThreads }: WriteTuning, files: number): string {
+function writeSettings({ rowGroupRows, maxThreads }: WriteTuning): string {
   return [
     // Where we bound the threads (the embedded engine), encoding stays on one of them while the others
     // read and cast: measured on 5M silver rows, parallel encoding held 70 MB more for no less CPU.
@@ -31,7 +31,6 @@ function writeSettings({ rowGroupRows, maxThreads }: WriteTuning, files: number)
     `output_format_parquet_row_group_size = ${rowGroupRows}`,
     // Caps wide rows (silver's lists and maps) the way rowGroupRows caps narrow ones.
     `output_format_parquet_row_group_size_bytes = ${16 * 1024 * 1024}`,
-    `max_partitions_per_insert_block = ${files + 1}`,
   ].join(', ');
 }
 
@@ -48,10 +47,38 @@ export function statementSql(table: TableConfig, statement: StageStatement): Sta
 export const UNPLANNED_PARTITION = 'a row of a partition that appeared after planning';
 
 /**
- * One statement: ClickHouse writes its slice as one file per partition, named by file index through
- * PARTITION BY. A row of a partition the plan did not see fails the statement: the check sits in the
- * PARTITION BY expression, which sees only the rows being written (in a WHERE, ClickHouse may push it
- * below the window's own filter and trip on rows outside the window).
+ * The rows of a statement's `p`-th partition (1-based). A slice of one partition goes whole into its
+ * file (no per-row partition expression; a row of another partition that arrived after planning lands
+ * in the file, and its count no longer matches the plan's).
+ */
+function partitionRows(sql: StatementSql, statement: StageStatement, p: number): string {
+  return statement.keys.length > 1
+    ? `SELECT * FROM (${sql.select}) WHERE ${sql.position} = ${p}`
+    : sql.select;
+}
+
+/**
+ * A slice of several partitions is written one partition at a time, so rows of no planned partition
+ * would be in no file: they are counted first, and any fails the statement.
+ */
+async function assertPlannedPartitions(
+  client: ClickHouseClient,
+  sql: StatementSql,
+  statement: StageStatement,
+) {
+  if (statement.keys.length <= 1) return;
+  const [row] = await queryRows<{ n: string }>(
+    client,
+    `SELECT count() AS n FROM (${sql.select}) WHERE ${sql.position} = 0`,
+  );
+  if (Number(row?.n) > 0) throw new Error(`${UNPLANNED_PARTITION} (${row?.n} rows)`);
+}
+
+/**
+ * One statement: ClickHouse writes its slice as one file per partition, one partition at a time. One
+ * INSERT with PARTITION BY would keep a writer, and its row group, open for every partition at once:
+ * measured on a 5M-row silver hour of three partitions, that held about 100 MB more than one file at a
+ * time, for more CPU, while reading a partition's rows again is cheap (the cursor filter comes first).
  */
 export async function writeStatement(
   client: ClickHouseClient,
@@ -61,21 +88,14 @@ export async function writeStatement(
   tuning: WriteTuning,
   s3: S3Access | undefined,
 ): Promise<void> {
-  const settings = writeSettings(tuning, statement.keys.length);
-  if (statement.keys.length === 1) {
-    // One partition (the usual case): no per-row partition expression. A row of another partition that
-    // arrived after planning would land in this file, and its row count no longer matches the plan's.
-    const destination = tableFunctionSql(target, partName(statement.firstFile), s3);
-    await client.command({ query: `INSERT INTO FUNCTION ${destination} ${sql.select} SETTINGS ${settings}` });
-    return;
+  await assertPlannedPartitions(client, sql, statement);
+  for (let p = 1; p <= statement.keys.length; p++) {
+    const destination = tableFunctionSql(target, partName(statement.firstFile + p - 1), s3);
+    const rows = partitionRows(sql, statement, p);
+    await client.command({
+      query: `INSERT INTO FUNCTION ${destination} ${rows} SETTINGS ${writeSettings(tuning)}`,
+    });
   }
-  const destination = tableFunctionSql(target, 'part-{_partition_id}.parquet', s3);
-  const unplanned = `throwIf(${sql.position} = 0, ${stringLiteral(UNPLANNED_PARTITION)})`;
-  const file = `toInt64(${sql.position}) + ${statement.firstFile - 1} + ${unplanned}`;
-  await client.command({
-    query: `INSERT INTO FUNCTION ${destination} PARTITION BY leftPad(toString(${file}), 5, '0')
-      ${sql.select} SETTINGS ${settings}`,
-  });
 }
 
 /** Row counts and sizes of the written files, from their Parquet footers alone. */
@@ -103,9 +123,8 @@ export async function readWritten(
 }
 
 /**
- * The stream writer: one SELECT ... FORMAT Parquet per file, bytes piped through this process. A slice
- * of one partition goes whole into its file (an unplanned row makes the count differ); for several,
- * rows of no planned partition are counted, as the files cannot hold them.
+ * The stream writer: one SELECT ... FORMAT Parquet per file, bytes piped through this process; a slice
+ * is split into partitions, and checked for unplanned ones, as writeStatement does.
  */
 export async function streamStatement(
   client: ClickHouseClient,
@@ -119,19 +138,11 @@ export async function streamStatement(
     throw new ConfigError('streaming staged files to S3 needs an object store; pass `objects`', {
       stagingPrefix: target.prefix,
     });
-  const several = statement.keys.length > 1;
-  if (several) {
-    const [row] = await queryRows<{ n: string }>(
-      client,
-      `SELECT count() AS n FROM (${sql.select}) WHERE ${sql.position} = 0`,
-    );
-    if (Number(row?.n) > 0) throw new Error(`${UNPLANNED_PARTITION} (${row?.n} rows)`);
-  }
+  await assertPlannedPartitions(client, sql, statement);
   const byIndex = new Map<number, StreamedFile>();
   for (let p = 1; p <= statement.keys.length; p++) {
     const index = statement.firstFile + p - 1;
-    const rows = several ? `SELECT * FROM (${sql.select}) WHERE ${sql.position} = ${p}` : sql.select;
-    const query = `${rows} FORMAT Parquet SETTINGS ${writeSettings(tuning, 1)}`;
+    const query = `${partitionRows(sql, statement, p)} FORMAT Parquet SETTINGS ${writeSettings(tuning)}`;
     const file = await streamFile(client, query, target, partName(index), objects);
     if (file) byIndex.set(index, file);
   }
