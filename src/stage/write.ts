@@ -5,7 +5,7 @@ import type { TableConfig } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { StageStatement } from './plan.ts';
-import { partitionPositionSql, stagingSelect } from './select.ts';
+import { partitionKeyLiteral, partitionTupleSql, stagingSelect } from './select.ts';
 import { type StreamedFile, streamFile } from './stream.ts';
 import { partName, type S3Access, type StagingTarget, tableFunctionSql } from './targets.ts';
 
@@ -34,12 +34,13 @@ function writeSettings({ rowGroupRows, maxThreads }: WriteTuning): string {
   ].join(', ');
 }
 
-export type StatementSql = { select: string; position: string };
+/** The slice's rows, and the partition key of a row of it (partitionTupleSql). */
+export type StatementSql = { select: string; partition: string };
 
 export function statementSql(table: TableConfig, statement: StageStatement): StatementSql {
   return {
     select: stagingSelect(table, statement.start, statement.end, statement.share),
-    position: partitionPositionSql(table, statement.keys),
+    partition: partitionTupleSql(table),
   };
 }
 
@@ -49,11 +50,12 @@ export const UNPLANNED_PARTITION = 'a row of a partition that appeared after pla
 /**
  * The rows of a statement's `p`-th partition (1-based). A slice of one partition goes whole into its
  * file (no per-row partition expression; a row of another partition that arrived after planning lands
- * in the file, and its count no longer matches the plan's).
+ * in the file, and its count no longer matches the plan's). One tuple equality per row: looking the
+ * key up in an array of keys (`indexOf`) cost ten times the CPU on silver.
  */
 function partitionRows(sql: StatementSql, statement: StageStatement, p: number): string {
   return statement.keys.length > 1
-    ? `SELECT * FROM (${sql.select}) WHERE ${sql.position} = ${p}`
+    ? `SELECT * FROM (${sql.select}) WHERE ${sql.partition} = ${partitionKeyLiteral(statement.keys[p - 1] ?? [])}`
     : sql.select;
 }
 
@@ -69,7 +71,7 @@ async function assertPlannedPartitions(
   if (statement.keys.length <= 1) return;
   const [row] = await queryRows<{ n: string }>(
     client,
-    `SELECT count() AS n FROM (${sql.select}) WHERE ${sql.position} = 0`,
+    `SELECT count() AS n FROM (${sql.select}) WHERE ${sql.partition} NOT IN (${statement.keys.map(partitionKeyLiteral).join(', ')})`,
   );
   if (Number(row?.n) > 0) throw new Error(`${UNPLANNED_PARTITION} (${row?.n} rows)`);
 }
@@ -78,7 +80,8 @@ async function assertPlannedPartitions(
  * One statement: ClickHouse writes its slice as one file per partition, one partition at a time. One
  * INSERT with PARTITION BY would keep a writer, and its row group, open for every partition at once:
  * measured on a 5M-row silver hour of three partitions, that held about 100 MB more than one file at a
- * time, for more CPU, while reading a partition's rows again is cheap (the cursor filter comes first).
+ * time, for more CPU, while reading the slice once per partition is cheap (the cursor and partition
+ * filters run first, as PREWHERE, on a few columns).
  */
 export async function writeStatement(
   client: ClickHouseClient,
