@@ -1,5 +1,6 @@
 /**
- * Benchmarks (QUALITY.md), printing ratios and writing bench/results.md:
+ * Benchmarks (QUALITY.md), printing ratios and writing them to bench/latest-run.md (bench/results.md is the
+ * analysed record: runs, profile, AWS costs):
  * - our offload of `--rows` new rows of bronze (bronze_trades_binance) and of silver (silver_trades),
  *   through the CLI exactly as a user runs it (`k2-offload run --tables ...`), against ClickHouse's own
  *   Parquet export of exactly the rows the run offloaded (the same chDB on the same data, its default
@@ -37,7 +38,7 @@ const { values } = parseArgs({
   options: {
     rows: { type: 'string', default: '5000000' },
     repeat: { type: 'string', default: '2' },
-    out: { type: 'string', default: 'bench/results.md' },
+    out: { type: 'string', default: 'bench/latest-run.md' },
     'skip-s3': { type: 'boolean', default: false },
     'seed-dir': { type: 'string' },
     'seed-end': { type: 'string' },
