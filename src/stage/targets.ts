@@ -106,8 +106,8 @@ export function s3HttpUrl(bucket: string, key: string, access: S3Access = {}): s
 }
 
 /**
- * The table function ClickHouse reads or writes `<prefix><name>` through; `name` may hold a `*` glob
- * (ours; it never comes from input).
+ * The table function ClickHouse reads or writes `<prefix><name>` through; `name` may hold ClickHouse's
+ * `{_partition_id}` placeholder or a `*` glob (we write both; neither comes from input).
  */
 export function tableFunctionSql(
   target: StagingTarget,
