@@ -68,8 +68,8 @@ const DEFAULTS = {
    * writing the files itself: 103 MB). So files streamed from the embedded engine stay small.
    */
   embeddedStreamRowsPerFile: 250_000,
-  embedded: { rowGroupRows: 65_536, maxThreads: 2 },
-  server: { rowGroupRows: 262_144, maxThreads: undefined },
+  embedded: { rowGroupRows: 65_536, maxThreads: 2, boundPartitions: true },
+  server: { rowGroupRows: 262_144, maxThreads: undefined, boundPartitions: false },
 };
 
 /** Rows of the window per (cursor bucket, partition): the input of the slicing plan. */
@@ -132,6 +132,7 @@ export async function stageBatch(
   const tuning: WriteTuning = {
     rowGroupRows: options.rowGroupRows ?? engine.rowGroupRows,
     maxThreads: options.maxThreads ?? engine.maxThreads,
+    boundPartitions: engine.boundPartitions,
   };
   const startMs = Date.parse(window.windowStart);
   const endMs = Date.parse(window.windowEnd);

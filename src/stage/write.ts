@@ -9,8 +9,13 @@ import { partitionKeyLiteral, partitionTupleSql, stagingSelect } from './select.
 import { type StreamedFile, streamFile } from './stream.ts';
 import { partName, type S3Access, type StagingTarget, tableFunctionSql } from './targets.ts';
 
-/** `maxThreads` undefined: the server's own default (a remote server's memory is not ours to bound). */
-export type WriteTuning = { rowGroupRows: number; maxThreads: number | undefined };
+/**
+ * `maxThreads` undefined: the server's own default (a remote server's memory is not ours to bound).
+ * `boundPartitions`: write a big slice of several partitions one partition at a time, to hold one row
+ * group instead of one per partition (default true; a remote server's memory is not ours, and each
+ * extra statement scans the slice's cursor again).
+ */
+export type WriteTuning = { rowGroupRows: number; maxThreads: number | undefined; boundPartitions?: boolean };
 
 /** Settings of every statement that writes Parquet (in the SQL: chDB would keep `SET`s for the session). */
 function writeSettings({ rowGroupRows, maxThreads }: WriteTuning): string {
@@ -96,7 +101,7 @@ export async function writeStatement(
   s3: S3Access | undefined,
 ): Promise<void> {
   const sliceRows = statement.rows.reduce((n, r) => n + r, 0);
-  if (statement.keys.length > 1 && sliceRows <= tuning.rowGroupRows)
+  if (statement.keys.length > 1 && (sliceRows <= tuning.rowGroupRows || tuning.boundPartitions === false))
     return writePartitioned(client, target, sql, statement, tuning, s3);
   await assertPlannedPartitions(client, sql, statement);
   for (let p = 1; p <= statement.keys.length; p++) {
