@@ -5,7 +5,7 @@ import type { TableConfig } from '../config/schema.ts';
 import { mapColumn } from '../config/types.ts';
 import { StagingMismatchError } from '../errors.ts';
 import type { StageStatement } from '../stage/plan.ts';
-import { partitionPositionSql, partitionTupleSql, stagingSelect } from '../stage/select.ts';
+import { partitionTupleSql, stagingSelect } from '../stage/select.ts';
 import { parseStagingPrefix, partName, type S3Access } from '../stage/targets.ts';
 import { readWritten, writeStatement } from '../stage/write.ts';
 import { addChecksums, type HourCount } from '../watermark/hourly-types.ts';
@@ -102,7 +102,7 @@ export async function writeRows(
   await writeStatement(
     client,
     target,
-    { select, position: partitionPositionSql(table, keys) },
+    { select, partition: partitionTupleSql(table) },
     statement,
     { rowGroupRows: 65_536, maxThreads: 2 },
     s3,

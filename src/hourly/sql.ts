@@ -9,10 +9,20 @@ import { addChecksums, type HourCount } from '../watermark/hourly-types.ts';
  * per hour) and the audit: the same expressions on both sides, so equal data gives equal numbers.
  */
 
+/** The start of the hour of a row's cursor, in UTC, as a DateTime64: cheap to group by. */
+export function hourStartSql(table: TableConfig): string {
+  const c = ident(table.cursor.column, 'cursor column');
+  return `toStartOfHour(toDateTime64(${c}, 6, 'UTC'))`;
+}
+
+/** An hour start (from hourStartSql) as an ISO instant; formatting after grouping costs per group, not per row. */
+export function formatHourSql(hourStart: string): string {
+  return `formatDateTime(${hourStart}, '%Y-%m-%dT%H:00:00.000Z', 'UTC')`;
+}
+
 /** The hour of a row's cursor as an ISO instant, in UTC. */
 export function hourSql(table: TableConfig): string {
-  const c = ident(table.cursor.column, 'cursor column');
-  return `formatDateTime(toStartOfHour(toDateTime64(${c}, 6, 'UTC')), '%Y-%m-%dT%H:00:00.000Z', 'UTC')`;
+  return formatHourSql(hourStartSql(table));
 }
 
 /** Text of a column as its staging type: ClickHouse's rows and Iceberg's (read back by chDB) print alike. */

@@ -6,6 +6,7 @@ import {
   placeholderFunctionArns,
   STATE_NAMES,
 } from '../orchestration/asl.ts';
+import { FUNCTION_ACCESS } from '../runtime/access.ts';
 import { commitBatch } from './commit-batch.ts';
 import { commitWatermark } from './commit-watermark.ts';
 import type { PipelineDeps } from './deps.ts';
@@ -18,11 +19,19 @@ import { type CycleSummary, publishCycle } from './publish-cycle.ts';
 import { recordFailure } from './record-failure.ts';
 import { stageBatch } from './stage-batch.ts';
 
+/**
+ * The interpreter fails a task after 60 s unless the definition says otherwise; in AWS a task is bounded
+ * by its Lambda's own timeout (StageBatch: 600 s). Locally every task gets the longest of those, so a
+ * big window staged on a busy machine is not cut off where AWS would let it finish.
+ */
+const LOCAL_TASK_TIMEOUT_SECONDS = Math.max(...Object.values(FUNCTION_ACCESS).map((a) => a.timeoutSeconds));
+
 /** The definition CDK deploys, with placeholder ARNs: locally every task is bound by state name. */
 export function localDefinition(maxConcurrency = 4): AslDefinition {
   return buildStateMachineDefinition({
     functions: placeholderFunctionArns(),
     maxConcurrency,
+    taskTimeoutSeconds: LOCAL_TASK_TIMEOUT_SECONDS,
     emr: {
       applicationId: 'local',
       executionRoleArn: 'arn:aws:iam::000000000000:role/local',

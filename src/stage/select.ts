@@ -135,10 +135,9 @@ export function partitionTupleSql(table: TableConfig): string {
   return `tuple(${parts.length ? parts.join(', ') : "''"})`;
 }
 
-/** 1-based position of a staged row's partition in `keys` (from partitionTupleSql); 0 when absent. */
-export function partitionPositionSql(table: TableConfig, keys: string[][]): string {
-  const literals = keys.map((k) => `tuple(${k.map(stringLiteral).join(', ')})`);
-  return `indexOf([${literals.join(', ')}], ${partitionTupleSql(table)})`;
+/** A partition key (as partitionTupleSql gives it) as a tuple literal. */
+export function partitionKeyLiteral(key: readonly string[]): string {
+  return `tuple(${key.map(stringLiteral).join(', ')})`;
 }
 
 /** Columns whose hash splits a slice that is too big for one file: whole groups for candle tables. */

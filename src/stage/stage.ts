@@ -3,7 +3,7 @@ import { isEmbedded, queryRows } from '../clickhouse/client.ts';
 import { ident } from '../clickhouse/sql.ts';
 import type { TableConfig } from '../config/schema.ts';
 import { ConfigError, InputError, StagingMismatchError } from '../errors.ts';
-import { checksumAggregateSql, hourSql, sumHours } from '../hourly/sql.ts';
+import { checksumAggregateSql, formatHourSql, hourStartSql, sumHours } from '../hourly/sql.ts';
 import type { ObjectStore } from '../iceberg/object-store.ts';
 import type { BatchSpec, Staged } from '../pipeline/events.ts';
 import { makeBatch } from '../plan/batch.ts';
@@ -53,8 +53,7 @@ export type StageOptions = {
   rowGroupRows?: number;
   /**
    * ClickHouse threads per write. Default: 2 for the embedded engine, whose memory is this process's
-   * (measured: 1.5x the rows/s of one thread for about 25 MB more peak), the server's default for a
-   * remote server.
+   * (they read and cast while one encodes), the server's default for a remote server.
    */
   maxThreads?: number;
   clock?: () => number;
@@ -69,8 +68,8 @@ const DEFAULTS = {
    * writing the files itself: 103 MB). So files streamed from the embedded engine stay small.
    */
   embeddedStreamRowsPerFile: 250_000,
-  embedded: { rowGroupRows: 65_536, maxThreads: 2 },
-  server: { rowGroupRows: 262_144, maxThreads: undefined },
+  embedded: { rowGroupRows: 65_536, maxThreads: 2, boundPartitions: true },
+  server: { rowGroupRows: 262_144, maxThreads: undefined, boundPartitions: false },
 };
 
 /** Rows of the window per (cursor bucket, partition): the input of the slicing plan. */
@@ -86,8 +85,10 @@ async function histogram(
   // Grouped by hour too: the batch's rows per hour go to the hourly ledger at the watermark commit.
   const rows = await queryRows<{ b: string; k: string[]; rows: string; h: string; sum: string }>(
     client,
-    `SELECT intDiv(toUnixTimestamp64Milli(${cursor}) - ${startMs}, ${bucketMs}) AS b, ${partitionTupleSql(table)} AS k,
-       ${hourSql(table)} AS h, count() AS rows, ${checksumAggregateSql(table)} AS sum FROM (${select}) GROUP BY b, k, h`,
+    `SELECT b, k, ${formatHourSql('hs')} AS h, rows, sum FROM (
+       SELECT intDiv(toUnixTimestamp64Milli(${cursor}) - ${startMs}, ${bucketMs}) AS b, ${partitionTupleSql(table)} AS k,
+         ${hourStartSql(table)} AS hs, count() AS rows, ${checksumAggregateSql(table)} AS sum
+       FROM (${select}) GROUP BY b, k, hs)`,
   );
   return rows.map((r) => ({
     bucket: Number(r.b),
@@ -131,6 +132,7 @@ export async function stageBatch(
   const tuning: WriteTuning = {
     rowGroupRows: options.rowGroupRows ?? engine.rowGroupRows,
     maxThreads: options.maxThreads ?? engine.maxThreads,
+    boundPartitions: engine.boundPartitions,
   };
   const startMs = Date.parse(window.windowStart);
   const endMs = Date.parse(window.windowEnd);

@@ -236,24 +236,32 @@ describe('stageBatch to local Parquet', () => {
     await expect(stageBatch(flaky, spec, { client: ch.client })).rejects.toThrow(StagingMismatchError);
   });
 
-  it.each(['clickhouse', 'stream'] as const)(
+  // The ClickHouse writer writes a slice that fits in one row group in one INSERT, a bigger one a
+  // partition at a time: small row groups send these 300-row slices down the second path.
+  const WRITERS = [
+    ['clickhouse', { writer: 'clickhouse' }],
+    ['clickhouse, one partition at a time', { writer: 'clickhouse', rowGroupRows: 100 }],
+    ['stream', { writer: 'stream' }],
+  ] as const;
+
+  it.each(WRITERS)(
     'is not disturbed by rows outside the window in partitions the window lacks, with the %s writer',
-    async (writer) => {
+    async (_, writer) => {
       const wide = await copyOfEvents('wide');
       await ch.client.command({
         query: `INSERT INTO t.wide SELECT * REPLACE (1000 AS id, toDateTime64('2026-12-01 00:00:00', 3) AS at,
           toDateTime('2026-11-22 05:00:00', 'UTC') AS ingested) FROM (SELECT * FROM t.events WHERE id = 1)`,
       });
       const spec = batchSpec(wide, '2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z', join(ch.dir, 'staging'));
-      const result = await stageBatch(wide, spec, { client: ch.client, writer });
+      const result = await stageBatch(wide, spec, { client: ch.client, ...writer });
       expect(result.rows).toBe(300);
       expect(result.files.length).toBe(4);
     },
   );
 
-  it.each(['clickhouse', 'stream'] as const)(
+  it.each(WRITERS)(
     'refuses a row of a new partition inserted after planning, with the %s writer',
-    async (writer) => {
+    async (_, writer) => {
       const late = await copyOfEvents('late');
       // The late row lands between the histogram (the plan's only read) and the write.
       const query = ch.client.query.bind(ch.client);
@@ -269,12 +277,12 @@ describe('stageBatch to local Parquet', () => {
         return result;
       }) as typeof query;
       const spec = batchSpec(late, '2026-11-22T00:00:00Z', '2026-11-22T03:00:00Z', join(ch.dir, 'staging'));
-      await expect(stageBatch(late, spec, { client: ch.client, writer })).rejects.toThrow(
+      await expect(stageBatch(late, spec, { client: ch.client, ...writer })).rejects.toThrow(
         /appeared after planning/,
       );
       // The retry is a new attempt, in a folder of its own.
       const retry = batchSpec(late, spec.windowStart, spec.windowEnd, join(ch.dir, 'staging'));
-      await expect(stageBatch(late, retry, { client: ch.client, writer })).resolves.toMatchObject({
+      await expect(stageBatch(late, retry, { client: ch.client, ...writer })).resolves.toMatchObject({
         rows: 301,
       });
     },
