@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, tableByName } from '../../src/config/load.ts';
+import type { TableMetadata } from '../../src/iceberg/metadata.ts';
+import { newTableMetadata } from '../../src/iceberg/new-table.ts';
+import { markerSummary } from '../../src/iceberg/table.ts';
+import { behindBy, historyElsewhere } from '../../src/pipeline/history.ts';
+import type { Watermark } from '../../src/watermark/types.ts';
+
+/**
+ * Whether Iceberg still holds what the watermark passed, on metadata built in memory: a catalog moved
+ * back must be noticed (committing on top would hide the rows in between for good), and a table that
+ * merely holds more than the watermark must not be stopped.
+ */
+const TABLE = 'bronze_trades_binance';
+const LOCATION = 's3://lake/warehouse/cold.db/bronze_trades_binance';
+const at = (h: number) => new Date(Date.UTC(2026, 10, 22, h)).toISOString();
+
+/** Metadata whose main branch holds one snapshot per window, oldest first; the last is current. */
+function withBatches(windows: Array<[batchId: string, start: number, end: number]>): TableMetadata {
+  const m = newTableMetadata(tableByName(defaultConfig(), TABLE), {
+    location: LOCATION,
+    tableUuid: 'u-1',
+    nowMs: 0,
+  });
+  let parent: bigint | undefined;
+  windows.forEach(([batchId, start, end], i) => {
+    const id = BigInt(i + 1);
+    m.snapshots.push({
+      'snapshot-id': id,
+      ...(parent === undefined ? {} : { 'parent-snapshot-id': parent }),
+      'sequence-number': id,
+      'timestamp-ms': i,
+      'manifest-list': `${LOCATION}/metadata/snap-${id}.avro`,
+      summary: {
+        operation: 'append',
+        ...markerSummary({ batchId, table: TABLE, windowStart: at(start), windowEnd: at(end), rows: 10 }),
+      },
+    });
+    parent = id;
+  });
+  if (parent !== undefined) m['current-snapshot-id'] = parent;
+  return m;
+}
+
+const watermark = (cursor: string, lastMarkerBatchId: string | null, iceberg: Watermark['iceberg'] = null) =>
+  ({
+    table: TABLE,
+    cursor,
+    version: 1,
+    status: 'idle',
+    lastBatchId: lastMarkerBatchId,
+    lastMarkerBatchId,
+    lastSuccessAt: null,
+    lastCheckedAt: null,
+    lastRows: null,
+    lastDurationMs: null,
+    consecutiveFailures: 0,
+    lastError: null,
+    lease: null,
+    leaseToken: '0',
+    iceberg,
+  }) as Watermark;
+
+describe('Iceberg behind its watermark', () => {
+  const chain = withBatches([
+    ['b1', 0, 1],
+    ['b2', 1, 2],
+    ['b3', 2, 3],
+  ]);
+
+  it('is not behind while the marker chain holds the last batch the watermark passed, old or newest', () => {
+    expect(behindBy(watermark(at(3), 'b3'), chain)).toBeUndefined();
+    expect(behindBy(watermark(at(2), 'b2'), chain)).toBeUndefined();
+  });
+
+  it('is behind when the chain lost the last batch and ends before the cursor: a restored catalog', () => {
+    const restored = withBatches([['b1', 0, 1]]);
+    expect(behindBy(watermark(at(3), 'b3'), restored)).toBe(
+      `the watermark's last committed batch b3 (cursor ${at(3)}) is not in Iceberg's marker chain, whose newest batch b1 ends at ${at(1)}`,
+    );
+  });
+
+  it('is behind when the table holds no offload marker at all, saying so', () => {
+    expect(behindBy(watermark(at(3), 'b3'), withBatches([]))).toBe(
+      `the watermark's last committed batch b3 (cursor ${at(3)}) is not in Iceberg's marker chain, whose newest batch is none (no offload marker at all)`,
+    );
+  });
+
+  it('is not behind when the chain reaches the cursor under other batch ids (a table rewritten by another run)', () => {
+    expect(behindBy(watermark(at(3), 'gone'), chain)).toBeUndefined();
+    // Exactly at the cursor counts as reaching it: nothing between is missing.
+    expect(behindBy(watermark(at(3), 'gone'), withBatches([['x', 0, 3]]))).toBeUndefined();
+    expect(behindBy(watermark(at(3), 'gone'), withBatches([['x', 0, 2]]))).toMatch(/newest batch x ends/);
+  });
+
+  it('never judges a watermark that passed no committed batch (a first offload, or a manual cursor)', () => {
+    expect(behindBy(watermark(at(9), null), withBatches([]))).toBeUndefined();
+  });
+});
+
+describe('history a new table here would not hold', () => {
+  const here = { catalog: 'postgres:k2', location: LOCATION };
+
+  it('is none for a table never seen and never committed', () => {
+    expect(historyElsewhere(undefined, here)).toBe(false);
+    expect(historyElsewhere(watermark(at(1), null), here)).toBe(false);
+    expect(historyElsewhere(watermark(at(1), null, here), here)).toBe(false);
+  });
+
+  it('is a committed batch, or the table seen in another catalog or at another location', () => {
+    expect(historyElsewhere(watermark(at(1), 'b1', here), here)).toBe(true);
+    expect(historyElsewhere(watermark(at(1), null, { ...here, catalog: 'glue:k2' }), here)).toBe(true);
+    expect(historyElsewhere(watermark(at(1), null, { ...here, location: `${LOCATION}-old` }), here)).toBe(
+      true,
+    );
+  });
+});
