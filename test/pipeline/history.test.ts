@@ -1,47 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, tableByName } from '../../src/config/load.ts';
-import type { TableMetadata } from '../../src/iceberg/metadata.ts';
-import { newTableMetadata } from '../../src/iceberg/new-table.ts';
-import { markerSummary } from '../../src/iceberg/table.ts';
 import { behindBy, historyElsewhere } from '../../src/pipeline/history.ts';
 import type { Watermark } from '../../src/watermark/types.ts';
+import { at, LOCATION, TABLE, withBatches } from './marker-chain.ts';
 
 /**
  * Whether Iceberg still holds what the watermark passed, on metadata built in memory: a catalog moved
  * back must be noticed (committing on top would hide the rows in between for good), and a table that
  * merely holds more than the watermark must not be stopped.
  */
-const TABLE = 'bronze_trades_binance';
-const LOCATION = 's3://lake/warehouse/cold.db/bronze_trades_binance';
-const at = (h: number) => new Date(Date.UTC(2026, 10, 22, h)).toISOString();
-
-/** Metadata whose main branch holds one snapshot per window, oldest first; the last is current. */
-function withBatches(windows: Array<[batchId: string, start: number, end: number]>): TableMetadata {
-  const m = newTableMetadata(tableByName(defaultConfig(), TABLE), {
-    location: LOCATION,
-    tableUuid: 'u-1',
-    nowMs: 0,
-  });
-  let parent: bigint | undefined;
-  windows.forEach(([batchId, start, end], i) => {
-    const id = BigInt(i + 1);
-    m.snapshots.push({
-      'snapshot-id': id,
-      ...(parent === undefined ? {} : { 'parent-snapshot-id': parent }),
-      'sequence-number': id,
-      'timestamp-ms': i,
-      'manifest-list': `${LOCATION}/metadata/snap-${id}.avro`,
-      summary: {
-        operation: 'append',
-        ...markerSummary({ batchId, table: TABLE, windowStart: at(start), windowEnd: at(end), rows: 10 }),
-      },
-    });
-    parent = id;
-  });
-  if (parent !== undefined) m['current-snapshot-id'] = parent;
-  return m;
-}
-
 const watermark = (cursor: string, lastMarkerBatchId: string | null, iceberg: Watermark['iceberg'] = null) =>
   ({
     table: TABLE,
