@@ -35,6 +35,10 @@ export function withBatches(windows: Array<[batchId: string, start: number, end:
     });
     parent = id;
   });
-  if (parent !== undefined) m['current-snapshot-id'] = parent;
+  if (parent !== undefined) {
+    m['current-snapshot-id'] = parent;
+    m.refs = { main: { 'snapshot-id': parent, type: 'branch' } };
+  }
+  m['last-sequence-number'] = BigInt(windows.length);
   return m;
 }
