@@ -65,6 +65,24 @@ describe('per-hour check', () => {
     expect(coveredHours(entries, H(7), H(13))).toEqual([H(8), H(9), H(10), H(11)]);
   });
 
+  it('covers an hour only two overlapping windows share between them (a retried window), after other gaps', () => {
+    const entries = [
+      entry(at(0), at(1)),
+      entry(at(2), at(3)),
+      entry(at(4), at(5, 30)),
+      entry(at(5, 15), at(7)),
+    ];
+    expect(coveredHours(entries, H(0), H(8))).toEqual([H(0), H(2), H(4), H(5), H(6)]);
+  });
+
+  it("never checks the range's end hour, even where a window covers it (after a rewind the ledger runs ahead)", () => {
+    expect(coveredHours([entry(at(8), at(11))], H(8), H(10))).toEqual([H(8), H(9)]);
+  });
+
+  it('flags no hour whose committed rows cancelled out (an offload and a repair) where ClickHouse has none', () => {
+    expect(compareHours([H(1)], [], [{ hour: H(1), rows: 0, checksum: '0' }])).toEqual([]);
+  });
+
   it('flags an hour ClickHouse holds that no batch committed, with both sides of the difference', () => {
     const mismatches = compareHours(
       [H(1), H(2)],
