@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { behindBy, historyElsewhere } from '../../src/pipeline/history.ts';
+import { defaultConfig, tableByName } from '../../src/config/load.ts';
+import {
+  behindBy,
+  behindError,
+  catalogLabel,
+  historyElsewhere,
+  noTwinError,
+} from '../../src/pipeline/history.ts';
 import type { Watermark } from '../../src/watermark/types.ts';
 import { at, LOCATION, TABLE, withBatches } from './marker-chain.ts';
 
@@ -78,6 +85,42 @@ describe('history a new table here would not hold', () => {
     expect(historyElsewhere(watermark(at(1), null, { ...here, catalog: 'glue:k2' }), here)).toBe(true);
     expect(historyElsewhere(watermark(at(1), null, { ...here, location: `${LOCATION}-old` }), here)).toBe(
       true,
+    );
+  });
+});
+
+describe('what the operator is told', () => {
+  const table = tableByName(defaultConfig(), TABLE);
+  const here = { catalog: 'path', location: LOCATION };
+  const rewind = `k2-offload watermark rewind --table ${TABLE} --reason "..." (docs/runbooks/iceberg-behind.md)`;
+
+  it('names a catalog by its kind, and its name where it has one', () => {
+    expect(catalogLabel({ kind: 'path' })).toBe('path');
+    expect(catalogLabel({ kind: 'glue', catalogName: 'k2' })).toBe('glue:k2');
+  });
+
+  it('a table behind its watermark: the gap, the metadata the catalog points at, both ways back', () => {
+    const error = behindError(table, `${LOCATION}/metadata/00003-a.metadata.json`, 'GAP');
+    expect(error.name).toBe('IcebergBehindError');
+    expect(error.message).toBe(
+      `table ${TABLE}: Iceberg is behind its watermark: GAP; the catalog points at ${LOCATION}/metadata/00003-a.metadata.json, older than what was committed (a restored catalog or table version?). Nothing of ${TABLE} is offloaded until repaired: point the catalog back at the newest metadata, or move the watermark back to what Iceberg holds with ${rewind}`,
+    );
+    expect(error.details).toEqual({
+      table: TABLE,
+      metadataLocation: `${LOCATION}/metadata/00003-a.metadata.json`,
+    });
+  });
+
+  it('no empty twin: where the history is, or that this run cannot see it, and how to go on', () => {
+    const seen = { catalog: 'glue:k2', location: 's3://old/t' };
+    const elsewhere = noTwinError(table, watermark(at(3), 'b3', seen), here);
+    expect(elsewhere.message).toBe(
+      `table ${TABLE}: the path catalog has no Iceberg table for it at ${LOCATION}, but its watermark has history (cursor ${at(3)}, last committed batch b3) committed through the glue:k2 catalog, table at s3://old/t; refusing to create an empty twin. Run with that catalog (K2_CATALOG, WAREHOUSE) or register the table there; to start over in this catalog on purpose, ${rewind}`,
+    );
+    expect(elsewhere.details).toEqual({ table: TABLE, catalog: 'path', location: LOCATION, history: seen });
+    const unseen = noTwinError(table, watermark(at(3), null), here);
+    expect(unseen.message).toContain(
+      'last committed batch (none)) committed through a catalog this run does not see;',
     );
   });
 });
