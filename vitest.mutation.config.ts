@@ -28,6 +28,8 @@ export default defineConfig({
       'test/plan/**/*.test.ts',
       'test/iceberg/**/*.test.ts',
       'test/audit/**/*.test.ts',
+      'test/stage/attempt.test.ts',
+      'test/hourly/**/*.test.ts',
       'test/integration/watermark-postgres.test.ts',
       'test/resilience/**/*.test.ts',
       'test/cli/operations.test.ts',

@@ -3,12 +3,14 @@ import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import {
   carriedMismatches,
   checkedRange,
+  checkRecords,
   compareHours,
   coveredHours,
   lookbackReaching,
 } from '../../src/hourly/check.ts';
 import { repairIdOf } from '../../src/hourly/repair.ts';
 import { hourDelta } from '../../src/hourly/repair-rows.ts';
+import { sumHours } from '../../src/hourly/sql.ts';
 import type { HourlyCheck, LedgerEntry } from '../../src/watermark/hourly-types.ts';
 
 const H = (h: number) => new Date(Date.UTC(2026, 10, 22, h)).toISOString();
@@ -40,6 +42,14 @@ describe('per-hour check', () => {
     // bronze keeps 7 days: a look-back past the TTL stops an hour short of it.
     const { from } = checkedRange(bronze, at(12, 30), now, 24 * 30);
     expect(Date.parse(from)).toBe(Date.parse(H(13)) - 7 * 86_400_000 + 3_600_000);
+  });
+
+  it('checks no hour of a cursor older than the TTL reaches: those rows may be gone from ClickHouse', () => {
+    const now = new Date(at(12, 40));
+    const cursor = new Date(Date.parse(at(12, 30)) - 8 * 86_400_000).toISOString();
+    const { from, to } = checkedRange(bronze, cursor, now, 48);
+    expect(to).toBe(new Date(Date.parse(H(12)) - 8 * 86_400_000).toISOString());
+    expect(from).toBe(to);
   });
 
   it('checks only hours wholly inside recorded offload windows (a batch with no hours known leaves a hole)', () => {
@@ -78,6 +88,82 @@ describe('per-hour check', () => {
     expect(carriedMismatches(null, H(2), H(4))).toEqual([]);
     expect(lookbackReaching(at(12, 30), [mismatch(H(3)), mismatch(H(9))])).toBe(9);
     expect(lookbackReaching(at(12, 30), [])).toBe(0);
+  });
+
+  it('covers hours of windows recorded in any order, one window inside another included', () => {
+    // Ledger order is not window order (a repaired or replayed batch), and a replay may repeat a span.
+    const entries = [entry(at(10), at(12)), entry(at(8), at(10)), entry(at(9), at(9, 30))];
+    expect(coveredHours(entries, H(7), H(13))).toEqual([H(8), H(9), H(10), H(11)]);
+  });
+
+  it('covers an hour only two overlapping windows share between them (a retried window), after other gaps', () => {
+    const entries = [
+      entry(at(0), at(1)),
+      entry(at(2), at(3)),
+      entry(at(4), at(5, 30)),
+      entry(at(5, 15), at(7)),
+    ];
+    expect(coveredHours(entries, H(0), H(8))).toEqual([H(0), H(2), H(4), H(5), H(6)]);
+  });
+
+  it("never checks the range's end hour, even where a window covers it (after a rewind the ledger runs ahead)", () => {
+    expect(coveredHours([entry(at(8), at(11))], H(8), H(10))).toEqual([H(8), H(9)]);
+  });
+
+  it('flags no hour whose committed rows cancelled out (an offload and a repair) where ClickHouse has none', () => {
+    expect(compareHours([H(1)], [], [{ hour: H(1), rows: 0, checksum: '0' }])).toEqual([]);
+  });
+
+  it('flags an hour ClickHouse holds that no batch committed, with both sides of the difference', () => {
+    const mismatches = compareHours(
+      [H(1), H(2)],
+      [
+        { hour: H(1), rows: 4, checksum: '11' },
+        { hour: H(2), rows: 2, checksum: '5' },
+      ],
+      [{ hour: H(2), rows: 2, checksum: '6' }],
+    );
+    expect(mismatches).toEqual([
+      { hour: H(1), clickhouseRows: 4, committedRows: 0, clickhouseChecksum: '11', committedChecksum: '0' },
+      { hour: H(2), clickhouseRows: 2, committedRows: 2, clickhouseChecksum: '5', committedChecksum: '6' },
+    ]);
+  });
+
+  it('adds up what several batches committed to one hour, in hour order, checksums modulo 2^64', () => {
+    const max = (2n ** 64n - 1n).toString();
+    const counts = [
+      { hour: H(3), rows: 2, checksum: '1' },
+      { hour: H(1), rows: 5, checksum: max },
+      { hour: H(3), rows: 1, checksum: '4' },
+      { hour: H(1), rows: 7, checksum: '3' },
+    ];
+    expect(sumHours(counts)).toEqual([
+      { hour: H(1), rows: 12, checksum: '2' },
+      { hour: H(3), rows: 3, checksum: '5' },
+    ]);
+    // The inputs are left as they were: a batch's own hours are not changed by adding them up.
+    expect(counts[0]).toEqual({ hour: H(3), rows: 2, checksum: '1' });
+  });
+
+  it("publishes each checked table's mismatched hours as its metric, zero when all agree", () => {
+    const check = (table: string, mismatches: number) => ({
+      table,
+      checkedAt: H(5),
+      from: H(1),
+      to: H(5),
+      checkedHours: 4,
+      mismatches: Array.from({ length: mismatches }, (_, i) => ({
+        hour: H(i + 1),
+        clickhouseRows: 1,
+        committedRows: 0,
+        clickhouseChecksum: '0',
+        committedChecksum: '0',
+      })),
+    });
+    expect(checkRecords([check('a', 2), check('b', 0)], 1_000)).toEqual([
+      { timestamp: 1_000, dimensions: { Table: 'a' }, values: { hourlyMismatchHours: 2 } },
+      { timestamp: 1_000, dimensions: { Table: 'b' }, values: { hourlyMismatchHours: 0 } },
+    ]);
   });
 
   it('flags hours whose rows or value checksum differ, an hour missing on one side counting as zero', () => {

@@ -80,6 +80,15 @@ describe("planning trusts only the table's own state", () => {
     expect((await verifyAll(deps())).problems).toEqual([]);
   };
 
+  it('planning records where the table lives, so a run on another catalog is refused naming it', async () => {
+    const d = deps();
+    const { metadata } = await loadTable(d, target);
+    expect((await d.watermarks.get(TABLE)).iceberg).toEqual({
+      catalog: 'postgres:k2',
+      location: metadata.location,
+    });
+  });
+
   it("metadata located elsewhere, though its markers are this table's: refused, nothing planned or moved", async () => {
     await later(CYCLE_MS);
     const restore = await pointAtCopy((text) => {
