@@ -4,7 +4,6 @@
  * folder, S3, or in memory.
  */
 import type { Readable } from 'node:stream';
-import { ConfigError } from '../errors.ts';
 
 export type ObjectInfo = { uri: string; size: number; lastModified: Date };
 

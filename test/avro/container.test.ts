@@ -1,24 +1,9 @@
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import avsc from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { readContainer, writeContainer } from '../../src/avro/container.ts';
 import type { AvroSchema } from '../../src/avro/schema.ts';
-
-// avsc reads longs as JS numbers; this long type keeps all 64 bits as bigint.
-const bigLong = avsc.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
-    const buf = Buffer.alloc(8);
-    buf.writeBigInt64LE(n);
-    return buf;
-  },
-  fromJSON: BigInt,
-  toJSON: Number,
-  isValid: (n: unknown) => typeof n === 'bigint',
-  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
-});
-const withBigLongs = (schema: unknown) =>
-  avsc.Type.forSchema(schema as avsc.Schema, { registry: { long: bigLong } });
+import { readWithAvsc, withBigLongs } from '../support/avsc-reader.ts';
 
 // The shape of an Iceberg manifest entry: ids as attributes, optional unions, int-keyed maps as arrays.
 const schema: AvroSchema = {
@@ -83,20 +68,8 @@ const records = Array.from({ length: 300 }, (_, i) => ({
 }));
 
 async function decodeWithAvsc(bytes: Uint8Array) {
-  const decoder = new avsc.streams.BlockDecoder({ parseHook: withBigLongs });
-  const out: unknown[] = [];
-  let header: { meta: Record<string, Buffer> } | undefined;
-  decoder.on('metadata', (_type: unknown, _codec: string, h: { meta: Record<string, Buffer> }) => {
-    header = h;
-  });
-  await new Promise<void>((resolve, reject) => {
-    decoder
-      .on('data', (r: unknown) => out.push(r))
-      .on('end', resolve)
-      .on('error', reject);
-    Readable.from([Buffer.from(bytes)]).pipe(decoder);
-  });
-  return { records: out, header };
+  const { records, meta } = await readWithAvsc(bytes);
+  return { records, header: { meta } };
 }
 
 // avsc returns Buffers and class instances; normalize both sides to plain values for comparison.

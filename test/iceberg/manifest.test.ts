@@ -1,5 +1,3 @@
-import { Readable } from 'node:stream';
-import avsc from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { writeContainer } from '../../src/avro/container.ts';
 import type { AvroField, AvroSchema } from '../../src/avro/schema.ts';
@@ -8,6 +6,7 @@ import { type ManifestFile, readManifestList, writeManifestList } from '../../sr
 import type { PartitionSpec } from '../../src/iceberg/metadata.ts';
 import type { Schema } from '../../src/iceberg/schema.ts';
 import { toBytes } from '../../src/iceberg/values.ts';
+import { readWithAvsc } from '../support/avsc-reader.ts';
 
 const schema: Schema = {
   type: 'struct',
@@ -45,40 +44,12 @@ const file: DataFile = {
   split_offsets: [4],
 };
 
-// avsc reads longs as JS numbers and refuses ids above 2^53; read them as bigint.
-const bigLong = avsc.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
-    const buf = Buffer.alloc(8);
-    buf.writeBigInt64LE(n);
-    return buf;
-  },
-  fromJSON: BigInt,
-  toJSON: Number,
-  isValid: (n: unknown) => typeof n === 'bigint',
-  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
-});
-
 async function avscRead(bytes: Uint8Array) {
-  const decoder = new avsc.streams.BlockDecoder({
-    parseHook: (s: unknown) => avsc.Type.forSchema(s as avsc.Schema, { registry: { long: bigLong } }),
-  });
-  const records: unknown[] = [];
-  let header: Record<string, Buffer> = {};
-  decoder.on('metadata', (_t: unknown, _c: string, h: { meta: Record<string, Buffer> }) => {
-    header = h.meta;
-  });
-  await new Promise<void>((resolve, reject) => {
-    decoder
-      .on('data', (r: unknown) => records.push(r))
-      .on('end', resolve)
-      .on('error', reject);
-    Readable.from([Buffer.from(bytes)]).pipe(decoder);
-  });
+  const { records, meta } = await readWithAvsc(bytes);
   return {
     records,
-    header,
-    schema: JSON.parse(header['avro.schema']?.toString() ?? '{}') as AvroSchema,
+    header: meta,
+    schema: JSON.parse(meta['avro.schema']?.toString() ?? '{}') as AvroSchema,
   };
 }
 

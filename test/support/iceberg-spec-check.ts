@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
-import avsc from 'avsc';
 import type { ObjectStore } from '../../src/iceberg/object-store.ts';
+import { readWithAvsc } from './avsc-reader.ts';
 
 /**
  * A check of table metadata against the spec's rules for evolved tables that shares no code with our
@@ -14,37 +13,9 @@ type RawSpec = {
   fields: Array<{ 'source-id': number; 'field-id': number; name: string }>;
 };
 
-// avsc reads longs as JS numbers and refuses values above 2^53 (snapshot ids): read them as bigint.
-const bigLong = avsc.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
-    const buf = Buffer.alloc(8);
-    buf.writeBigInt64LE(n);
-    return buf;
-  },
-  fromJSON: BigInt,
-  toJSON: Number,
-  isValid: (n: unknown) => typeof n === 'bigint',
-  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
-});
-
 async function readAvro(bytes: Uint8Array) {
-  const decoder = new avsc.streams.BlockDecoder({
-    parseHook: (s: unknown) => avsc.Type.forSchema(s as avsc.Schema, { registry: { long: bigLong } }),
-  });
-  const records: Array<Record<string, unknown>> = [];
-  let header: Record<string, Buffer> = {};
-  decoder.on('metadata', (_t: unknown, _c: string, h: { meta: Record<string, Buffer> }) => {
-    header = h.meta;
-  });
-  await new Promise<void>((resolve, reject) => {
-    decoder
-      .on('data', (r: Record<string, unknown>) => records.push(r))
-      .on('end', resolve)
-      .on('error', reject);
-    Readable.from([Buffer.from(bytes)]).pipe(decoder);
-  });
-  return { records, header: Object.fromEntries(Object.entries(header).map(([k, v]) => [k, v.toString()])) };
+  const { records, meta } = await readWithAvsc(bytes);
+  return { records, header: Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, v.toString()])) };
 }
 
 function ids(type: unknown): number[] {
