@@ -4,6 +4,7 @@ import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { ConfigError, InputError } from '../../src/errors.ts';
 import { partitionKeySql, partitionTupleSql, stagingSelect } from '../../src/stage/select.ts';
+import { hasNestedColumns } from '../../src/stage/stage.ts';
 import {
   parseStagingPrefix,
   s3HttpUrl,
@@ -145,5 +146,23 @@ describe('staging targets', () => {
     });
     expect(() => s3StagingFromEnv({ K2_STAGING_S3_WRITER: 'keys' })).toThrow(/K2_STAGING_S3_WRITER="keys"/);
     expect(() => s3StagingFromEnv({ K2_STAGING_S3_NAMED_COLLECTION: 'c' })).toThrow(/is not "clickhouse"/);
+  });
+});
+
+describe('write tuning', () => {
+  it('encodes flat rows on every thread, rows with arrays or maps on one (they hold far more per row group)', () => {
+    const config = defaultConfig();
+    const nested = config.tables.filter(hasNestedColumns).map((t) => t.name);
+    expect(nested).toEqual(['silver_trades']);
+    const table = tableByName(config, 'bronze_trades_binance');
+    expect(
+      hasNestedColumns({
+        ...table,
+        columns: [{ name: 'x', type: 'Nullable(Array(String))' }],
+      } as TableConfig),
+    ).toBe(true);
+    expect(
+      hasNestedColumns({ ...table, columns: [{ name: 'x', type: 'LowCardinality(String)' }] } as TableConfig),
+    ).toBe(false);
   });
 });
