@@ -9,7 +9,11 @@ export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   checkers: ['typescript'],
-  tsconfigFile: 'tsconfig.json',
+  // The checker compiles each mutant. Against src alone (tsconfig.mutation.json) rather than the whole
+  // project with its tests and the CDK app it takes a quarter of the time (src/plan/batch.ts's 21 mutants:
+  // 1 min 30 s instead of 5 min 49 s, the same verdicts). A mutant that type-checks in src but not in a
+  // test's use of it is run instead of dropped: stricter, never kinder.
+  tsconfigFile: 'tsconfig.mutation.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   mutate: [
     'src/pipeline/**/*.ts',
