@@ -40,6 +40,11 @@ describe('planPass: refusals name the field and the value an operator has to fix
       { field: 'estimates.silver_trades[0].start', value: undefined },
     ],
     [
+      'an estimate that is null (a JSON event with a hole)',
+      { estimates: { silver_trades: [null] } },
+      { field: 'estimates.silver_trades[0].start', value: undefined },
+    ],
+    [
       'two estimates of the same bucket',
       {
         estimates: {
@@ -182,6 +187,7 @@ describe('splitWindows', () => {
 
 describe('formatDuration', () => {
   it.each([
+    [0, '0 s'],
     [30, '30 s'],
     [60, '1 min'],
     [90, '90 s'],

@@ -245,7 +245,7 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
     console.log(
       `soak seed ${SEED}: ${JSON.stringify(tally)} in ${seconds.toFixed(1)} s; Iceberg rows ${verdicts.map((v) => `${v.table}=${v.icebergRows}`).join(' ')}`,
     );
-    expect(problems, `seed ${SEED}`).toEqual([]);
+    expect(problems, `seed ${SEED}: ${JSON.stringify(problems)}`).toEqual([]);
     for (const w of await rig.deps().watermarks.list())
       expect([w.table, w.status, w.lease], `seed ${SEED}`).toEqual([w.table, 'ok', null]);
     expect((await collectHealth(rig.deps())).problems, `seed ${SEED}`).toEqual([]);
