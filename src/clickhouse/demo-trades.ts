@@ -15,6 +15,12 @@ export type GenerateTradesOptions = {
   lateFraction?: number;
   /** Same seed, same options: the same rows. */
   seed?: number;
+  /**
+   * Added to every sequence number (default 0). Sequence numbers are arrival instants in µs, so a second
+   * stream over arrival times another stream already covers (a replayed partition's trades) would meet
+   * its keys; an offset past every instant (say 10^16 per stream) keeps the two apart.
+   */
+  sequenceOffset?: number;
   database?: string;
 };
 
@@ -54,7 +60,7 @@ const finite = (value: number, name: string, min: number, max: number) => {
  * One exchange's trades as an INSERT ... SELECT over `numbers(n)`: ClickHouse computes every value from
  * hashes of (seed, exchange, row), so millions of rows insert in seconds and the same seed gives the
  * same rows. Row i arrives at `start + i * step` (µs); its sequence number is that arrival instant in
- * µs, unique per exchange and increasing per symbol. Prices are a per-symbol random walk of log price.
+ * µs (plus `sequenceOffset`), unique per exchange and increasing per symbol. Prices are a per-symbol random walk of log price.
  */
 function exchangeInsertSql(
   db: string,
@@ -66,6 +72,7 @@ function exchangeInsertSql(
   spanUs: number,
   lateFraction: number,
   seed: number,
+  sequenceOffset: number,
 ): string {
   const S = symbols.length;
   const h = (tag: number) => `(cityHash64(${seed}, ${exchange}, ${tag}, number) / 18446744073709551616.0)`;
@@ -83,7 +90,7 @@ function exchangeInsertSql(
      kafka_partition, ingestion_timestamp)
   SELECT
     fromUnixTimestamp64Milli(trade_ms, 'UTC') AS exchange_timestamp,
-    arrival_us AS sequence_number,
+    arrival_us + ${sequenceOffset} AS sequence_number,
     [${symbols.map(stringLiteral).join(', ')}][s + 1] AS symbol,
     toDecimal64(toString(p), 8) AS price,
     toDecimal64(toString(q), 8) AS quantity,
@@ -121,6 +128,8 @@ export async function generateTrades(
   const spanHours = finite(options.spanHours ?? 6, 'spanHours', 1 / 60, 24 * 365);
   const lateFraction = finite(options.lateFraction ?? 0.01, 'lateFraction', 0, 1);
   const seed = Math.trunc(finite(options.seed ?? 1, 'seed', 0, Number.MAX_SAFE_INTEGER));
+  // Below 2^64 with any arrival instant of the next millennia added.
+  const sequenceOffset = Math.trunc(finite(options.sequenceOffset ?? 0, 'sequenceOffset', 0, 1e19));
   const endMs = Math.floor(Date.parse(toInstant(options.end ?? new Date(), 'end')) / 1000) * 1000;
   const spanUs = Math.round(spanHours * 3600) * 1_000_000;
   const startUs = endMs * 1000 - spanUs;
@@ -153,6 +162,7 @@ export async function generateTrades(
         spanUs,
         lateFraction,
         seed,
+        sequenceOffset,
       );
       await client.command({ query });
     }

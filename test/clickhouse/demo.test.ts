@@ -157,6 +157,24 @@ describe('generateTrades', () => {
     expect(await digest('k2b')).toBe(await digest('k2'));
   });
 
+  it('gives a second stream over the same arrival instants keys of its own with a sequence offset', async () => {
+    const replay = { rows: 20_000, spanHours: 3, end, lateFraction: 0.05, seed: 6 };
+    const repeated = `SELECT count() - uniqExact(symbol, sequence_number) AS n FROM k2c.bronze_trades_binance`;
+    await createDemoSchema(ch.client, 'k2c');
+    await generateTrades(ch.client, { ...replay, seed: 5, database: 'k2c' });
+    await generateTrades(ch.client, { ...replay, database: 'k2c' });
+    // Without an offset the two streams share every key: the same trade twice, which no offload can fix.
+    expect(await num(repeated)).toBe(10_000);
+    await ch.client.command({ query: 'TRUNCATE TABLE k2c.bronze_trades_binance' });
+    await generateTrades(ch.client, { ...replay, seed: 5, database: 'k2c' });
+    await generateTrades(ch.client, { ...replay, database: 'k2c', sequenceOffset: 10 ** 16 });
+    expect(await num(repeated)).toBe(0);
+    expect(await num(`SELECT count() AS n FROM k2c.bronze_trades_binance`)).toBe(20_000);
+    await expect(generateTrades(ch.client, { ...replay, sequenceOffset: -1 })).rejects.toThrow(
+      'generateTrades: sequenceOffset must be between 0 and 10000000000000000000, got -1',
+    );
+  });
+
   it('refuses impossible options with the value and the fix', async () => {
     await expect(generateTrades(ch.client, { rows: -1 })).rejects.toThrow(InputError);
     await expect(generateTrades(ch.client, { rows: 100_000_000, spanHours: 1 / 60 })).rejects.toThrow(

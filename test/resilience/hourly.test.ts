@@ -33,15 +33,18 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
     await fed.feed();
     return runCycle(fed.rig.deps({ metrics: (r) => metrics.push(...r) }), {});
   };
-  /** Trades whose ingestion (and trade) times lie `hoursAgo` in the past, as a replayed partition delivers. */
+  /**
+   * New trades whose ingestion (and trade) times lie `hoursAgo` in the past, as a replayed partition
+   * delivers: with sequence numbers of their own, never a feed trade's (seeds 9001 to 9099).
+   */
   const replay = (hoursAgo: number, seed: number) =>
     generateTrades(fed.rig.clickhouse, {
       rows: 60,
       spanHours: 10 / 60,
-      // Off the feed's span boundaries, whose first trade's sequence number a replay would repeat.
       end: new Date(clock.now().getTime() - hoursAgo * HOUR + 7_000),
       lateFraction: 0,
       seed,
+      sequenceOffset: (seed - 9000) * 10 ** 16,
     });
   const mismatchesIn = (metrics: EmfRecord[]) =>
     new Set(
@@ -185,6 +188,7 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       end: new Date(Date.parse(lost.windowEnd) - 1_000),
       lateFraction: 0,
       seed: 9003,
+      sequenceOffset: 50 * 10 ** 16,
     });
     await cycle();
     const flagged = await hourlyProblems(deps);

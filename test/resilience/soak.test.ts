@@ -144,10 +144,13 @@ describe(`soak: ${CYCLES} random cycles (seed ${SEED})`, () => {
         await generateTrades(rig.clickhouse, {
           rows: 30,
           spanHours: 10 / 60,
-          // Off the feed's whole-minute span boundaries, whose first trade's sequence number it would repeat.
-          end: new Date(clock.now().getTime() - hoursAgo * HOUR + 7_000),
+          end: new Date(clock.now().getTime() - hoursAgo * HOUR),
           lateFraction: 0,
           seed: SEED + 7919 * (i + 1),
+          // New trades, so keys of their own: arriving over instants the feed already covered, their
+          // sequence numbers (arrival µs) could repeat a feed trade's or an earlier replay's (seed
+          // 1986117033 did: the same trade twice in ClickHouse, so twice in Iceberg).
+          sequenceOffset: (i + 1) * 10 ** 16,
         });
       }
       const roll = random();
