@@ -85,17 +85,18 @@ export function createGlueCatalog(glue: GlueClientLike, options: GlueCatalogOpti
     if (error instanceof OffloadError) return error;
     const name = errorName(error) ?? 'Error';
     const message = error instanceof Error ? error.message : String(error);
-    const subject = t ? where(t) : action;
+    // The action names its database when there is no table: `GetDatabase cold`, `GetTables cold`.
+    const what = t ? `${action} ${where(t)}` : action;
     if (isTransient(error)) {
       return new UnavailableError(
-        `Glue is unavailable or throttling (${name}: ${message}) while trying to ${action} ${t ? where(t) : ''}; retry later`.trim(),
+        `Glue is unavailable or throttling (${name}: ${message}) while trying to ${what}; retry later`,
         { action, code: name },
         { cause: error },
       );
     }
     if (name === 'AccessDeniedException') {
       return new ConfigError(
-        `Glue refused to ${action} ${subject}: ${message}. Grant the role glue:${action.split(' ')[0]} on it`,
+        `Glue refused to ${what}: ${message}. Grant the role glue:${action.split(' ')[0]} on it`,
         { action, code: name },
         { cause: error },
       );

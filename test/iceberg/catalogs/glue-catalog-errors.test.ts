@@ -1,0 +1,140 @@
+import { AlreadyExistsException, EntityNotFoundException } from '@aws-sdk/client-glue';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  CommitConflictError,
+  ConfigError,
+  InputError,
+  InvalidMetadataError,
+  UnavailableError,
+} from '../../../src/errors.ts';
+import { createGlueCatalog } from '../../../src/iceberg/glue-catalog.ts';
+import { FakeGlue } from './fake-glue.ts';
+
+/** What an operator meets when Glue says no: each refusal reaches them as what it is, never as another. */
+const t = { namespace: 'cold', name: 'silver_trades' };
+const loc = (v: number) => `s3://wh/cold/silver_trades/metadata/0000${v}-u.metadata.json`;
+const denied = (action: string) =>
+  Object.assign(new Error(`not authorized to perform: glue:${action}`), { name: 'AccessDeniedException' });
+const notFound = () => new EntityNotFoundException({ message: 'gone', $metadata: {} });
+
+let glue: FakeGlue;
+beforeEach(() => {
+  glue = new FakeGlue();
+});
+
+describe('Glue catalog: refusals', () => {
+  it('refuses a table whose type is not Iceberg even when it carries a metadata_location', async () => {
+    glue.putTable('cold', {
+      Name: t.name,
+      Parameters: { table_type: 'DELTA', metadata_location: loc(1) },
+    });
+    const error = await createGlueCatalog(glue.client)
+      .currentMetadataLocation(t)
+      .catch((e: unknown) => e as InvalidMetadataError);
+    expect(error).toBeInstanceOf(InvalidMetadataError);
+    expect(error.message).toBe(
+      `Glue table cold.silver_trades (Glue database "cold") is not an Iceberg table (table_type=DELTA, metadata_location=${loc(1)}); drop it or choose another table name`,
+    );
+    expect(error.details).toEqual({ table: 'cold.silver_trades', tableType: 'DELTA' });
+  });
+
+  it('does not take a database it may not read for a missing one (no CreateDatabase follows)', async () => {
+    glue.failures.set('GetDatabase', [denied('GetDatabase')]);
+    const error = await createGlueCatalog(glue.client)
+      .createNamespace('cold')
+      .catch((e: unknown) => e as ConfigError);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toBe(
+      'Glue refused to GetDatabase cold: not authorized to perform: glue:GetDatabase. Grant the role glue:GetDatabase on it',
+    );
+    expect(error.details).toEqual({ action: 'GetDatabase cold', code: 'AccessDeniedException' });
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(glue.commands()).toEqual(['GetDatabase']);
+  });
+
+  it('takes a database another writer created in between as created', async () => {
+    glue.failures.set('CreateDatabase', [new AlreadyExistsException({ message: 'exists', $metadata: {} })]);
+    await createGlueCatalog(glue.client).createNamespace('cold');
+    expect(glue.commands()).toEqual(['GetDatabase', 'CreateDatabase']);
+    glue.failures.set('CreateDatabase', [denied('CreateDatabase')]);
+    glue.databases.clear();
+    await expect(createGlueCatalog(glue.client).createNamespace('cold')).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('passes a refused UpdateTable through as itself, not as a lost race to retry', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.createTable(t, loc(1));
+    glue.failures.set('UpdateTable', [denied('UpdateTable')]);
+    const error = await catalog.swapMetadataLocation(t, loc(1), loc(2)).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).not.toBeInstanceOf(CommitConflictError);
+    expect(await catalog.currentMetadataLocation(t)).toBe(loc(1));
+  });
+
+  it('says a table dropped during the commit was dropped', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.createTable(t, loc(1));
+    glue.failures.set('UpdateTable', [notFound()]);
+    const error = await catalog
+      .swapMetadataLocation(t, loc(1), loc(2))
+      .catch((e: unknown) => e as InputError);
+    expect(error).toBeInstanceOf(InputError);
+    expect(error.message).toBe(
+      'Cannot commit to cold.silver_trades (Glue database "cold"): the table was dropped during the commit',
+    );
+    expect(error.details).toEqual({ table: 'cold.silver_trades' });
+  });
+
+  it('names the versions of a lost race', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.createTable(t, loc(1));
+    glue.beforeUpdate = () => {
+      glue.beforeUpdate = undefined;
+      const table = glue.databases.get('cold')?.get(t.name);
+      if (table) {
+        table.Parameters = { ...table.Parameters, metadata_location: loc(3) };
+        table.VersionId = String(Number(table.VersionId) + 1);
+      }
+    };
+    const error = await catalog
+      .swapMetadataLocation(t, loc(1), loc(2))
+      .catch((e: unknown) => e as CommitConflictError);
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toContain(`(now ${loc(3)}); reload the table and retry`);
+    expect(error.details).toMatchObject({ table: 'cold.silver_trades', expected: loc(1), next: loc(2) });
+    expect(error.cause).toBeInstanceOf(Error);
+  });
+
+  it('maps throttling with the action and the code, as a retryable outage', async () => {
+    glue.failures.set('GetTables', [
+      Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }),
+    ]);
+    const error = await createGlueCatalog(glue.client)
+      .listTables('cold')
+      .catch((e: unknown) => e as UnavailableError);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(error.message).toBe(
+      'Glue is unavailable or throttling (ThrottlingException: Rate exceeded) while trying to GetTables cold; retry later',
+    );
+    expect(error.details).toEqual({ action: 'GetTables cold', code: 'ThrottlingException' });
+  });
+});
+
+describe('Glue catalog: what is not there', () => {
+  it('lists no table in a database that does not exist', async () => {
+    expect(await createGlueCatalog(glue.client).listTables('cold')).toEqual([]);
+  });
+
+  it('drops a table that is already gone without complaint, and reports a refused drop', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.dropTable?.(t);
+    await catalog.createTable(t, loc(1));
+    glue.failures.set('DeleteTable', [denied('DeleteTable')]);
+    await expect(catalog.dropTable?.(t)).rejects.toBeInstanceOf(ConfigError);
+    expect(await catalog.currentMetadataLocation(t)).toBe(loc(1));
+  });
+});
