@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { CommitConflictError, InputError } from '../../../src/errors.ts';
+import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
+import { createPathCatalog } from '../../../src/iceberg/path-catalog.ts';
+import { createPostgresCatalog } from '../../../src/iceberg/postgres-catalog.ts';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const W = 'mem://wh';
+const version = (name: string, n: number) => `${W}/cold/${name}/metadata/v${n}.metadata.json`;
+
+function setup() {
+  const store = new MemoryObjectStore();
+  return { store, catalog: createPathCatalog(store, W) };
+}
+
+describe('path catalog guards', () => {
+  it('refuses to create a table that already has versions, even from its own v1 location', async () => {
+    const { store, catalog } = setup();
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    await store.put(version('silver_trades', 1), bytes('{"v":1}'));
+    await catalog.createTable(t, version('silver_trades', 1));
+    await store.put(`${W}/cold/silver_trades/metadata/next.metadata.json`, bytes('{"v":2}'));
+    await catalog.swapMetadataLocation(
+      t,
+      version('silver_trades', 1),
+      `${W}/cold/silver_trades/metadata/next.metadata.json`,
+    );
+    // A writer that lost track (restarted from scratch, say) creates again: its v1 is the first version
+    // of a history that has moved on, and must not be taken for the table it finds.
+    const error = await catalog.createTable(t, version('silver_trades', 1)).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toBe(
+      `Table cold.silver_trades already exists at ${version('silver_trades', 2)}; load it and commit to it instead`,
+    );
+    expect((error as CommitConflictError).details).toEqual({
+      table: 'cold.silver_trades',
+      current: version('silver_trades', 2),
+    });
+    expect(await catalog.currentMetadataLocation(t)).toBe(version('silver_trades', 2));
+  });
+
+  it("refuses a commit from another table's metadata, even one whose path has the same shape", async () => {
+    const { store, catalog } = setup();
+    for (const name of ['ohlcv_1m', 'ohlcv_5m']) {
+      await store.put(version(name, 1), bytes(`{"t":"${name}"}`));
+      await catalog.createTable({ namespace: 'cold', name }, version(name, 1));
+    }
+    await store.put(`${W}/cold/ohlcv_1m/metadata/next.metadata.json`, bytes('{}'));
+    const error = await catalog
+      .swapMetadataLocation(
+        { namespace: 'cold', name: 'ohlcv_1m' },
+        version('ohlcv_5m', 1),
+        `${W}/cold/ohlcv_1m/metadata/next.metadata.json`,
+      )
+      .catch((e: unknown) => e as InputError);
+    expect(error).toBeInstanceOf(InputError);
+    expect(error.message).toBe(
+      `"${version('ohlcv_5m', 1)}" is not a version file of cold.ohlcv_1m in the path catalog; expected ${W}/cold/ohlcv_1m/metadata/v<N>.metadata.json (use currentMetadataLocation to learn it)`,
+    );
+    expect(error.details).toEqual({ table: 'cold.ohlcv_1m', uri: version('ohlcv_5m', 1) });
+    expect(await catalog.currentMetadataLocation({ namespace: 'cold', name: 'ohlcv_1m' })).toBe(
+      version('ohlcv_1m', 1),
+    );
+  });
+
+  it('names a lost race with the table, both locations and what to do', async () => {
+    const { store, catalog } = setup();
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    await store.put(version('silver_trades', 1), bytes('{}'));
+    await catalog.createTable(t, version('silver_trades', 1));
+    await store.delete(version('silver_trades', 1));
+    const next = `${W}/cold/silver_trades/metadata/n.metadata.json`;
+    await store.put(next, bytes('{}'));
+    const error = await catalog
+      .swapMetadataLocation(t, version('silver_trades', 1), next)
+      .catch((e: unknown) => e as CommitConflictError);
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toBe(
+      `Commit to cold.silver_trades lost a race: ${version('silver_trades', 1)} does not exist (any more); reload the table and retry`,
+    );
+    expect(error.details).toEqual({
+      table: 'cold.silver_trades',
+      expected: version('silver_trades', 1),
+      next,
+    });
+  });
+
+  it('lists the tables of a namespace by their version files only, with any name and any version number', async () => {
+    const { store } = setup();
+    await store.put(version('silver_trades', 12), bytes('{}'));
+    await store.put(version('a', 3), bytes('{}'));
+    // Not tables: a half-written file, and a version file deeper down.
+    await store.put(`${W}/cold/tmp_only/metadata/v1.metadata.json.tmp`, bytes('{}'));
+    await store.put(`${W}/cold/x/data/metadata/v1.metadata.json`, bytes('{}'));
+    const names = (await createPathCatalog(store, W).listTables('cold')).map((t) => t.name);
+    expect(names).toEqual(['a', 'silver_trades']);
+  });
+
+  it('takes a warehouse with trailing slashes as the same warehouse', async () => {
+    const { store } = setup();
+    await store.put(version('silver_trades', 1), bytes('{}'));
+    const catalog = createPathCatalog(store, `${W}//`);
+    expect(catalog.warehouseUri).toBe(W);
+    expect(await catalog.currentMetadataLocation({ namespace: 'cold', name: 'silver_trades' })).toBe(
+      version('silver_trades', 1),
+    );
+  });
+});
+
+describe('Postgres catalog guards', () => {
+  it('refuses to start without a catalog name: tables of every catalog would mix', () => {
+    const pool = { query: async () => ({ rows: [] }) } as unknown as Parameters<
+      typeof createPostgresCatalog
+    >[0];
+    expect(() => createPostgresCatalog(pool, { catalogName: '' })).toThrow(
+      new InputError('createPostgresCatalog needs a non-empty catalogName'),
+    );
+  });
+});
