@@ -107,11 +107,57 @@ describe('path catalog guards', () => {
   });
 });
 
+type Pool = Parameters<typeof createPostgresCatalog>[0];
+const pgError = (code: string, message = `error ${code}`) => Object.assign(new Error(message), { code });
+
+/** A Postgres that answers every query with no rows, and fails the catalog's DDL with `ddlFailures` in turn. */
+function fakePool(ddlFailures: Error[]) {
+  const statements: string[] = [];
+  const pool = {
+    options: { host: 'db.example', port: 5432, database: 'k2' },
+    query: async (sql: string) => {
+      statements.push(sql);
+      const failure = /^CREATE TABLE/.test(sql) ? ddlFailures.shift() : undefined;
+      if (failure) throw failure;
+      return { rows: [], rowCount: 0 };
+    },
+  };
+  return { pool: pool as unknown as Pool, statements };
+}
+
 describe('Postgres catalog guards', () => {
+  // IF NOT EXISTS is not atomic: two processes creating the catalog's tables at once, the loser fails on
+  // the unique index, the relation or its row type. The tables exist then, and the catalog goes on.
+  it.each(['23505', '42P07', '42710'])(
+    'takes a concurrent creation of its tables (%s) as done',
+    async (code) => {
+      const { pool, statements } = fakePool([pgError(code), pgError(code)]);
+      const catalog = createPostgresCatalog(pool, { catalogName: 'k2' });
+      expect(
+        await catalog.currentMetadataLocation({ namespace: 'cold', name: 'silver_trades' }),
+      ).toBeUndefined();
+      expect(statements.filter((s) => s.startsWith('CREATE TABLE'))).toHaveLength(2);
+    },
+  );
+
+  it('passes any other failure to create its tables through, and tries again on the next call', async () => {
+    const { pool, statements } = fakePool([pgError('42501', 'permission denied for schema public')]);
+    const catalog = createPostgresCatalog(pool, { catalogName: 'k2' });
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    await expect(catalog.currentMetadataLocation(t)).rejects.toThrow('permission denied for schema public');
+    const unavailable = fakePool([pgError('57P03', 'the database system is starting up')]);
+    await expect(
+      createPostgresCatalog(unavailable.pool, { catalogName: 'k2' }).currentMetadataLocation(t),
+    ).rejects.toThrow(
+      'is unavailable while trying to create the Iceberg catalog tables (the database system is starting up)',
+    );
+    // Not a failure remembered for ever: once Postgres lets it, the same catalog creates its tables.
+    expect(await catalog.currentMetadataLocation(t)).toBeUndefined();
+    expect(statements.filter((s) => s.startsWith('CREATE TABLE'))).toHaveLength(3);
+  });
+
   it('refuses to start without a catalog name: tables of every catalog would mix', () => {
-    const pool = { query: async () => ({ rows: [] }) } as unknown as Parameters<
-      typeof createPostgresCatalog
-    >[0];
+    const pool = { query: async () => ({ rows: [] }) } as unknown as Pool;
     expect(() => createPostgresCatalog(pool, { catalogName: '' })).toThrow(
       new InputError('createPostgresCatalog needs a non-empty catalogName'),
     );
