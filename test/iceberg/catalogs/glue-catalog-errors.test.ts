@@ -8,6 +8,7 @@ import {
   UnavailableError,
 } from '../../../src/errors.ts';
 import { createGlueCatalog } from '../../../src/iceberg/glue-catalog.ts';
+import { rejection } from '../../support/rejection.ts';
 import { FakeGlue } from './fake-glue.ts';
 
 /** What an operator meets when Glue says no: each refusal reaches them as what it is, never as another. */
@@ -28,9 +29,9 @@ describe('Glue catalog: refusals', () => {
       Name: t.name,
       Parameters: { table_type: 'DELTA', metadata_location: loc(1) },
     });
-    const error = await createGlueCatalog(glue.client)
-      .currentMetadataLocation(t)
-      .catch((e: unknown) => e as InvalidMetadataError);
+    const error = await rejection<InvalidMetadataError>(
+      createGlueCatalog(glue.client).currentMetadataLocation(t),
+    );
     expect(error).toBeInstanceOf(InvalidMetadataError);
     expect(error.message).toBe(
       `Glue table cold.silver_trades (Glue database "cold") is not an Iceberg table (table_type=DELTA, metadata_location=${loc(1)}); drop it or choose another table name`,
@@ -40,9 +41,7 @@ describe('Glue catalog: refusals', () => {
 
   it('does not take a database it may not read for a missing one (no CreateDatabase follows)', async () => {
     glue.failures.set('GetDatabase', [denied('GetDatabase')]);
-    const error = await createGlueCatalog(glue.client)
-      .createNamespace('cold')
-      .catch((e: unknown) => e as ConfigError);
+    const error = await rejection<ConfigError>(createGlueCatalog(glue.client).createNamespace('cold'));
     expect(error).toBeInstanceOf(ConfigError);
     expect(error.message).toBe(
       'Glue refused to GetDatabase cold: not authorized to perform: glue:GetDatabase. Grant the role glue:GetDatabase on it',
@@ -66,7 +65,7 @@ describe('Glue catalog: refusals', () => {
     await catalog.createNamespace('cold');
     await catalog.createTable(t, loc(1));
     glue.failures.set('UpdateTable', [denied('UpdateTable')]);
-    const error = await catalog.swapMetadataLocation(t, loc(1), loc(2)).catch((e: unknown) => e as Error);
+    const error = await rejection<Error>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
     expect(error).toBeInstanceOf(ConfigError);
     expect(error).not.toBeInstanceOf(CommitConflictError);
     expect(await catalog.currentMetadataLocation(t)).toBe(loc(1));
@@ -77,9 +76,7 @@ describe('Glue catalog: refusals', () => {
     await catalog.createNamespace('cold');
     await catalog.createTable(t, loc(1));
     glue.failures.set('UpdateTable', [notFound()]);
-    const error = await catalog
-      .swapMetadataLocation(t, loc(1), loc(2))
-      .catch((e: unknown) => e as InputError);
+    const error = await rejection<InputError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
     expect(error).toBeInstanceOf(InputError);
     expect(error.message).toBe(
       'Cannot commit to cold.silver_trades (Glue database "cold"): the table was dropped during the commit',
@@ -99,9 +96,7 @@ describe('Glue catalog: refusals', () => {
         table.VersionId = String(Number(table.VersionId) + 1);
       }
     };
-    const error = await catalog
-      .swapMetadataLocation(t, loc(1), loc(2))
-      .catch((e: unknown) => e as CommitConflictError);
+    const error = await rejection<CommitConflictError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
     expect(error).toBeInstanceOf(CommitConflictError);
     expect(error.message).toContain(`(now ${loc(3)}); reload the table and retry`);
     expect(error.details).toMatchObject({ table: 'cold.silver_trades', expected: loc(1), next: loc(2) });
@@ -112,9 +107,7 @@ describe('Glue catalog: refusals', () => {
     glue.failures.set('GetTables', [
       Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }),
     ]);
-    const error = await createGlueCatalog(glue.client)
-      .listTables('cold')
-      .catch((e: unknown) => e as UnavailableError);
+    const error = await rejection<UnavailableError>(createGlueCatalog(glue.client).listTables('cold'));
     expect(error).toBeInstanceOf(UnavailableError);
     expect(error.message).toBe(
       'Glue is unavailable or throttling (ThrottlingException: Rate exceeded) while trying to GetTables cold; retry later',

@@ -3,6 +3,7 @@ import { CommitConflictError, InputError } from '../../../src/errors.ts';
 import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
 import { createPathCatalog } from '../../../src/iceberg/path-catalog.ts';
 import { createPostgresCatalog } from '../../../src/iceberg/postgres-catalog.ts';
+import { rejection } from '../../support/rejection.ts';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const W = 'mem://wh';
@@ -27,7 +28,7 @@ describe('path catalog guards', () => {
     );
     // A writer that lost track (restarted from scratch, say) creates again: its v1 is the first version
     // of a history that has moved on, and must not be taken for the table it finds.
-    const error = await catalog.createTable(t, version('silver_trades', 1)).catch((e: unknown) => e as Error);
+    const error = await rejection<Error>(catalog.createTable(t, version('silver_trades', 1)));
     expect(error).toBeInstanceOf(CommitConflictError);
     expect(error.message).toBe(
       `Table cold.silver_trades already exists at ${version('silver_trades', 2)}; load it and commit to it instead`,
@@ -46,13 +47,13 @@ describe('path catalog guards', () => {
       await catalog.createTable({ namespace: 'cold', name }, version(name, 1));
     }
     await store.put(`${W}/cold/ohlcv_1m/metadata/next.metadata.json`, bytes('{}'));
-    const error = await catalog
-      .swapMetadataLocation(
+    const error = await rejection<InputError>(
+      catalog.swapMetadataLocation(
         { namespace: 'cold', name: 'ohlcv_1m' },
         version('ohlcv_5m', 1),
         `${W}/cold/ohlcv_1m/metadata/next.metadata.json`,
-      )
-      .catch((e: unknown) => e as InputError);
+      ),
+    );
     expect(error).toBeInstanceOf(InputError);
     expect(error.message).toBe(
       `"${version('ohlcv_5m', 1)}" is not a version file of cold.ohlcv_1m in the path catalog; expected ${W}/cold/ohlcv_1m/metadata/v<N>.metadata.json (use currentMetadataLocation to learn it)`,
@@ -71,9 +72,9 @@ describe('path catalog guards', () => {
     await store.delete(version('silver_trades', 1));
     const next = `${W}/cold/silver_trades/metadata/n.metadata.json`;
     await store.put(next, bytes('{}'));
-    const error = await catalog
-      .swapMetadataLocation(t, version('silver_trades', 1), next)
-      .catch((e: unknown) => e as CommitConflictError);
+    const error = await rejection<CommitConflictError>(
+      catalog.swapMetadataLocation(t, version('silver_trades', 1), next),
+    );
     expect(error).toBeInstanceOf(CommitConflictError);
     expect(error.message).toBe(
       `Commit to cold.silver_trades lost a race: ${version('silver_trades', 1)} does not exist (any more); reload the table and retry`,

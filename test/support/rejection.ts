@@ -1,0 +1,8 @@
+/** The error a promise is rejected with; a promise that resolves fails the test. */
+export const rejection = <E>(promise: Promise<unknown> | undefined): Promise<E> =>
+  (promise ?? Promise.resolve()).then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error as E,
+  );
