@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '../../src/errors.ts';
 import {
+  checkHolder,
   checkSchemaName,
   checkTtl,
   normalizeAdvance,
@@ -203,6 +204,26 @@ describe('watermark input rules', () => {
       { field: 'since', value: 'yesterday' },
     ],
     [
+      'an advance whose window start is no instant',
+      () => normalizeAdvance({ ...advance, windowStart: 'soon' }),
+      'windowStart: "soon" is not a valid instant',
+      { field: 'windowStart', value: 'soon' },
+    ],
+    [
+      'a reconcile whose window end is no instant',
+      () =>
+        normalizeReconcile({ table: 'silver_trades', batchId: 'b', windowEnd: 'later', rows: 1 } as never),
+      'windowEnd: "later" is not a valid instant',
+      { field: 'windowEnd', value: 'later' },
+    ],
+    ['a blank holder', () => checkHolder(' '), 'holder is required', { field: 'holder' }],
+    [
+      'a blank force-release actor',
+      () => normalizeForceRelease({ table: 'silver_trades', actor: '', reason: 'x' }),
+      'actor is required',
+      { field: 'actor' },
+    ],
+    [
       'a failure with a bad window',
       () =>
         normalizeFailure({
@@ -245,6 +266,11 @@ describe('watermark input rules', () => {
       'watermark schema "K2" is not a valid name: use lower-case letters, digits and _, starting with a letter or _, at most 63 characters (default k2_offload)',
     );
     expect(error.details).toEqual({ schema: 'K2' });
+  });
+
+  it('accepts the default schema name and any lower-case one', () => {
+    expect(checkSchemaName('k2_offload')).toBe('k2_offload');
+    expect(checkSchemaName('_k2_2')).toBe('_k2_2');
   });
 
   it('accepts the edges: a lease of exactly a day, limits 1 and 10000, zero counts and durations', () => {
