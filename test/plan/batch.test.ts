@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { batchIdOf, makeBatch } from '../../src/plan/batch.ts';
+import { thrownBy } from '../support/rejection.ts';
 
-const thrown = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (error) {
-    return error as InputError;
-  }
-  throw new Error('expected an error');
-};
+const thrown = (fn: () => unknown) => thrownBy<InputError>(fn);
 
 describe('batch identity', () => {
   // Markers already in Iceberg carry ids made this way: an id computed differently after an upgrade

@@ -3,6 +3,7 @@ import { InputError } from '../../src/errors.ts';
 import { planPass } from '../../src/plan/planner.ts';
 import { formatDuration } from '../../src/plan/time.ts';
 import { splitWindows } from '../../src/plan/windows.ts';
+import { thrownBy } from '../support/rejection.ts';
 import { BRONZE, batchesOf, configWith, HOUR, iso, MIN, ms, skipOf, spans, watermarks } from './fixtures.ts';
 
 const config = configWith();
@@ -10,13 +11,9 @@ const now = '2026-11-22T04:00:00Z';
 const wm = watermarks(config, '2026-11-22T01:00:00Z');
 
 const refusal = (fn: () => unknown): InputError => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return error as InputError;
-  }
-  throw new Error('expected a refusal');
+  const error = thrownBy<InputError>(fn);
+  expect(error).toBeInstanceOf(InputError);
+  return error;
 };
 
 describe('planPass: refusals name the field and the value an operator has to fix', () => {

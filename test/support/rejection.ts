@@ -6,3 +6,13 @@ export const rejection = <E>(promise: Promise<unknown> | undefined): Promise<E> 
     },
     (error: unknown) => error as E,
   );
+
+/** The error a function throws; a function that returns fails the test. */
+export function thrownBy<E>(fn: () => unknown): E {
+  try {
+    fn();
+  } catch (error) {
+    return error as E;
+  }
+  throw new Error('expected an error');
+}

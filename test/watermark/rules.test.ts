@@ -17,6 +17,7 @@ import {
   staleLease,
   unknownTable,
 } from '../../src/watermark/rules.ts';
+import { thrownBy } from '../support/rejection.ts';
 
 /**
  * The words both watermark stores refuse bad input with. A refusal that no longer happens lets a bad
@@ -43,14 +44,10 @@ const setCursor = {
   allowBackwards: false,
 };
 
-const refusal = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return error as InputError;
-  }
-  throw new Error('expected a refusal');
+const refusal = (fn: () => unknown): InputError => {
+  const error = thrownBy<InputError>(fn);
+  expect(error).toBeInstanceOf(InputError);
+  return error;
 };
 
 describe('watermark input rules', () => {
@@ -254,13 +251,7 @@ describe('watermark input rules', () => {
   });
 
   it('refuses a schema name with upper case, as a config error', () => {
-    const error = (() => {
-      try {
-        return checkSchemaName('K2');
-      } catch (e) {
-        return e as ConfigError;
-      }
-    })() as ConfigError;
+    const error = thrownBy<ConfigError>(() => checkSchemaName('K2'));
     expect(error).toBeInstanceOf(ConfigError);
     expect(error.message).toBe(
       'watermark schema "K2" is not a valid name: use lower-case letters, digits and _, starting with a letter or _, at most 63 characters (default k2_offload)',
