@@ -1,5 +1,6 @@
 import { cursorRange } from '../clickhouse/inspect.ts';
 import type { TableConfig } from '../config/schema.ts';
+import { LeaseError } from '../errors.ts';
 import type { Watermark } from '../watermark/types.ts';
 import type { PipelineDeps } from './deps.ts';
 
@@ -33,16 +34,25 @@ export async function firstOffloadStart(
   };
 }
 
-/** Moves each never-offloaded table's watermark to where its first offload starts, audited. */
+/**
+ * Moves each never-offloaded table's watermark to where its first offload starts, audited. This runs
+ * before the leases are taken, so an overlapping cycle can lease a table between the read and the move:
+ * that cycle made the move itself before leasing, so this one leaves the table to it (and finds it
+ * leased a moment later) instead of failing the whole cycle.
+ */
 export async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[], now: number) {
   for (const table of tables) {
     const start = await firstOffloadStart(deps, table, await deps.watermarks.get(table.name), now);
-    if (start)
+    if (!start) continue;
+    try {
       await deps.watermarks.setCursor({
         table: table.name,
         ...start,
         actor: 'k2-offload',
         allowBackwards: false,
       });
+    } catch (error) {
+      if (!(error instanceof LeaseError)) throw error;
+    }
   }
 }

@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
+import { runCycle } from '../../src/pipeline/local-runner.ts';
+import type { WatermarkStore } from '../../src/watermark/store.ts';
+import { openWorld, type World } from '../support/world.ts';
+
+const MIN = 60_000;
+
+/**
+ * A cycle moves never-offloaded watermarks to their first offload's start before it takes any lease,
+ * so an overlapping cycle can take a lease in between (seen when two first cycles start together).
+ */
+describe('a first offload raced by another cycle', () => {
+  let world: World;
+  beforeAll(async () => {
+    world = await openWorld();
+  });
+  afterAll(() => world?.close());
+
+  it('another cycle leasing a table between the read and the move: that table is skipped as leased, the rest offloaded', async () => {
+    await generateTrades(world.clickhouse, {
+      rows: 2000,
+      spanHours: 0.2,
+      end: new Date(world.now.getTime() - 12 * MIN),
+      seed: 5,
+    });
+    const store = world.deps().watermarks;
+    // The other cycle read the same never-moved watermark, moved it and took the lease, all between
+    // this cycle's read and its own move.
+    const raced: WatermarkStore = {
+      ...store,
+      setCursor: async (input) => {
+        if (input.table === 'bronze_trades_kraken') {
+          await store.setCursor(input);
+          await store.acquireLease(input.table, 'cycle-overlapping', 900);
+        }
+        return store.setCursor(input);
+      },
+    };
+    const result = await runCycle(world.deps({ watermarks: raced }), {});
+    const first = result.passes[0];
+    expect(first?.skipped.find((s) => s.table === 'bronze_trades_kraken')).toMatchObject({
+      reason: 'leased',
+      detail: expect.stringMatching(/^leased by cycle-overlapping until /),
+    });
+    expect(result.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed'))).toEqual([]);
+    const binance = result.passes.flatMap((p) => p.tables).find((t) => t.table === 'bronze_trades_binance');
+    expect(binance?.rows).toBeGreaterThan(0);
+    const kraken = await store.get('bronze_trades_kraken');
+    expect(kraken?.lease?.holder).toBe('cycle-overlapping');
+  });
+});
