@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -7,5 +8,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One file per core. Vitest's default leaves a core free (one worker on two cores), which ran the
+    // files one after another; each file has its own database, directories and ports, so they can run
+    // side by side, and overlapping files are also how races between real processes show up.
+    maxWorkers: availableParallelism(),
   },
 });
