@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { freePort } from '../../src/postgres/embedded.ts';
 
 /**
  * moto's server emulates S3, Glue, CloudWatch and EMR Serverless over HTTP. Each test file that needs it
@@ -52,17 +52,6 @@ export type Moto = {
   };
   stop(): Promise<void>;
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('could not pick a free port');
-  return address.port;
-}
 
 async function waitUntilAnswering(endpoint: string, child: ChildProcess | undefined, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
