@@ -8,7 +8,9 @@ Every decision (table, window, batch id, staging prefix) comes from the spec; th
 2. If the newest marker in the ancestry ends after this window's start, stop with an error: Iceberg
    already holds rows of this window under another batch (the next cycle re-plans from there).
 3. Otherwise adopt the staged Parquet files as they are (data files with metrics from their footers,
-   no copy) in one fast append whose snapshot summary carries the offload marker (``k2.offload.*``).
+   no copy) in one fast append whose snapshot summary carries the offload marker (``k2.offload.*``),
+   once their footers add up to the rows StageBatch counted (``--staged``'s ``rows``), as our
+   TypeScript committer checks: a marker with another count would hold the watermark back for ever.
 
 Schema and partition changes are made by the cycle's planning step (TypeScript, through the same Glue
 table) before the batch is staged; this job reads the staged files against the table's current schema,
@@ -38,6 +40,10 @@ DEFAULT_CATALOG = "glue"
 
 class BatchSpecError(ValueError):
     """The job was started with a batch spec it cannot act on; nothing was written."""
+
+
+class StagedRowsError(BatchSpecError):
+    """The staged files hold another number of rows than StageBatch counted; nothing was written."""
 
 
 class OverlapError(RuntimeError):
@@ -114,7 +120,15 @@ def parse_args(argv):
     parser.add_argument("--staged", required=True, help="staged files JSON: {rows, files: [{uri, bytes}], hours}")
     args = parser.parse_args(argv)
     spec = parse_batch_spec(args.batch)
-    return spec, staged_paths(spec, args.staged), staged_hours(args.staged)
+    return spec, staged_paths(spec, args.staged), staged_hours(args.staged), staged_rows(args.staged)
+
+
+def staged_rows(raw):
+    """The rows StageBatch counted in the staged files: what their footers must add up to."""
+    rows = json.loads(raw).get("rows")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise BatchSpecError("--staged rows must be a count of rows (an integer >= 0), got %s" % json.dumps(rows))
+    return rows
 
 
 def staged_hours(raw):
@@ -320,7 +334,15 @@ class StagedFile(object):
         self.handle = handle
 
 
-def commit_exactly_once(table, spec, paths, max_attempts=5, hours=None):
+def _check_rows(spec, rows, expected_rows):
+    if rows != expected_rows:
+        raise StagedRowsError(
+            "batch %s of %s: the staged files hold %d rows, the batch says %d; nothing was committed, "
+            "stage the batch again" % (spec["batchId"], spec["table"], rows, expected_rows)
+        )
+
+
+def commit_exactly_once(table, spec, paths, expected_rows, max_attempts=5, hours=None):
     """Check-and-commit as one step: the append is a compare-and-set on the state the check read.
 
     ``table`` offers ``load() -> TableState``, ``data_files(paths) -> [StagedFile]`` and
@@ -339,12 +361,14 @@ def commit_exactly_once(table, spec, paths, max_attempts=5, hours=None):
         check_no_overlap(newest_marker(state.ancestry), spec)
         if not paths:
             # Nothing staged: no snapshot; the watermark step accepts an empty batch without a marker.
+            _check_rows(spec, 0, expected_rows)
             return outcome("empty", 0)
         # Files are read against the table's current schema, spec and name mapping: after the cycle
         # evolved the table (a new column, a new partition spec) or another writer did, read them again.
         if files is None or layout != state.layout:
             files, layout = table.data_files(paths), state.layout
         rows = sum(f.rows for f in files)
+        _check_rows(spec, rows, expected_rows)
         try:
             snapshot_id = table.append(state, files, marker_properties(spec, rows, hours))
         except CommitConflict:
@@ -466,14 +490,14 @@ def _java_exception_name(error):
 
 def main(argv, spark=None, table=None):
     """Runs the commit; ``spark`` and ``table`` are injectable for tests without Spark."""
-    spec, paths, hours = parse_args(argv)
+    spec, paths, hours, rows = parse_args(argv)
     if spark is None:
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.appName("k2-offload-commit-%s" % spec["batchId"]).getOrCreate()
     if table is None:
         table = IcebergJavaTable(spark, table_identifier(spark.conf.get("spark.k2.catalog", DEFAULT_CATALOG), spec))
-    return commit_exactly_once(table, spec, paths, hours=hours)
+    return commit_exactly_once(table, spec, paths, rows, hours=hours)
 
 
 if __name__ == "__main__":

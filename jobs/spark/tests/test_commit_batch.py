@@ -32,7 +32,7 @@ NOTHING = json.dumps({"rows": 0, "files": []})
 
 class ParseArgsTest(unittest.TestCase):
     def test_reads_the_batch_spec_as_given(self):
-        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", NOTHING]), (SPEC, [], None))
+        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", NOTHING]), (SPEC, [], None, 0))
 
     def test_reads_the_hours_staged_and_refuses_malformed_ones(self):
         hours = [{"hour": "2026-11-22T00:00:00.000Z", "rows": 5, "checksum": "0"}]
@@ -41,7 +41,7 @@ class ParseArgsTest(unittest.TestCase):
         for bad in ([{"hour": "x", "rows": "5", "checksum": "0"}], [{"hour": "x", "rows": 5, "checksum": "-1"}], {}):
             with self.subTest(bad=bad):
                 with self.assertRaises(job.BatchSpecError) as caught:
-                    job.parse_args(["--batch", json.dumps(SPEC), "--staged", json.dumps({"files": [], "hours": bad})])
+                    job.parse_args(["--batch", json.dumps(SPEC), "--staged", json.dumps({"rows": 0, "files": [], "hours": bad})])
                 self.assertIn("hours", str(caught.exception))
 
     def test_refuses_input_that_is_not_a_batch_spec_and_names_the_field(self):
@@ -61,6 +61,16 @@ class ParseArgsTest(unittest.TestCase):
                 with self.assertRaises(job.BatchSpecError) as caught:
                     job.parse_args(["--batch", text, "--staged", NOTHING])
                 self.assertIn(expected, str(caught.exception))
+
+    def test_reads_the_rows_staged_and_refuses_anything_but_a_count(self):
+        staged = json.dumps({"rows": 7, "files": []})
+        self.assertEqual(job.parse_args(["--batch", json.dumps(SPEC), "--staged", staged])[3], 7)
+        for bad in ({"files": []}, {"rows": -1, "files": []}, {"rows": "7", "files": []}, {"rows": True, "files": []}):
+            with self.subTest(bad=bad):
+                with self.assertRaises(job.BatchSpecError) as caught:
+                    job.parse_args(["--batch", json.dumps(SPEC), "--staged", json.dumps(bad)])
+                self.assertIn("--staged rows must be a count of rows", str(caught.exception))
+                self.assertIn(json.dumps(bad.get("rows")), str(caught.exception))
 
     def test_compares_windows_as_instants_not_strings(self):
         spec = job.parse_batch_spec(
@@ -161,8 +171,9 @@ class FakeTable:
 FILES = ["s3://w/cold/silver_trades/data/%s/part-00000.parquet" % SPEC["batchId"]]
 
 
-def commit(table, spec=SPEC, files=FILES):
-    return job.commit_exactly_once(table, spec, list(files))
+def commit(table, spec=SPEC, files=FILES, rows=None):
+    """Commits ``files`` with the rows StageBatch would have counted (5 a file), unless ``rows`` says."""
+    return job.commit_exactly_once(table, spec, list(files), 5 * len(files) if rows is None else rows)
 
 
 class CommitExactlyOnceTest(unittest.TestCase):
@@ -234,7 +245,7 @@ class CommitExactlyOnceTest(unittest.TestCase):
 
         table.append = always_moving
         with self.assertRaises(job.CommitConflict) as caught:
-            job.commit_exactly_once(table, SPEC, FILES, max_attempts=3)
+            job.commit_exactly_once(table, SPEC, FILES, 5, max_attempts=3)
         self.assertIn("each of 3 commit attempts", str(caught.exception))
         self.assertEqual(table.snapshots, [])
 
@@ -252,6 +263,31 @@ class CommitExactlyOnceTest(unittest.TestCase):
     def test_writes_nothing_when_nothing_was_staged(self):
         table = FakeTable()
         self.assertEqual(commit(table, files=()), {"status": "empty", "rows": 0})
+        self.assertEqual(table.appends, [])
+
+    def test_refuses_staged_files_holding_more_or_fewer_rows_than_staged(self):
+        for rows in (4, 6):
+            with self.subTest(rows=rows):
+                table = FakeTable()
+                with self.assertRaises(job.StagedRowsError) as caught:
+                    commit(table, rows=rows)
+                self.assertIn("hold 5 rows, the batch says %d" % rows, str(caught.exception))
+                self.assertIn(SPEC["batchId"], str(caught.exception))
+                self.assertEqual(table.appends, [])
+
+    def test_refuses_rows_staged_without_any_file(self):
+        table = FakeTable()
+        with self.assertRaises(job.StagedRowsError) as caught:
+            commit(table, files=(), rows=3)
+        self.assertIn("hold 0 rows, the batch says 3", str(caught.exception))
+        self.assertEqual(table.appends, [])
+
+    def test_main_refuses_a_row_count_the_files_do_not_hold(self):
+        table = FakeTable()
+        staged = SPEC["stagingPrefix"] + "t42-abc123/part-00000.parquet"
+        argv = ["--batch", json.dumps(SPEC), "--staged", json.dumps({"rows": 9, "files": [{"uri": staged, "bytes": 9}]})]
+        with self.assertRaises(job.StagedRowsError):
+            job.main(argv, spark=object(), table=table)
         self.assertEqual(table.appends, [])
 
     def test_main_commits_exactly_the_staged_files_it_is_given(self):
