@@ -239,7 +239,10 @@ class CommitExactlyOnceTest(unittest.TestCase):
     def test_gives_up_after_the_attempts_without_appending(self):
         table = FakeTable()
 
+        tries = []
+
         def always_moving(state, files, properties):
+            tries.append(state.base)
             table.version += 1
             raise job.CommitConflict("moved")
 
@@ -247,6 +250,7 @@ class CommitExactlyOnceTest(unittest.TestCase):
         with self.assertRaises(job.CommitConflict) as caught:
             job.commit_exactly_once(table, SPEC, FILES, 5, max_attempts=3)
         self.assertIn("each of 3 commit attempts", str(caught.exception))
+        self.assertEqual(tries, [0, 1, 2])
         self.assertEqual(table.snapshots, [])
 
     def test_refuses_to_append_over_a_newer_batch(self):
@@ -259,6 +263,12 @@ class CommitExactlyOnceTest(unittest.TestCase):
         with self.assertRaises(job.OverlapError):
             commit(table)
         self.assertEqual(table.appends, [])
+
+    def test_a_newest_marker_without_a_window_end_does_not_stop_the_append(self):
+        # Only an end after this window's start is an overlap; a marker that names none claims no rows.
+        table = FakeTable(snapshots=[{"snapshot_id": 7, "summary": {job.BATCH_ID_KEY: "b" * 32}}])
+        self.assertEqual(commit(table)["status"], "committed")
+        self.assertEqual(table.appends, [FILES])
 
     def test_writes_nothing_when_nothing_was_staged(self):
         table = FakeTable()
@@ -309,6 +319,60 @@ class CommitExactlyOnceTest(unittest.TestCase):
         self.assertEqual(json.loads(table.snapshots[0]["summary"]["k2.offload.hours"]), hours)
 
 
+class JavaError(Exception):
+    """What py4j raises for a Java exception: ``java_exception`` names the Java class."""
+
+    def __init__(self, java_class):
+        super().__init__("java: %s" % java_class)
+        name = java_class
+        self.java_exception = type("J", (), {"getClass": lambda _: type("C", (), {"getName": lambda _: name})()})()
+
+
+class Chain:
+    """Any call chain of Iceberg's builders (newFastAppend().set(...).apply(), buildFrom(...)...)."""
+
+    def __getattr__(self, name):
+        return self
+
+    def __call__(self, *args):
+        return self
+
+    def snapshotId(self):
+        return 77
+
+
+class JavaAppendTest(unittest.TestCase):
+    """The catalog's answers to a swap, as ``IcebergJavaTable.append`` passes them to the decision logic."""
+
+    def append_raising(self, error):
+        table = object.__new__(job.IcebergJavaTable)
+        table._table, table._iceberg = Chain(), Chain()
+
+        def commit(base, updated):
+            if error is not None:
+                raise error
+
+        table._ops = type("Ops", (), {"commit": staticmethod(commit)})()
+        return table.append(job.TableState([], "base"), [job.StagedFile("p", 1, "h")], {"k": "v"})
+
+    def test_a_lost_race_or_an_unknown_outcome_is_a_conflict_read_again(self):
+        for name in (
+            "org.apache.iceberg.exceptions.CommitFailedException",
+            "org.apache.iceberg.exceptions.CommitStateUnknownException",
+        ):
+            with self.subTest(name=name):
+                with self.assertRaises(job.CommitConflict) as caught:
+                    self.append_raising(JavaError(name))
+                self.assertIn(name, str(caught.exception))
+
+    def test_any_other_failure_passes_through(self):
+        with self.assertRaises(JavaError):
+            self.append_raising(JavaError("org.apache.iceberg.exceptions.ForbiddenException"))
+
+    def test_a_swap_accepted_returns_the_snapshot_id(self):
+        self.assertEqual(self.append_raising(None), 77)
+
+
 class StagedFenceTest(unittest.TestCase):
     """The same fence as the TypeScript committer: one attempt of this batch under this lease."""
 
@@ -327,6 +391,7 @@ class StagedFenceTest(unittest.TestCase):
             [prefix + "t41-abc123/part-00000.parquet"],
             [prefix.replace(SPEC["batchId"], "f" * 32) + "t42-abc123/part-00000.parquet"],
             [prefix + "part-00000.parquet"],
+            [prefix + "t42-abc123/part-00000.parquet.crc"],
             [prefix + "t42-abc123/part-00000.parquet", prefix + "t42-def456/part-00001.parquet"],
         ):
             with self.subTest(uris=uris):
