@@ -7,6 +7,11 @@
  *
  *   npm run bench:profile                                   # seeds 5M bronze rows (10M trades)
  *   npm run bench:profile -- --table silver_trades --repeat 2
+ *   npm run bench:profile -- --table silver_trades --rows 500000 --only 'parallel encoding'
+ *     (only the writes whose name holds that text, no histogram: memory is flat in the rows, so a
+ *     small window tells a setting's peak as well as a big one)
+ *   npm run bench:profile -- --table silver_trades --rows 500000 --only try --try max_block_size=16384
+ *     (a write with our settings and those changed, once per --try; `--only try` runs only those)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,6 +32,8 @@ const { values } = parseArgs({
     variant: { type: 'string' },
     dir: { type: 'string' },
     window: { type: 'string' },
+    only: { type: 'string' },
+    try: { type: 'string', multiple: true },
   },
 });
 const table = tableByName(defaultConfig(), values.table as string);
@@ -61,7 +68,35 @@ const VARIANTS: Record<string, ['raw' | 'cast', Record<string, string | number>]
     'cast',
     { ...ours, ...noBloom, output_format_parquet_row_group_size: 1_000_000 },
   ],
+  // What a wide row's parallel write holds besides its row groups: the blocks read (up to 64K rows
+  // each, several in flight per thread) and the insert's squashing of them (up to 1M rows / 256 MB).
+  'casts, 64K-row groups, 2 threads, parallel encoding, no bloom filters, 8K-row blocks': [
+    'cast',
+    { ...ours, ...noBloom, max_block_size: 8192 },
+  ],
+  'casts, 64K-row groups, 2 threads, parallel encoding, no bloom filters, 16 MB insert blocks': [
+    'cast',
+    { ...ours, ...noBloom, min_insert_block_size_bytes: 16 * 1024 * 1024 },
+  ],
+  'casts, 64K-row groups, 2 threads, parallel encoding, no bloom filters, 8 MB row groups': [
+    'cast',
+    { ...ours, ...noBloom, output_format_parquet_row_group_size_bytes: 8 * 1024 * 1024 },
+  ],
+  'casts, 64K-row groups, 2 threads, parallel encoding, no bloom filters, 8K-row blocks, 8 MB row groups': [
+    'cast',
+    {
+      ...ours,
+      ...noBloom,
+      max_block_size: 8192,
+      output_format_parquet_row_group_size_bytes: 8 * 1024 * 1024,
+    },
+  ],
 };
+
+for (const change of values.try ?? []) {
+  const settings = Object.fromEntries(change.split(',').map((kv) => kv.split('=') as [string, string]));
+  VARIANTS[`try ${change}`] = ['cast', { ...ours, ...noBloom, ...settings }];
+}
 
 const rssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
@@ -149,6 +184,7 @@ function runChild(dir: string, variant: string, window: { start: string; end: st
     table.name,
     '--window',
     JSON.stringify(window),
+    ...(values.try ?? []).flatMap((change) => ['--try', change]),
   ];
   const run = spawnSync(process.execPath, [...process.execArgv, script, ...args], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`${variant}: ${run.stderr.slice(-1500)}`);
@@ -186,13 +222,14 @@ async function main() {
       '| step | rows | CPU s per 1M rows | wall s per 1M rows | peak RSS above chDB open, MB | file MB | row groups |',
     );
     console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    const only = values.only;
     for (let rep = 0; rep < Number(values.repeat); rep++) {
-      const h = runChild(dir, 'histogram', window);
-      for (const side of ['before', 'after'] as const)
+      const h = only === undefined ? runChild(dir, 'histogram', window) : undefined;
+      for (const side of h ? (['before', 'after'] as const) : [])
         console.log(
           `| histogram (${side}) | ${h.rows} | ${perM(h[side].cpuMs, h.rows)} | ${perM(h[side].ms, h.rows)} | | | |`,
         );
-      for (const variant of Object.keys(VARIANTS)) {
+      for (const variant of Object.keys(VARIANTS).filter((v) => only === undefined || v.includes(only))) {
         const r = runChild(dir, variant, window);
         console.log(
           `| write: ${variant} | ${r.rows} | ${perM(r.cpuMs, r.rows)} | ${perM(r.ms, r.rows)} | ${r.peakMb - r.openMb} | ${r.mb.toFixed(0)} | ${r.groups} |`,
