@@ -203,11 +203,6 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
 
   const tokens = new Map<string, string>();
   const leasedByOthers: LeaseHeld[] = [];
-  for (const table of selected) {
-    const lease = await deps.watermarks.acquireLease(table.name, cycleId, deps.leaseSeconds);
-    if (lease.acquired) tokens.set(table.name, lease.token);
-    else leasedByOthers.push({ table: table.name, holder: lease.holder, expiresAt: lease.expiresAt });
-  }
 
   const planFailures: Skip[] = [];
   const failTable = async (table: TableConfig, token: string, error: OffloadError) => {
@@ -238,6 +233,12 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
   let plans: TablePlan[];
   let pass: ReturnType<typeof planPass>;
   try {
+    // Inside the try: a store failing at the fifth table gives back the four leases already taken.
+    for (const table of selected) {
+      const lease = await deps.watermarks.acquireLease(table.name, cycleId, deps.leaseSeconds);
+      if (lease.acquired) tokens.set(table.name, lease.token);
+      else leasedByOthers.push({ table: table.name, holder: lease.holder, expiresAt: lease.expiresAt });
+    }
     // Iceberg is the truth: a crash after its commit and before the watermark is repaired here.
     const locations = new Map<string, string>();
     for (const table of selected) {

@@ -7,8 +7,10 @@ import { openWorld, type World } from '../support/world.ts';
 const MIN = 60_000;
 
 /**
- * A cycle moves never-offloaded watermarks to their first offload's start before it takes any lease,
- * so an overlapping cycle can take a lease in between (seen when two first cycles start together).
+ * The leases planning takes, where they could be left wrong: a cycle moves never-offloaded watermarks
+ * to their first offload's start before it takes any lease, so an overlapping cycle can take a lease in
+ * between (seen when two first cycles start together); and a store failing part-way through taking
+ * them must not leave the ones already taken to block every retry until they expire.
  */
 describe('a first offload raced by another cycle', () => {
   let world: World;
@@ -48,5 +50,26 @@ describe('a first offload raced by another cycle', () => {
     expect(binance?.rows).toBeGreaterThan(0);
     const kraken = await store.get('bronze_trades_kraken');
     expect(kraken?.lease?.holder).toBe('cycle-overlapping');
+  });
+  it('a store failing while the leases are taken gives back those already taken: the retry finds them free', async () => {
+    const store = world.deps().watermarks;
+    const taken: string[] = [];
+    const failing: WatermarkStore = {
+      ...store,
+      acquireLease: async (table, holder, ttl) => {
+        if (taken.length === 2) throw new Error('Connection terminated unexpectedly');
+        const lease = await store.acquireLease(table, holder, ttl);
+        if (lease.acquired) taken.push(table);
+        return lease;
+      },
+    };
+    await expect(runCycle(world.deps({ watermarks: failing }), {})).rejects.toThrow(
+      'Connection terminated unexpectedly',
+    );
+    expect(taken).toHaveLength(2);
+    for (const table of taken) expect((await store.get(table)).lease, table).toBeNull();
+    const retry = await runCycle(world.deps(), {});
+    const leased = retry.passes.flatMap((p) => p.skipped).filter((s) => s.reason === 'leased');
+    expect(leased.filter((s) => !s.detail.includes('cycle-overlapping'))).toEqual([]);
   });
 });
