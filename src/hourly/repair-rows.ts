@@ -6,6 +6,7 @@ import { mapColumn } from '../config/types.ts';
 import { StagingMismatchError } from '../errors.ts';
 import type { StageStatement } from '../stage/plan.ts';
 import { partitionTupleSql, stagingSelect } from '../stage/select.ts';
+import { writeTuning } from '../stage/stage.ts';
 import { parseStagingPrefix, partName, type S3Access } from '../stage/targets.ts';
 import { readWritten, writeStatement } from '../stage/write.ts';
 import { addChecksums, type HourCount } from '../watermark/hourly-types.ts';
@@ -104,7 +105,7 @@ export async function writeRows(
     target,
     { select, partition: partitionTupleSql(table) },
     statement,
-    { rowGroupRows: 65_536, maxThreads: 2 },
+    writeTuning(client, table),
     s3,
   );
   const written = await readWritten(

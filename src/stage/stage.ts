@@ -59,6 +59,8 @@ export type StageOptions = {
   clock?: () => number;
 };
 
+const MIB = 1024 * 1024;
+
 const DEFAULTS = {
   maxRowsPerFile: 4_000_000,
   /**
@@ -68,17 +70,38 @@ const DEFAULTS = {
    * writing the files itself: 103 MB). So files streamed from the embedded engine stay small.
    */
   embeddedStreamRowsPerFile: 250_000,
-  embedded: { rowGroupRows: 65_536, maxThreads: 2, boundPartitions: true },
-  server: { rowGroupRows: 262_144, maxThreads: undefined, boundPartitions: false },
+  embedded: { rowGroupRows: 65_536, rowGroupBytes: 16 * MIB, maxThreads: 2, boundPartitions: true },
+  server: { rowGroupRows: 262_144, rowGroupBytes: 16 * MIB, maxThreads: undefined, boundPartitions: false },
+  /**
+   * Rows with arrays or maps on the embedded engine. Encoded on both threads, a silver row group of 64K
+   * rows (over 16 MiB before encoding) is held by each thread at once: 33 MB more than one encoding
+   * thread (`bench:profile`, 500K silver rows). The byte cap is checked per block read, so at the
+   * default 64K-row blocks it never cut a group; 8K-row blocks and an 8 MiB cap make groups of about
+   * 31K rows: 10 MB less than encoding on one thread, at twice its speed, for files about 20% larger.
+   */
+  embeddedNested: { blockRows: 8192, rowGroupBytes: 8 * MIB },
 };
 
-/**
- * Tables with arrays or maps (silver) hold much more per row group while encoding: encoding them on
- * several threads pushed a 5M-row silver window past 512 MB (541-556 MB, where one encoding thread
- * peaks at 467), while flat rows (bronze, candles) stay at about 450 MB and write twice as fast.
- */
+/** Tables with arrays or maps (silver): far more bytes per row, written in smaller row groups. */
 export function hasNestedColumns(table: TableConfig): boolean {
   return table.columns.some((c) => /^(Nullable\()?(Array|Map|Tuple|Nested)\(/.test(c.type));
+}
+
+/** How a table's rows are written to Parquet by this engine (every writing statement: staging, repair). */
+export function writeTuning(
+  client: ClickHouseClient,
+  table: TableConfig,
+  options: { rowGroupRows?: number; maxThreads?: number } = {},
+): WriteTuning {
+  const engine = isEmbedded(client) ? DEFAULTS.embedded : DEFAULTS.server;
+  return {
+    rowGroupRows: options.rowGroupRows ?? engine.rowGroupRows,
+    rowGroupBytes: engine.rowGroupBytes,
+    maxThreads: options.maxThreads ?? engine.maxThreads,
+    boundPartitions: engine.boundPartitions,
+    parallelEncoding: true,
+    ...(isEmbedded(client) && hasNestedColumns(table) ? DEFAULTS.embeddedNested : {}),
+  };
 }
 
 /** Rows of the window per (cursor bucket, partition): the input of the slicing plan. */
@@ -137,13 +160,7 @@ export async function stageBatch(
       `a remote ClickHouse server cannot write the local staging path ${target.dir}; use writer 'stream' or S3 staging`,
       { stagingPrefix: batch.stagingPrefix },
     );
-  const engine = isEmbedded(client) ? DEFAULTS.embedded : DEFAULTS.server;
-  const tuning: WriteTuning = {
-    rowGroupRows: options.rowGroupRows ?? engine.rowGroupRows,
-    maxThreads: options.maxThreads ?? engine.maxThreads,
-    boundPartitions: engine.boundPartitions,
-    parallelEncoding: !hasNestedColumns(table),
-  };
+  const tuning = writeTuning(client, table, options);
   const startMs = Date.parse(window.windowStart);
   const endMs = Date.parse(window.windowEnd);
   const bucketMs = bucketMillis(startMs, endMs);

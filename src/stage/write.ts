@@ -17,24 +17,29 @@ import { partName, type S3Access, type StagingTarget, tableFunctionSql } from '.
  */
 export type WriteTuning = {
   rowGroupRows: number;
+  /** A row group also ends once it holds this many bytes, checked as each block of rows is added. */
+  rowGroupBytes: number;
+  /** Rows per block read (the engine's default where undefined): the grain of the byte cap above. */
+  blockRows?: number;
   maxThreads: number | undefined;
   boundPartitions?: boolean;
-  /** Where threads are bounded: encode on them too (flat rows), or on one while the others read. */
+  /** Where threads are bounded: encode on them too, or on one while the others read. */
   parallelEncoding?: boolean;
 };
 
 /** Settings of every statement that writes Parquet (in the SQL: chDB would keep `SET`s for the session). */
-function writeSettings({ rowGroupRows, maxThreads, parallelEncoding }: WriteTuning): string {
+function writeSettings(tuning: WriteTuning): string {
+  const { rowGroupRows, rowGroupBytes, blockRows, maxThreads, parallelEncoding } = tuning;
   return [
-    // Where we bound the threads (the embedded engine), wide rows are encoded on one of them while the
-    // others read and cast: measured on 5M silver rows, parallel encoding held 70-90 MB more. Flat rows
-    // encode on all of them: on a quiet machine bronze went from 0.46x to 0.88x ClickHouse's own export.
+    // Where we bound the threads (the embedded engine), rows are encoded on all of them: on a quiet
+    // machine bronze went from 0.46x to 0.88x ClickHouse's own export.
     ...(maxThreads === undefined
       ? []
       : [
           `max_threads = ${maxThreads}`,
           `output_format_parquet_parallel_encoding = ${parallelEncoding === true ? 1 : 0}`,
         ]),
+    ...(blockRows === undefined ? [] : [`max_block_size = ${blockRows}`]),
     // No Parquet bloom filters, as Iceberg's own writers by default: ClickHouse's default writes them for
     // every column, which cost 15-25% of the write's CPU and made bronze files 30% bigger.
     'output_format_parquet_write_bloom_filter = 0',
@@ -45,7 +50,7 @@ function writeSettings({ rowGroupRows, maxThreads, parallelEncoding }: WriteTuni
     `output_format_parquet_compression_method = 'zstd'`,
     `output_format_parquet_row_group_size = ${rowGroupRows}`,
     // Caps wide rows (silver's lists and maps) the way rowGroupRows caps narrow ones.
-    `output_format_parquet_row_group_size_bytes = ${16 * 1024 * 1024}`,
+    `output_format_parquet_row_group_size_bytes = ${rowGroupBytes}`,
   ].join(', ');
 }
 

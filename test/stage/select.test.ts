@@ -1,10 +1,15 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
+import { openClickHouse } from '../../src/clickhouse/client.ts';
 import { ident, instantLiteral, stringLiteral } from '../../src/clickhouse/sql.ts';
 import { defaultConfig, tableByName } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { ConfigError, InputError } from '../../src/errors.ts';
 import { partitionKeySql, partitionTupleSql, stagingSelect } from '../../src/stage/select.ts';
-import { hasNestedColumns } from '../../src/stage/stage.ts';
+import { hasNestedColumns, writeTuning } from '../../src/stage/stage.ts';
 import {
   parseStagingPrefix,
   s3HttpUrl,
@@ -149,8 +154,10 @@ describe('staging targets', () => {
   });
 });
 
+const MIB = 1024 * 1024;
+
 describe('write tuning', () => {
-  it('encodes flat rows on every thread, rows with arrays or maps on one (they hold far more per row group)', () => {
+  it('tells rows with arrays or maps (far more bytes per row) from flat ones', () => {
     const config = defaultConfig();
     const nested = config.tables.filter(hasNestedColumns).map((t) => t.name);
     expect(nested).toEqual(['silver_trades']);
@@ -164,5 +171,44 @@ describe('write tuning', () => {
     expect(
       hasNestedColumns({ ...table, columns: [{ name: 'x', type: 'LowCardinality(String)' }] } as TableConfig),
     ).toBe(false);
+  });
+
+  it('the embedded engine encodes on both threads; wide rows in 8K-row blocks and row groups of 8 MiB at most', async () => {
+    const config = defaultConfig();
+    const dir = await mkdtemp(join(tmpdir(), 'k2-tuning-'));
+    const embedded = openClickHouse({ dataDir: join(dir, 'chdb') });
+    try {
+      const flat = { rowGroupRows: 65_536, rowGroupBytes: 16 * MIB, maxThreads: 2, boundPartitions: true };
+      expect(writeTuning(embedded, tableByName(config, 'bronze_trades_binance'))).toEqual({
+        ...flat,
+        parallelEncoding: true,
+      });
+      expect(writeTuning(embedded, tableByName(config, 'silver_trades'))).toEqual({
+        ...flat,
+        parallelEncoding: true,
+        blockRows: 8192,
+        rowGroupBytes: 8 * MIB,
+      });
+      expect(
+        writeTuning(embedded, tableByName(config, 'silver_trades'), { rowGroupRows: 1000 }),
+      ).toMatchObject({
+        rowGroupRows: 1000,
+      });
+    } finally {
+      await embedded.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a server's threads and blocks are its own (its memory is not this process's)", () => {
+    const server = createClient({ url: 'http://127.0.0.1:1' });
+    for (const name of ['bronze_trades_binance', 'silver_trades'])
+      expect(writeTuning(server, tableByName(defaultConfig(), name))).toEqual({
+        rowGroupRows: 262_144,
+        rowGroupBytes: 16 * MIB,
+        maxThreads: undefined,
+        boundPartitions: false,
+        parallelEncoding: true,
+      });
   });
 });
