@@ -116,18 +116,26 @@ export class S3ObjectStore implements ObjectStore {
       );
       return true;
     } catch (error) {
-      if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 412) return false;
-      if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 409) {
-        // S3 answers 409 when another conditional write to the key is in flight; which one wins is not
-        // known yet, so the caller must retry (and will then see 412 or succeed).
-        throw new UnavailableError(
-          `A concurrent conditional write to ${uri} was in progress; retry to learn which one won`,
-          { uri, bucket, endpoint: this.endpointLabel },
-          { cause: error },
-        );
-      }
+      if (options.ifNoneMatch && this.lostCreate(error, uri)) return false;
       throw this.mapError(error, 'put', uri);
     }
+  }
+
+  /**
+   * A conditional create's refusal: 412, the object exists (false: another writer won); 409, another
+   * conditional write to the key is in flight and which one wins is not known yet, so the caller must
+   * retry (and will then see 412 or succeed).
+   */
+  private lostCreate(error: unknown, uri: string): boolean {
+    const status = statusOf(error as AwsLikeError);
+    if (status === 412) return true;
+    if (status === 409)
+      throw new UnavailableError(
+        `A concurrent conditional write to ${uri} was in progress; retry to learn which one won`,
+        { uri, bucket: parseS3Uri(uri).bucket, endpoint: this.endpointLabel },
+        { cause: error },
+      );
+    return false;
   }
 
   async putFile(uri: string, localPath: string): Promise<void> {
@@ -146,7 +154,7 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * A multipart upload fed by the stream: about partSize x (queueSize + 1) bytes are held at once, however
    * long the stream. With `ifNoneMatch`, the PutObject (one part) or CompleteMultipartUpload carries
-   * `If-None-Match: *`, so S3 itself refuses to replace an existing object (412: false).
+   * `If-None-Match: *`, so S3 itself refuses to replace an existing object (412: false; 409: retry).
    */
   async putStream(uri: string, body: Readable, options: { ifNoneMatch?: boolean } = {}): Promise<boolean> {
     const { bucket, key } = parseS3Uri(uri);
@@ -162,7 +170,7 @@ export class S3ObjectStore implements ObjectStore {
       await upload.done();
       return true;
     } catch (error) {
-      if (options.ifNoneMatch && statusOf(error as AwsLikeError) === 412) return false;
+      if (options.ifNoneMatch && this.lostCreate(error, uri)) return false;
       if ((error as { code?: string }).code === 'ENOENT') throw error;
       throw this.mapError(error, 'upload', uri);
     }

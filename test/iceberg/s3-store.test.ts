@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InputError, isRetryable, UnavailableError } from '../../src/errors.ts';
@@ -80,17 +81,6 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
     expect(text(await store.get(uri('meta/v1.metadata.json')))).toBe('third');
   });
 
-  it('lets exactly one of several concurrent conditional creates win', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 6 }, (_, i) =>
-        store.put(uri('race/v2.metadata.json'), bytes(`writer-${i}`), { ifNoneMatch: true }),
-      ),
-    );
-    expect(results.filter(Boolean)).toHaveLength(1);
-    const winner = results.indexOf(true);
-    expect(text(await store.get(uri('race/v2.metadata.json')))).toBe(`writer-${winner}`);
-  });
-
   it('uploads a large local file in parts and a small one whole, byte for byte', async () => {
     const large = randomBytes(12 * 1024 * 1024 + 123);
     await writeFile(join(dir, 'large.parquet'), large);
@@ -144,6 +134,104 @@ describe.skipIf(skipMoto(motoAvailability(), SUITE))(SUITE, () => {
     const noBucket = store.put('s3://k2-no-such-bucket/x', bytes('x'));
     await expect(noBucket).rejects.toBeInstanceOf(ConfigError);
     await expect(noBucket).rejects.toThrow(/bucket "k2-no-such-bucket" does not exist/);
+  });
+});
+
+/**
+ * Concurrent conditional creates, against a server we own that answers as S3 documents it: the first
+ * create of a key wins, any later one gets 412, and a create racing one still in flight may get 409.
+ * (moto decides a conditional write by a check and a put that other requests can run between, so under
+ * load it lets two racing creates win: S3's atomicity cannot be tested on it.)
+ */
+describe('S3ObjectStore under concurrent conditional creates', () => {
+  let server: Server;
+  let endpoint: string;
+  const objects = new Map<string, string>();
+  /** Keys whose next conditional create is answered 409, as S3 does while another is in flight. */
+  const inFlight = new Set<string>();
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const key = req.url?.split('?')[0] ?? '';
+        const refuse = (status: number, code: string) => {
+          res.writeHead(status, { 'content-type': 'application/xml' });
+          res.end(`<Error><Code>${code}</Code><Message>${code}</Message></Error>`);
+        };
+        if (req.method !== 'PUT') return refuse(405, 'MethodNotAllowed');
+        if (req.headers['if-none-match'] === '*') {
+          if (inFlight.delete(key)) return refuse(409, 'ConditionalRequestConflict');
+          if (objects.has(key)) return refuse(412, 'PreconditionFailed');
+        }
+        // Check and store in one step of the event loop: nothing runs between them.
+        objects.set(key, Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(200, { etag: '"e"' });
+        res.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = server.address();
+    endpoint = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+  afterAll(() => server?.close());
+
+  const store = () =>
+    new S3ObjectStore({
+      endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: MOTO_CREDENTIALS,
+      maxAttempts: 1,
+    });
+
+  it('reports exactly one of several concurrent creates as the winner, the others as lost', async () => {
+    const s3 = store();
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        s3.put('s3://k2-bucket/race/v2.metadata.json', bytes(`writer-${i}`), { ifNoneMatch: true }),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const stored = objects.get('/k2-bucket/race/v2.metadata.json') ?? '';
+    expect(stored).toContain(`writer-${results.indexOf(true)}`);
+  });
+
+  it('a create answered 409 (another in flight) is a retryable error, never taken as won or lost', async () => {
+    inFlight.add('/k2-bucket/race/v3.metadata.json');
+    const error = await store()
+      .put('s3://k2-bucket/race/v3.metadata.json', bytes('mine'), { ifNoneMatch: true })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(isRetryable(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      'A concurrent conditional write to s3://k2-bucket/race/v3.metadata.json was in progress; retry to learn which one won',
+    );
+    expect(objects.has('/k2-bucket/race/v3.metadata.json')).toBe(false);
+    // The retry learns the outcome: here nobody else finished, so it wins.
+    expect(
+      await store().put('s3://k2-bucket/race/v3.metadata.json', bytes('mine'), { ifNoneMatch: true }),
+    ).toBe(true);
+  });
+
+  it('the same for a streamed upload (a staged file, a manifest)', async () => {
+    inFlight.add('/k2-bucket/race/m.avro');
+    const error = await store()
+      .putStream('s3://k2-bucket/race/m.avro', Readable.from([bytes('one')]), { ifNoneMatch: true })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect(
+      await store().putStream('s3://k2-bucket/race/m.avro', Readable.from([bytes('one')]), {
+        ifNoneMatch: true,
+      }),
+    ).toBe(true);
+    expect(
+      await store().putStream('s3://k2-bucket/race/m.avro', Readable.from([bytes('two')]), {
+        ifNoneMatch: true,
+      }),
+    ).toBe(false);
   });
 });
 
