@@ -53,7 +53,7 @@ export type StageOptions = {
   rowGroupRows?: number;
   /**
    * ClickHouse threads per write. Default: 2 for the embedded engine, whose memory is this process's
-   * (they read and cast while one encodes), the server's default for a remote server.
+   * (both read, cast and encode), the server's default for a remote server.
    */
   maxThreads?: number;
   clock?: () => number;
