@@ -46,4 +46,42 @@ describe('audited skips: ranges the watermark was moved past by hand', () => {
       { since: T('05'), until: T('06'), skip: null },
     ]);
   });
+  it('reads the trail oldest first whatever order it is given in', () => {
+    const set = record(T('01'), T('05'));
+    const reset = record(T('05'), T('03'), { action: 'cursor' });
+    const again = record(T('03'), T('06'));
+    // Oldest first: skip [01, 05), cut at 03 by the reset, then [03, 06) skipped again.
+    const want = [
+      [T('01'), T('03')],
+      [T('03'), T('06')],
+    ];
+    for (const trail of [
+      [again, reset, set],
+      [set, again, reset],
+      [reset, set, again],
+    ])
+      expect(auditedSkips(trail).map((s) => [s.from, s.to])).toEqual(want);
+  });
+
+  it('a move back leaves skips below it whole and drops one starting exactly where it lands', () => {
+    const early = record(T('01'), T('02'));
+    const later = record(T('04'), T('06'));
+    const back = record(T('06'), T('04'), { action: 'rewind' });
+    // The rewind to 04 re-offloads [04, ...): the skip starting at 04 is gone, the one ending at 02 stays.
+    expect(auditedSkips([back, later, early]).map((s) => [s.from, s.to])).toEqual([[T('01'), T('02')]]);
+  });
+
+  it('a record that moves nothing changes no skip', () => {
+    const set = record(T('01'), T('05'));
+    const still = record(T('03'), T('03'), { skippedRows: 0 });
+    expect(auditedSkips([still, set]).map((s) => [s.from, s.to])).toEqual([[T('01'), T('05')]]);
+  });
+
+  it("a part ending exactly at a skip's end lies in that skip", () => {
+    const [skip] = auditedSkips([record(T('02'), T('04'))]);
+    expect(splitBySkips(Date.parse(T('01')), Date.parse(T('04')), skip ? [skip] : [])).toEqual([
+      { since: T('01'), until: T('02'), skip: null },
+      { since: T('02'), until: T('04'), skip },
+    ]);
+  });
 });
