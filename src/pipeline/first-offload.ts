@@ -4,6 +4,11 @@ import { LeaseError } from '../errors.ts';
 import type { Watermark } from '../watermark/types.ts';
 import type { PipelineDeps } from './deps.ts';
 
+/** A watermark no batch and no one has moved, and no live lease holds. */
+function untouched(w: Watermark, now: number): boolean {
+  return w.version === 0 && w.lastBatchId === null && !(w.lease && Date.parse(w.lease.expiresAt) > now);
+}
+
 /**
  * Where a table's first offload starts, when that is after its stored cursor: at its oldest row in
  * ClickHouse rather than at the configured initial cursor (1970 by default), since nothing can arrive
@@ -18,8 +23,7 @@ export async function firstOffloadStart(
   now: number,
 ): Promise<{ cursor: string; reason: string } | undefined> {
   const cursor = w?.cursor ?? new Date(table.initialCursor).toISOString();
-  if (w && (w.version !== 0 || w.lastBatchId !== null || (w.lease && Date.parse(w.lease.expiresAt) > now)))
-    return undefined;
+  if (w && !untouched(w, now)) return undefined;
   const range = await cursorRange(deps.clickhouse, table);
   const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
   const start =
@@ -36,9 +40,10 @@ export async function firstOffloadStart(
 
 /**
  * Moves each never-offloaded table's watermark to where its first offload starts, audited. This runs
- * before the leases are taken, so an overlapping cycle can lease a table between the read and the move:
- * that cycle made the move itself before leasing, so this one leaves the table to it (and finds it
- * leased a moment later) instead of failing the whole cycle.
+ * before the leases are taken, so another cycle can get in between the read and the move: lease the
+ * table (refused here: leased), or, while this process stalled, make the move and offload past it
+ * (refused: backwards). That cycle made the move itself, so this one leaves the table to it instead
+ * of failing the whole cycle; a refusal of a watermark still untouched is passed on.
  */
 export async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[], now: number) {
   for (const table of tables) {
@@ -52,7 +57,9 @@ export async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]
         allowBackwards: false,
       });
     } catch (error) {
-      if (!(error instanceof LeaseError)) throw error;
+      // Leased by another holder, whatever the clocks say: not this cycle's to move.
+      if (error instanceof LeaseError) continue;
+      if (untouched(await deps.watermarks.get(table.name), now)) throw error;
     }
   }
 }

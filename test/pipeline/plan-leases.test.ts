@@ -19,6 +19,76 @@ describe('a first offload raced by another cycle', () => {
   });
   afterAll(() => world?.close());
 
+  it('a cycle that stalled between the read and the move, while another offloaded past it, leaves the table and fails nothing', async () => {
+    // The first test of the file: no cycle has touched this table yet.
+    const table = 'bronze_trades_coinbase';
+    const store = world.deps().watermarks;
+    await store.ensureTables(
+      world.deps().config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
+    );
+    expect((await store.get(table)).version).toBe(0);
+    const stalled: WatermarkStore = {
+      ...store,
+      setCursor: async (input) => {
+        if (input.table === table) {
+          // Meanwhile another cycle made the first-offload move and committed a batch beyond it.
+          await store.setCursor(input);
+          const lease = await store.acquireLease(table, 'cycle-other', 900);
+          if (!lease.acquired) throw new Error('the other cycle could not lease the table');
+          const w = await store.get(table);
+          const end = new Date(Date.parse(w.cursor) + 60_000).toISOString();
+          await store.advance({
+            table,
+            batchId: 'f'.repeat(32),
+            windowStart: w.cursor,
+            windowEnd: end,
+            leaseToken: lease.token,
+            rows: 0,
+            files: 0,
+            bytes: 0,
+            durationMs: 1,
+            outcome: 'committed',
+          });
+          await store.releaseLease(table, lease.token);
+        }
+        return store.setCursor(input);
+      },
+    };
+    const result = await runCycle(world.deps({ watermarks: stalled }), { tables: [table] });
+    expect(result.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed'))).toEqual([]);
+  });
+
+  it("a move refused while the watermark is still untouched is not taken for another cycle's: the plan fails", async () => {
+    const table = 'bronze_trades_kraken';
+    const store = world.deps().watermarks;
+    expect((await store.get(table)).version).toBe(0);
+    const failing: WatermarkStore = {
+      ...store,
+      setCursor: async (input) => {
+        if (input.table === table) throw new Error('Connection terminated unexpectedly');
+        return store.setCursor(input);
+      },
+    };
+    await expect(runCycle(world.deps({ watermarks: failing }), { tables: [table] })).rejects.toThrow(
+      'Connection terminated unexpectedly',
+    );
+    expect((await store.get(table)).version).toBe(0);
+  });
+
+  it("a table another cycle holds is left to it even where the source's clock already saw the lease expire", async () => {
+    const table = 'bronze_trades_kraken';
+    const store = world.deps().watermarks;
+    const lease = await store.acquireLease(table, 'cycle-other', 900);
+    if (!lease.acquired) throw new Error('could not lease the table');
+    // ClickHouse's clock 20 minutes ahead of Postgres's: by it the 15-minute lease is over, by Postgres not.
+    const ahead = new Date(world.now.getTime() + 20 * MIN);
+    const result = await runCycle(world.deps({ sourceClock: async () => ahead }), { tables: [table] });
+    expect(result.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed'))).toEqual([]);
+    expect(result.passes[0]?.skipped.find((s) => s.table === table)?.reason).toBe('leased');
+    expect((await store.get(table)).version).toBe(0);
+    await store.releaseLease(table, lease.token);
+  });
+
   it('another cycle leasing a table between the read and the move: that table is skipped as leased, the rest offloaded', async () => {
     await generateTrades(world.clickhouse, {
       rows: 2000,
