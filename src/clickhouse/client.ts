@@ -40,9 +40,18 @@ function openEmbedded(dataDir: string): ClickHouseClient {
   // Loaded on first use: the engine library alone adds ~160 MB of resident memory, which a process
   // talking to a remote server (a Lambda) should not pay.
   const { createChdbConnection } = createRequire(import.meta.url)('chdb/connection') as ChdbModule;
-  const connection = oneStatementAtATime(createChdbConnection({ path }) as unknown as ClientConnection);
+  const { connection, stop } = oneStatementAtATime(
+    createChdbConnection({ path }) as unknown as ClientConnection,
+  );
   const client = createClient({ connection });
-  const closeEngine = client.close.bind(client);
+  const closeClient = client.close.bind(client);
+  // A signal closes the engine while the command may still be running a statement: the engine is torn
+  // down only once that statement has ended, never under it, and the statements the command sends
+  // afterwards are refused.
+  const closeEngine = async () => {
+    await stop();
+    await closeClient();
+  };
   const entry: Embedded = { path, client, refs: 1, close: closeEngine };
   client.close = async () => {
     if (embedded !== entry) return;
@@ -65,13 +74,19 @@ function openEmbedded(dataDir: string): ClickHouseClient {
  * failed query had already produced (say, part of a Parquet file) to the next query on the connection
  * as its result, so after any failure one throwaway query takes it.
  */
-function oneStatementAtATime(connection: ClientConnection): ClientConnection {
+function oneStatementAtATime(connection: ClientConnection): {
+  connection: ClientConnection;
+  /** Refuses the statements not yet started and resolves when the one running has ended. */
+  stop: () => Promise<void>;
+} {
   const query = connection.query.bind(connection);
   const drain = () => query({ query: 'SELECT 1' }).catch(() => undefined);
   let tail: Promise<unknown> = Promise.resolve();
+  let stopped = false;
   for (const method of ['query', 'exec', 'command', 'insert'] as const) {
     const run = (connection[method] as (params: unknown) => Promise<unknown>).bind(connection);
     const guarded = async (params: unknown) => {
+      if (stopped) throw new Error('the embedded ClickHouse (chDB) is closed: this process is stopping');
       try {
         return readsLocalIceberg(params) ? await fromFilesystemRoot(() => run(params)) : await run(params);
       } catch (error) {
@@ -87,7 +102,13 @@ function oneStatementAtATime(connection: ClientConnection): ClientConnection {
       },
     });
   }
-  return connection;
+  return {
+    connection,
+    stop: async () => {
+      stopped = true;
+      await tail;
+    },
+  };
 }
 
 /** A statement that reads an Iceberg table from the local filesystem (`icebergLocal(...)`). */

@@ -50,8 +50,13 @@ export async function openRuntime(options: OpenOptions = {}): Promise<Runtime> {
   const settings = readSettings(options.env ?? process.env);
   const config = options.config ?? (await loadConfig(options.configPath));
   const closers: Array<() => Promise<void>> = [];
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
+  // Closed once, however many ask: a signal's handler and the command it interrupts both close.
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      for (const c of [...closers].reverse()) await c().catch(() => undefined);
+    })();
+    return closing;
   };
   try {
     const embedded = !settings.databaseUrl || !settings.clickhouseUrl;

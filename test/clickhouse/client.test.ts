@@ -33,6 +33,25 @@ describe('embedded ClickHouse (chDB)', () => {
     await expect(b.query({ query: 'SELECT 1' })).rejects.toThrow(/closed/);
   });
 
+  it('closed while a statement runs (a signal), ends that statement first and refuses those not yet started', async () => {
+    const client = openClickHouse({ dataDir: join(dir, 'closing') });
+    const ended: string[] = [];
+    const running = client
+      .command({
+        query: `CREATE TABLE counted ENGINE = Memory AS
+                SELECT count() AS n FROM numbers(60000000) WHERE sipHash64(number) % 7 = 1`,
+      })
+      .then(() => ended.push('running statement'));
+    const queued = queryRows(client, 'SELECT 1 AS x');
+    await new Promise((ok) => setTimeout(ok, 50));
+    const closed = client.close().then(() => ended.push('engine closed'));
+    await expect(queued).rejects.toThrow('this process is stopping');
+    await closed;
+    expect(ended).toEqual(['running statement', 'engine closed']);
+    await running;
+    await expect(client.query({ query: 'SELECT 1' })).rejects.toThrow(/closed/);
+  });
+
   it('refuses a second data directory while one is open, naming both and the ways out', async () => {
     const open = openClickHouse({ dataDir: join(dir, 'two') });
     try {
