@@ -99,7 +99,6 @@ export function writeTuning(
     rowGroupBytes: engine.rowGroupBytes,
     maxThreads: options.maxThreads ?? engine.maxThreads,
     boundPartitions: engine.boundPartitions,
-    parallelEncoding: true,
     ...(isEmbedded(client) && hasNestedColumns(table) ? DEFAULTS.embeddedNested : {}),
   };
 }

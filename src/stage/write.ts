@@ -23,22 +23,17 @@ export type WriteTuning = {
   blockRows?: number;
   maxThreads: number | undefined;
   boundPartitions?: boolean;
-  /** Where threads are bounded: encode on them too, or on one while the others read. */
-  parallelEncoding?: boolean;
 };
 
 /** Settings of every statement that writes Parquet (in the SQL: chDB would keep `SET`s for the session). */
 function writeSettings(tuning: WriteTuning): string {
-  const { rowGroupRows, rowGroupBytes, blockRows, maxThreads, parallelEncoding } = tuning;
+  const { rowGroupRows, rowGroupBytes, blockRows, maxThreads } = tuning;
   return [
     // Where we bound the threads (the embedded engine), rows are encoded on all of them: on a quiet
     // machine bronze went from 0.46x to 0.88x ClickHouse's own export.
     ...(maxThreads === undefined
       ? []
-      : [
-          `max_threads = ${maxThreads}`,
-          `output_format_parquet_parallel_encoding = ${parallelEncoding === true ? 1 : 0}`,
-        ]),
+      : [`max_threads = ${maxThreads}`, 'output_format_parquet_parallel_encoding = 1']),
     ...(blockRows === undefined ? [] : [`max_block_size = ${blockRows}`]),
     // No Parquet bloom filters, as Iceberg's own writers by default: ClickHouse's default writes them for
     // every column, which cost 15-25% of the write's CPU and made bronze files 30% bigger.

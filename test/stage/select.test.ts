@@ -179,13 +179,9 @@ describe('write tuning', () => {
     const embedded = openClickHouse({ dataDir: join(dir, 'chdb') });
     try {
       const flat = { rowGroupRows: 65_536, rowGroupBytes: 16 * MIB, maxThreads: 2, boundPartitions: true };
-      expect(writeTuning(embedded, tableByName(config, 'bronze_trades_binance'))).toEqual({
-        ...flat,
-        parallelEncoding: true,
-      });
+      expect(writeTuning(embedded, tableByName(config, 'bronze_trades_binance'))).toEqual(flat);
       expect(writeTuning(embedded, tableByName(config, 'silver_trades'))).toEqual({
         ...flat,
-        parallelEncoding: true,
         blockRows: 8192,
         rowGroupBytes: 8 * MIB,
       });
@@ -208,7 +204,6 @@ describe('write tuning', () => {
         rowGroupBytes: 16 * MIB,
         maxThreads: undefined,
         boundPartitions: false,
-        parallelEncoding: true,
       });
   });
 });
