@@ -132,6 +132,38 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
     expect(await store.history({ table: 'trades' })).toHaveLength(1);
   });
 
+  it('frees a lease at the very instant it expires, as health calls it stale from then on', async () => {
+    await lease('cycle-a', 60);
+    clock.advance(59);
+    expect(await store.acquireLease('trades', 'cycle-b', 60)).toMatchObject({ acquired: false });
+    clock.advance(1);
+    expect(await store.acquireLease('trades', 'cycle-b', 60)).toMatchObject({ acquired: true });
+  });
+
+  it("takes a batch's failed attempt for no success: its holder, fenced out since, is refused", async () => {
+    const stale = await lease('cycle-a', 60);
+    const input = batchInput(T0, T1, stale);
+    await store.recordFailure({
+      table: 'trades',
+      batchId: input.batchId,
+      windowStart: T0,
+      windowEnd: T1,
+      leaseToken: stale,
+      error: { name: 'UnavailableError', message: 'Iceberg commit timed out' },
+      durationMs: 10,
+    });
+    await lease('cycle-b', 60);
+    await expect(store.advance(input)).rejects.toThrow(LeaseError);
+    expect((await store.get('trades')).cursor).toBe(T0);
+  });
+
+  it('gives a lease back without forgetting how the last pass ended', async () => {
+    const token = await lease();
+    await store.advance(batchInput(T0, T1, token));
+    expect(await store.releaseLease('trades', token)).toEqual({ released: true });
+    expect(await store.get('trades')).toMatchObject({ status: 'ok', lease: null, cursor: T1 });
+  });
+
   it('never moves backwards except by an audited reset', async () => {
     const token = await lease();
     await store.advance(batchInput(T0, T1, token));
