@@ -188,6 +188,8 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
       actor: 'ops@example',
       reason: 'Iceberg table restored from backup',
       allowBackwards: true,
+      // A move back skips nothing, whatever the caller says: the audit must not report a skipped range.
+      skippedRows: 5,
     });
     expect(reset).toEqual({ changed: true, previousCursor: T2, version: 3 });
     expect(await store.get('trades')).toMatchObject({
@@ -236,7 +238,8 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
     const err = await store.setCursor(change).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LeaseError);
     expect((err as Error).message).toContain('cycle-a');
-    clock.advance(61);
+    clock.advance(60);
+    // From the instant the lease expires, as for a takeover.
     await store.setCursor(change);
     // The expired holder still carries a batch from T1: the reset's new token refuses it.
     await expect(store.advance(batchInput(T1, T2, token))).rejects.toThrow(LeaseError);

@@ -53,6 +53,13 @@ export function leaseHolderCases(ctx: ContractContext) {
     expect((await store.get('trades')).lease).toBeNull();
     // The stuck holder resumes: its token is no longer current.
     await expect(store.advance(batchInput(T0, T1, token))).rejects.toThrow(LeaseError);
+    // Nor does its pass count as a check: the table must not look looked-after while nobody moves it.
+    const before = await store.get('trades');
+    clock.advance(5);
+    expect(await store.recordNoop({ table: 'trades', leaseToken: token, reason: 'up-to-date' })).toEqual({
+      recorded: false,
+    });
+    expect((await store.get('trades')).lastCheckedAt).toBe(before.lastCheckedAt);
     const [audit] = await store.audit({ table: 'trades' });
     expect(audit).toMatchObject({ action: 'release', oldCursor: T0, newCursor: T0, actor: 'ops' });
     expect(audit?.reason).toContain('host died');
@@ -99,5 +106,9 @@ export function leaseHolderCases(ctx: ContractContext) {
     await store.bindCatalog('trades', binding);
     expect((await store.get('trades')).iceberg).toEqual(binding);
     expect((await store.get('candles')).iceberg).toBeNull();
+    // Moved within the same catalog: the new location is the one recorded.
+    const moved = { ...binding, location: 'file:///w2/cold/trades' };
+    await store.bindCatalog('trades', moved);
+    expect((await store.get('trades')).iceberg).toEqual(moved);
   });
 }

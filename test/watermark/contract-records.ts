@@ -129,6 +129,43 @@ export function recordCases(ctx: ContractContext) {
     expect(await store.history()).toHaveLength(1);
   });
 
+  it('reconciles only under a lease still held, and leaves the table as a commit would', async () => {
+    let token = await lease();
+    await store.recordFailure({
+      table: 'trades',
+      leaseToken: token,
+      error: { name: 'UnavailableError', message: 'watermark step timed out' },
+      durationMs: 5,
+    });
+    // Its lease went with the failure: the same token, no longer held, reconciles nothing.
+    const marker = makeBatch('trades', T0, T1);
+    const r = { table: 'trades', batchId: marker.batchId, windowEnd: T1, rows: 7, leaseToken: token };
+    await expect(store.reconcile(r)).rejects.toThrow(LeaseError);
+    token = await lease();
+    expect(await store.reconcile({ ...r, leaseToken: token })).toMatchObject({ result: 'reconciled' });
+    // The marker is the table's newest in Iceberg (health and planning check the chain for it), and
+    // the failures before are over.
+    expect(await store.get('trades')).toMatchObject({
+      lastMarkerBatchId: marker.batchId,
+      consecutiveFailures: 0,
+      lastError: null,
+      status: 'ok',
+    });
+  });
+
+  it("counts a failure outside any lease (planning) without taking a holder's lease away", async () => {
+    const token = await lease('cycle-a', 60);
+    expect(
+      await store.recordFailure({
+        table: 'trades',
+        leaseToken: null,
+        error: { name: 'PlanError', message: 'ClickHouse histogram failed' },
+        durationMs: 1,
+      }),
+    ).toEqual({ counted: true, consecutiveFailures: 1 });
+    expect((await store.get('trades')).lease?.token).toBe(token);
+  });
+
   it('lists history newest first, filtered by table, time and limit', async () => {
     const token = await lease();
     await store.advance(batchInput(T0, T1, token));
