@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditTables } from '../../src/audit/audit.ts';
+import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import { fastAppend } from '../../src/iceberg/commit.ts';
 import { joinUri } from '../../src/iceberg/object-store.ts';
@@ -18,6 +19,8 @@ import { CYCLE_MS, fakeClock, pastStart, type Rig, tradeFeed } from '../resilien
 const TABLE = 'bronze_trades_binance';
 const config = parseConfig({ tables: defaultConfig().tables.filter((t) => t.name === TABLE) }, 'one table');
 const target = { namespace: 'cold', name: TABLE };
+/** Sequence numbers of back-dated test trades start here, far above any fed trade's. */
+const BACK_DATED = 1e18;
 
 describe('audit: ClickHouse against Iceberg, per hour and key', () => {
   const clock = fakeClock(pastStart(3));
@@ -94,6 +97,85 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     expect((await audit())?.ok).toBe(true);
   });
 
+  /** Trades that reach ClickHouse in an hour already offloaded (back-dated), with keys of their own. */
+  const backDate = async (rows: number, endMs: number) => {
+    const fed = await generateTrades(setup.rig.clickhouse, {
+      rows: rows * 2,
+      spanHours: 0.1,
+      end: new Date(endMs),
+      seed: 9,
+      lateFraction: 0,
+      sequenceOffset: BACK_DATED,
+    });
+    return fed.rows.binance ?? 0;
+  };
+  const removeBackDated = () =>
+    setup.rig.clickhouse.command({
+      query: `ALTER TABLE k2.bronze_trades_binance DELETE WHERE sequence_number >= ${BACK_DATED}`,
+      clickhouse_settings: { mutations_sync: '2' },
+    });
+  const watermarkMs = async () => Date.parse((await deps().watermarks.get(TABLE)).cursor);
+
+  it('a few back-dated keys in an offloaded hour: each counted missing and named, none extra', async () => {
+    const added = await backDate(5, (await watermarkMs()) - 90 * 60_000);
+    expect(added).toBeGreaterThanOrEqual(3);
+    const table = await audit();
+    const bad = table?.hours.filter((h) => !h.ok) ?? [];
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ missingKeys: added, extraKeys: 0, duplicateKeys: 0, exact: true });
+    expect(bad[0]?.samples?.missing).toHaveLength(added);
+    expect(bad[0]?.samples?.extra).toEqual([]);
+    await removeBackDated();
+    expect((await audit())?.ok).toBe(true);
+  });
+
+  it('hundreds of back-dated keys in one hour: counted from the key totals, marked inexact, none extra', async () => {
+    const added = await backDate(400, (await watermarkMs()) - 90 * 60_000);
+    const table = await audit();
+    const bad = table?.hours.filter((h) => !h.ok) ?? [];
+    expect(bad).toHaveLength(1);
+    // Too many buckets differ to fetch every key: the difference of the key counts, said to be inexact.
+    expect(bad[0]).toMatchObject({ missingKeys: added, extraKeys: 0, exact: false });
+    await removeBackDated();
+  });
+
+  it("a changed key in the watermark's own hour and one in another: each hour one missing, one extra", async () => {
+    const ch = setup.rig.clickhouse;
+    const cursor = (await deps().watermarks.get(TABLE)).cursor;
+    const pick = async (order: 'ASC' | 'DESC') => {
+      const result = await ch.query({
+        query: `SELECT symbol, toString(sequence_number) AS seq FROM k2.bronze_trades_binance
+                WHERE ingestion_timestamp < parseDateTime64BestEffort('${cursor}')
+                ORDER BY ingestion_timestamp ${order}, sequence_number LIMIT 1`,
+        format: 'JSONEachRow',
+      });
+      const [row] = await result.json<{ symbol: string; seq: string }>();
+      if (!row) throw new Error('expected an offloaded row');
+      return row;
+    };
+    // The newest offloaded row shares its hour with rows past the watermark: those are lag, not missing.
+    const [first, last] = [await pick('ASC'), await pick('DESC')];
+    const after = await ch.query({
+      query: `SELECT count() AS n FROM k2.bronze_trades_binance
+              WHERE ingestion_timestamp >= parseDateTime64BestEffort('${cursor}')`,
+      format: 'JSONEachRow',
+    });
+    expect(Number((await after.json<{ n: string }>())[0]?.n)).toBeGreaterThan(0);
+    const moved = (seq: string) => (BigInt(seq) + 1_000_000_000_000n).toString();
+    await rekey(first.symbol, first.seq, moved(first.seq));
+    await rekey(last.symbol, last.seq, moved(last.seq));
+
+    const table = await audit();
+    const bad = table?.hours.filter((h) => !h.ok) ?? [];
+    expect(bad.map((h) => ({ missing: h.missingKeys, extra: h.extraKeys, exact: h.exact }))).toEqual([
+      { missing: 1, extra: 1, exact: true },
+      { missing: 1, extra: 1, exact: true },
+    ]);
+    await rekey(first.symbol, moved(first.seq), first.seq);
+    await rekey(last.symbol, moved(last.seq), last.seq);
+    expect((await audit())?.ok).toBe(true);
+  });
+
   it('a data file committed twice: every key in it is reported duplicated, once each', async () => {
     const d = deps();
     const { metadata } = await loadTable(d, target);
@@ -130,5 +212,17 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
       expect(d.copies).toBe(2);
       expect(Object.keys(d.key).sort()).toEqual([...(config.tables[0]?.naturalKey ?? [])].sort());
     }
+
+    // Committed a third time: each of those keys is named with its three copies.
+    await fastAppend(icebergDeps(d), {
+      table: target,
+      marker: {
+        ...makeBatch(TABLE, cursor, new Date(Date.parse(cursor) + 2000).toISOString()),
+        rows: smallest.record_count,
+      },
+      files: [copy],
+    });
+    const thrice = (await audit())?.hours.flatMap((h) => h.samples?.duplicated ?? []) ?? [];
+    expect(thrice.map((n) => n.copies)).toEqual(named.map(() => 3));
   });
 });
