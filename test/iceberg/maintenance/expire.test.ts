@@ -3,9 +3,9 @@ import { CommitConflictError, InputError, UnavailableError } from '../../../src/
 import type { Catalog, TableIdent } from '../../../src/iceberg/catalog.ts';
 import { compactTable, expireSnapshots, snapshotsToExpire } from '../../../src/iceberg/maintenance/index.ts';
 import { MemoryCatalog } from '../../../src/iceberg/memory-catalog.ts';
-import { ancestry } from '../../../src/iceberg/metadata.ts';
+import { ancestry, serializeTableMetadata } from '../../../src/iceberg/metadata.ts';
 import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
-import { HOUR, ident, racingCatalog, T0, ticksTable } from './support.ts';
+import { HOUR, ident, location, racingCatalog, T0, ticksTable } from './support.ts';
 
 const errorOf = (p: Promise<unknown>) =>
   p.then(
@@ -136,7 +136,23 @@ describe('expire snapshots', () => {
     expect((await loadTable(t.deps, ident)).metadata.snapshots).toHaveLength(3);
   });
 
-  it('with nothing old enough, commits nothing; refuses retainLast below 1', async () => {
+  it("stops before deleting anything when a kept snapshot's files cannot be read", async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadata } = await loadTable(t.deps, ident);
+    const current = metadata.snapshots.at(-1);
+    if (!current) throw new Error('expected snapshots');
+    // The current snapshot's manifest list is unreadable (a lost object, a store answering 404 for a
+    // while): what it keeps is unknown, so the files of expired snapshots may all still be read.
+    await t.store.delete(current['manifest-list']);
+    const files = [...t.store.objects.keys()].filter((k) => k.endsWith('.parquet')).sort();
+
+    const error = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: t.now() + 1 }));
+    expect(error).toBeDefined();
+    expect([...t.store.objects.keys()].filter((k) => k.endsWith('.parquet')).sort()).toEqual(files);
+  });
+
+  it('with nothing old enough, commits nothing; refuses retainLast below 1 and a cutoff that is no instant', async () => {
     const t = await ticksTable();
     await t.append('2024-01-01', 0, ['A']);
     const before = await loadTable(t.deps, ident);
@@ -149,6 +165,10 @@ describe('expire snapshots', () => {
     const error = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: T0, retainLast: 0 }));
     expect(error).toBeInstanceOf(InputError);
     expect(error?.message).toMatch(/retainLast must be .* at least 1.*got 0/);
+    const notInstant = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: Number.NaN }));
+    expect(notInstant).toBeInstanceOf(InputError);
+    expect(notInstant?.message).toContain('olderThanMs must be an instant in epoch milliseconds, got NaN');
+    expect((await loadTable(t.deps, ident)).metadataLocation).toBe(before.metadataLocation);
   });
 
   it('snapshotsToExpire keeps every ref head and the young, whatever retainLast says', async () => {
@@ -164,5 +184,26 @@ describe('expire snapshots', () => {
     expect([...snapshotsToExpire(metadata, { olderThanMs: T0 + 10 * HOUR, retainLast: 2 })]).toEqual(
       ids.slice(0, 2),
     );
+  });
+
+  it('a gap in the snapshot log drops the history before it: no timestamp reads the wrong snapshot', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 4; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadataLocation, metadata } = await loadTable(t.deps, ident);
+    const ids = metadata.snapshots.map((s) => s['snapshot-id']);
+    // A tag keeps the first snapshot; the second and third expire, the fourth is current.
+    const tagged = {
+      ...metadata,
+      refs: { ...metadata.refs, audit: { 'snapshot-id': ids[0]!, type: 'tag' as const } },
+    };
+    const target = `${location}/metadata/tagged.metadata.json`;
+    await t.store.put(target, new TextEncoder().encode(serializeTableMetadata(tagged)));
+    await t.deps.catalog.swapMetadataLocation(ident, metadataLocation, target);
+
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: T0 + 3 * HOUR + 1 });
+    expect(result.expiredSnapshotIds).toEqual([ids[1], ids[2]]);
+    const after = (await loadTable(t.deps, ident)).metadata;
+    expect(after.snapshots.map((s) => s['snapshot-id'])).toEqual([ids[0], ids[3]]);
+    expect(after['snapshot-log'].map((e) => e['snapshot-id'])).toEqual([ids[3]]);
   });
 });
