@@ -31,12 +31,15 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     return report.tables[0];
   };
 
-  /** Changes one trade's natural key in ClickHouse (filtered in a subquery: an alias would shadow the column). */
-  const rekey = async (symbol: string, from: string, to: string) => {
+  /**
+   * Gives the trades `where` selects a new sequence number (`sequence`, an expression of the old one):
+   * their natural keys change in ClickHouse, as a corrected source would change them. Filtered in a
+   * subquery: an alias would shadow the column.
+   */
+  const resequence = async (where: string, sequence: string) => {
     const ch = setup.rig.clickhouse;
-    const where = `symbol = '${symbol}' AND sequence_number = ${from}`;
     await ch.command({
-      query: `INSERT INTO k2.bronze_trades_binance SELECT * REPLACE (${to} AS sequence_number)
+      query: `INSERT INTO k2.bronze_trades_binance SELECT * REPLACE (${sequence} AS sequence_number)
               FROM (SELECT * FROM k2.bronze_trades_binance WHERE ${where})`,
     });
     await ch.command({
@@ -44,6 +47,9 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
       clickhouse_settings: { mutations_sync: '2' },
     });
   };
+  /** Changes one trade's natural key in ClickHouse. */
+  const rekey = (symbol: string, from: string, to: string) =>
+    resequence(`symbol = '${symbol}' AND sequence_number = ${from}`, to);
 
   beforeAll(async () => {
     const feed = tradeFeed(setup.rig.clickhouse, clock, {
@@ -177,31 +183,20 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
   });
 
   it('hundreds of keys changed in one hour, the key count unchanged: red though no count can say which', async () => {
-    const ch = setup.rig.clickhouse;
     const cursor = (await deps().watermarks.get(TABLE)).cursor;
     const hour = new Date(Math.floor(Date.parse(cursor) / 3_600_000) * 3_600_000 - 3_600_000).toISOString();
     // Every trade of an offloaded hour gets a corrected sequence number (as a late trade changes many
     // candles): as many keys as before, none of them the ones Iceberg holds.
     const inHour = `ingestion_timestamp >= parseDateTime64BestEffort('${hour}')
       AND ingestion_timestamp < parseDateTime64BestEffort('${hour}') + INTERVAL 1 HOUR`;
-    const shift = async (where: string, by: string) => {
-      await ch.command({
-        query: `INSERT INTO k2.bronze_trades_binance SELECT * REPLACE (sequence_number ${by} AS sequence_number)
-                FROM (SELECT * FROM k2.bronze_trades_binance WHERE ${where})`,
-      });
-      await ch.command({
-        query: `ALTER TABLE k2.bronze_trades_binance DELETE WHERE ${where}`,
-        clickhouse_settings: { mutations_sync: '2' },
-      });
-    };
-    await shift(`${inHour} AND sequence_number < ${BACK_DATED}`, `+ ${BACK_DATED}`);
+    await resequence(`${inHour} AND sequence_number < ${BACK_DATED}`, `sequence_number + ${BACK_DATED}`);
     const table = await audit();
     const bad = table?.hours.filter((h) => !h.ok) ?? [];
     expect(bad.map((h) => h.hour)).toEqual([hour.replace('.000Z', 'Z')]);
     expect(bad[0]?.exact).toBe(false);
     expect(bad[0]?.icebergRows).toBe(bad[0]?.clickhouseRows);
     expect(table?.ok).toBe(false);
-    await shift(`sequence_number >= ${BACK_DATED}`, `- ${BACK_DATED}`);
+    await resequence(`sequence_number >= ${BACK_DATED}`, `sequence_number - ${BACK_DATED}`);
     expect((await audit())?.ok).toBe(true);
   });
 
@@ -242,14 +237,17 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     const copy = joinUri(metadata.location, 'data', 'again', 'part-00000.parquet');
     await d.store.put(copy, await d.store.get(smallest.file_path));
     const cursor = (await d.watermarks.get(TABLE)).cursor;
-    await fastAppend(icebergDeps(d), {
-      table: target,
-      marker: {
-        ...makeBatch(TABLE, cursor, new Date(Date.parse(cursor) + 1000).toISOString()),
-        rows: smallest.record_count,
-      },
-      files: [copy],
-    });
+    /** The copy committed once more, as its own batch just past the watermark. */
+    const commitCopy = (n: number) =>
+      fastAppend(icebergDeps(d), {
+        table: target,
+        marker: {
+          ...makeBatch(TABLE, cursor, new Date(Date.parse(cursor) + n * 1000).toISOString()),
+          rows: smallest.record_count,
+        },
+        files: [copy],
+      });
+    await commitCopy(1);
 
     const table = await audit();
     expect(table?.ok).toBe(false);
@@ -270,14 +268,7 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     }
 
     // Committed a third time: each of those keys is named with its three copies.
-    await fastAppend(icebergDeps(d), {
-      table: target,
-      marker: {
-        ...makeBatch(TABLE, cursor, new Date(Date.parse(cursor) + 2000).toISOString()),
-        rows: smallest.record_count,
-      },
-      files: [copy],
-    });
+    await commitCopy(2);
     const thrice = (await audit())?.hours.flatMap((h) => h.samples?.duplicated ?? []) ?? [];
     expect(thrice.map((n) => n.copies)).toEqual(named.map(() => 3));
   });
