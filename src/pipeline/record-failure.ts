@@ -13,13 +13,13 @@ export const FAILURE_CAUSE_CHARS = 300;
 export async function recordFailure(deps: PipelineDeps, raw: unknown) {
   const failure = parseEvent(failureSchema, raw, 'RecordFailure input');
   const message = causeMessage(failure.error.Cause) ?? failure.error.Error;
+  // Recording the failure gives the lease back too, if this token still holds it (the store's contract).
   const recorded = await deps.watermarks.recordFailure({
     table: failure.table,
     leaseToken: failure.leaseToken,
     error: { name: failure.error.Error, message },
     durationMs: 0,
   });
-  await deps.watermarks.releaseLease(failure.table, failure.leaseToken);
   deps.metrics([
     {
       timestamp: deps.clock().getTime(),

@@ -143,4 +143,31 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
     expect(bad.name).toBe('ConfigError');
     expect(bad.errorMessage).toMatch(/^Health input is malformed: source/);
   });
+
+  it('failures in a row are counted; a long cause travels on shortened, a missing one as the error name', async () => {
+    const table = 'bronze_trades_coinbase';
+    const { leaseToken } = await deps.watermarks.get(table);
+    const fail = (Error: string, Cause: string) =>
+      call('recordFailure', { table, leaseToken, cycleId: 'cycle-2', error: { Error, Cause } });
+    const before = (await deps.watermarks.get(table)).consecutiveFailures;
+    // Plain text (not a Lambda's JSON), longer than the cycle's state carries per table.
+    const long = `the catalog refused the commit: ${'metadata conflict; '.repeat(40)}`;
+    expect(long.length).toBeGreaterThan(FAILURE_CAUSE_CHARS);
+    expect(await fail('CommitConflictError', long)).toEqual({
+      table,
+      consecutiveFailures: before + 1,
+      error: { Error: 'CommitConflictError', Cause: shorten(long, FAILURE_CAUSE_CHARS) },
+    });
+    // The store keeps the whole message.
+    expect((await deps.watermarks.get(table)).lastError).toEqual({
+      name: 'CommitConflictError',
+      message: long,
+    });
+    // A Step Functions timeout has an empty cause: its name stands for the message.
+    expect(await fail('States.Timeout', '')).toEqual({
+      table,
+      consecutiveFailures: before + 2,
+      error: { Error: 'States.Timeout', Cause: 'States.Timeout' },
+    });
+  });
 });
