@@ -147,8 +147,8 @@ describe('the step handlers invoked with the JSON Step Functions passes', () => 
   it('failures in a row are counted; a long cause travels on shortened, a missing one as the error name', async () => {
     const table = 'bronze_trades_coinbase';
     const { leaseToken } = await deps.watermarks.get(table);
-    const fail = (Error: string, Cause: string) =>
-      call('recordFailure', { table, leaseToken, cycleId: 'cycle-2', error: { Error, Cause } });
+    const fail = (name: string, cause: string) =>
+      call('recordFailure', { table, leaseToken, cycleId: 'cycle-2', error: { Error: name, Cause: cause } });
     const before = (await deps.watermarks.get(table)).consecutiveFailures;
     // Plain text (not a Lambda's JSON), longer than the cycle's state carries per table.
     const long = `the catalog refused the commit: ${'metadata conflict; '.repeat(40)}`;
