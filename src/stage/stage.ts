@@ -40,7 +40,9 @@ export type StageOptions = {
    * Rows one statement writes (one file per partition of its slice), so rows per file at most. Memory
    * does not depend on it (row groups bound that); each statement has a fixed cost, and bigger files
    * suit Iceberg readers. 4M bronze rows make a file of about 80 MB; measured on a 10M-row backlog,
-   * 4M instead of 1M per statement took 15% less time.
+   * 4M instead of 1M per statement took 15% less time. Default 6M, above a batch's 5M: a batch is then
+   * one slice, where at 4M a 5M-row batch was two, and each slice's statements rescan the cursor of
+   * every partition they read (a dense silver hour, 20M rows: 11% less time a batch, bench/results.md).
    */
   maxRowsPerFile?: number;
   /**
@@ -62,24 +64,27 @@ export type StageOptions = {
 const MIB = 1024 * 1024;
 
 const DEFAULTS = {
-  maxRowsPerFile: 4_000_000,
+  maxRowsPerFile: 6_000_000,
   /**
    * The embedded engine hands a streamed query's whole result over at once (a server streams it in
    * chunks), and holds about 3.5 copies of it meanwhile: measured on 1M bronze rows, streaming one 47 MB
    * file added 283 MB to the process, files of 500,000 rows 208 MB, of 250,000 rows 148 MB (ClickHouse
-   * writing the files itself: 103 MB). So files streamed from the embedded engine stay small.
+   * writing the files itself: 103 MB). So files streamed from the embedded engine stay small. Peak RSS
+   * of the whole process streaming bronze to S3 (`npm run bench`, quiet machine): 250,000 rows a file
+   * 512-513 MB, 200,000 486 MB, 150,000 448 MB, at the same speed; silver at 200,000: 474 MB.
    */
-  embeddedStreamRowsPerFile: 250_000,
+  embeddedStreamRowsPerFile: 200_000,
   embedded: { rowGroupRows: 65_536, rowGroupBytes: 16 * MIB, maxThreads: 2, boundPartitions: true },
   server: { rowGroupRows: 262_144, rowGroupBytes: 16 * MIB, maxThreads: undefined, boundPartitions: false },
   /**
    * Rows with arrays or maps on the embedded engine. Encoded on both threads, a silver row group of 64K
    * rows (over 16 MiB before encoding) is held by each thread at once: 33 MB more than one encoding
    * thread (`bench:profile`, 500K silver rows). The byte cap is checked per block read, so at the
-   * default 64K-row blocks it never cut a group; 8K-row blocks and an 8 MiB cap make groups of about
-   * 31K rows: 10 MB less than encoding on one thread, at twice its speed, for files about 20% larger.
+   * default 64K-row blocks it never cut a group; with 8K-row blocks the cap holds. Measured on a quiet
+   * machine (`bench:profile`, 1M silver rows, memory above chDB open): an 8 MiB cap 124-127 MB, 6 MiB
+   * 112, 4 MiB 92-99, at the same CPU and wall time; groups of about 16K rows, files the same size.
    */
-  embeddedNested: { blockRows: 8192, rowGroupBytes: 8 * MIB },
+  embeddedNested: { blockRows: 8192, rowGroupBytes: 4 * MIB },
 };
 
 /** Tables with arrays or maps (silver): far more bytes per row, written in smaller row groups. */

@@ -173,7 +173,7 @@ describe('write tuning', () => {
     ).toBe(false);
   });
 
-  it('the embedded engine encodes on both threads; wide rows in 8K-row blocks and row groups of 8 MiB at most', async () => {
+  it('the embedded engine encodes on both threads; wide rows in 8K-row blocks and row groups of 4 MiB at most', async () => {
     const config = defaultConfig();
     const dir = await mkdtemp(join(tmpdir(), 'k2-tuning-'));
     const embedded = openClickHouse({ dataDir: join(dir, 'chdb') });
@@ -183,7 +183,7 @@ describe('write tuning', () => {
       expect(writeTuning(embedded, tableByName(config, 'silver_trades'))).toEqual({
         ...flat,
         blockRows: 8192,
-        rowGroupBytes: 8 * MIB,
+        rowGroupBytes: 4 * MIB,
       });
       expect(
         writeTuning(embedded, tableByName(config, 'silver_trades'), { rowGroupRows: 1000 }),
