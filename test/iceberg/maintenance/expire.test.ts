@@ -2,9 +2,29 @@ import { describe, expect, it } from 'vitest';
 import { CommitConflictError, InputError, UnavailableError } from '../../../src/errors.ts';
 import type { Catalog, TableIdent } from '../../../src/iceberg/catalog.ts';
 import { compactTable, expireSnapshots, snapshotsToExpire } from '../../../src/iceberg/maintenance/index.ts';
+import { ENTRY_STATUS, readManifest } from '../../../src/iceberg/manifest.ts';
+import { readManifestList, writeManifestList } from '../../../src/iceberg/manifest-list.ts';
 import { MemoryCatalog } from '../../../src/iceberg/memory-catalog.ts';
-import { ancestry, serializeTableMetadata } from '../../../src/iceberg/metadata.ts';
-import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
+import {
+  ancestry,
+  currentSchema,
+  currentSnapshot,
+  serializeTableMetadata,
+} from '../../../src/iceberg/metadata.ts';
+import {
+  nextMetadataLocation,
+  nextVersion,
+  publishMetadata,
+  putManifest,
+  withMainSnapshot,
+} from '../../../src/iceberg/snapshot-update.ts';
+import {
+  findMarker,
+  liveDataFiles,
+  loadTable,
+  newestMarker,
+  newSnapshotId,
+} from '../../../src/iceberg/table.ts';
 import { HOUR, ident, location, racingCatalog, T0, ticksTable } from './support.ts';
 
 const errorOf = (p: Promise<unknown>) =>
@@ -205,5 +225,66 @@ describe('expire snapshots', () => {
     const after = (await loadTable(t.deps, ident)).metadata;
     expect(after.snapshots.map((s) => s['snapshot-id'])).toEqual([ids[0], ids[3]]);
     expect(after['snapshot-log'].map((e) => e['snapshot-id'])).toEqual([ids[3]]);
+  });
+
+  it('keeps the data files a kept snapshot names the way Hadoop writes local paths (file:/x), though the expired ones name them file:///x', async () => {
+    const at = 'file:///warehouse/test/ticks';
+    const t = await ticksTable(new MemoryCatalog(), at);
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A', 'B']);
+    const rows = await t.ids();
+    // Another engine (Spark with Hadoop's local file system) rewrites the manifests: the same files,
+    // each named file:/warehouse/... as Hadoop prints a local path.
+    t.advance(HOUR);
+    const { metadataLocation, metadata } = await loadTable(t.deps, ident);
+    const parent = currentSnapshot(metadata)!;
+    const snapshotId = newSnapshotId(t.deps.random);
+    const sequenceNumber = metadata['last-sequence-number'] + 1n;
+    const manifests = [];
+    for (const [i, m] of readManifestList(await t.store.get(parent['manifest-list']), '').entries()) {
+      const { entries } = readManifest(await t.store.get(m.manifest_path), m.manifest_path);
+      manifests.push(
+        await putManifest(t.store, {
+          uri: `${at}/metadata/hadoop-${i}-m0.avro`,
+          schema: currentSchema(metadata),
+          spec: metadata['partition-specs'].find((p) => p['spec-id'] === m.partition_spec_id)!,
+          entries: entries.map((e) => ({
+            status: ENTRY_STATUS.existing,
+            snapshot_id: e.snapshot_id ?? m.added_snapshot_id,
+            sequence_number: e.sequence_number ?? m.sequence_number,
+            file_sequence_number: e.file_sequence_number ?? m.sequence_number,
+            data_file: { ...e.data_file, file_path: e.data_file.file_path.replace('file:///', 'file:/') },
+          })),
+          snapshotId,
+          sequenceNumber,
+        }),
+      );
+    }
+    const list = `${at}/metadata/snap-hadoop.avro`;
+    await t.store.put(
+      list,
+      writeManifestList({ snapshotId, parentSnapshotId: parent['snapshot-id'], sequenceNumber, manifests }),
+    );
+    const next = nextVersion(metadata, metadataLocation, t.now());
+    const snapshot = {
+      ...parent,
+      'snapshot-id': snapshotId,
+      'parent-snapshot-id': parent['snapshot-id'],
+      'sequence-number': sequenceNumber,
+      'timestamp-ms': t.now(),
+      'manifest-list': list,
+      summary: { ...parent.summary, operation: 'replace' },
+    };
+    const target = nextMetadataLocation(t.deps, ident, metadataLocation, metadata, t.deps.random);
+    await publishMetadata(t.deps, ident, metadataLocation, target, withMainSnapshot(next, snapshot));
+
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: t.now() + 1, retainLast: 1 });
+
+    expect(result).toMatchObject({ retainedSnapshots: 1, deletedDataFiles: 0, deletedManifestLists: 2 });
+    for (const uri of t.rowsOf.keys()) expect(await t.store.head(uri)).toBeDefined();
+    const live = await liveDataFiles(t.store, (await loadTable(t.deps, ident)).metadata);
+    expect(live.map((f) => f.file.file_path).sort()).toEqual(
+      [...t.rowsOf.keys()].map((uri) => uri.replace('file:///', 'file:/')).sort(),
+    );
+    expect(live.reduce((n, f) => n + f.file.record_count, 0)).toBe(rows.length);
   });
 });

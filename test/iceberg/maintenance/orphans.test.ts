@@ -88,6 +88,29 @@ describe('remove orphan files', () => {
     expect(await t.store.head(late)).toBeDefined();
   });
 
+  it('reports an orphan the store refuses to delete, counts only the ones deleted, and deletes the rest', async () => {
+    const t = await ticksTable();
+    await t.append('2024-01-01', 0, ['A']);
+    const crashed = [`${location}/data/crashed-1.parquet`, `${location}/data/crashed-2.parquet`];
+    for (const uri of crashed) await t.store.put(uri, new Uint8Array([1]));
+    t.advance(4 * DAY);
+    const [stuck, other] = crashed as [string, string];
+    const remove = t.store.delete.bind(t.store);
+    t.store.delete = async (uri: string) => {
+      if (uri === stuck) throw new Error(`AccessDenied: DeleteObject ${uri}`);
+      return remove(uri);
+    };
+
+    const result = await removeOrphanFiles(t.deps, {
+      table: ident,
+      olderThanMs: t.now() - DEFAULT_ORPHAN_GRACE_MS,
+    });
+
+    expect(result).toMatchObject({ orphans: crashed, deleted: 1, failedDeletes: [stuck] });
+    expect(await t.store.head(stuck)).toBeDefined();
+    expect(await t.store.head(other)).toBeUndefined();
+  });
+
   it('refuses a cutoff that is not an instant', async () => {
     const t = await ticksTable();
     await expect(removeOrphanFiles(t.deps, { table: ident, olderThanMs: Number.NaN })).rejects.toThrow(

@@ -50,12 +50,12 @@ export function racingCatalog(inner = new MemoryCatalog()) {
  * A table of ticks in memory; time advances one hour per commit, and files stamp it as lastModified.
  * `rowsOf` remembers what each staged file holds, so the test rewriter can merge files exactly.
  */
-export async function ticksTable(catalog: Catalog = new MemoryCatalog()) {
+export async function ticksTable(catalog: Catalog = new MemoryCatalog(), at = location) {
   let now = T0;
   const store = new MemoryObjectStore(() => new Date(now));
   const clock = () => now;
   const deps = { store, catalog, clock, random: seeded(), sleep: async () => {} };
-  await createTable(deps, { table: ident, config: ticksConfig(), location });
+  await createTable(deps, { table: ident, config: ticksConfig(), location: at });
   const rowsOf = new Map<string, Tick[]>();
   let n = 0;
 
@@ -67,7 +67,7 @@ export async function ticksTable(catalog: Catalog = new MemoryCatalog()) {
     const files: string[] = [];
     for (const sym of syms) {
       const data = ticks(rows, day, sym, BigInt(++n * 1000));
-      const uri = `${location}/data/${n}-${sym}.parquet`;
+      const uri = `${at}/data/${n}-${sym}.parquet`;
       await store.put(uri, ticksParquet(data));
       rowsOf.set(uri, data);
       files.push(uri);
