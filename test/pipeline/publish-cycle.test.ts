@@ -26,7 +26,9 @@ function publisher() {
     },
   } as unknown as PipelineDeps;
   const byDimension = (name: string) =>
-    records.filter((r) => name in r.dimensions).map((r) => ({ ...r.dimensions, ...r.values }));
+    records
+      .filter((r) => r.dimensions && name in r.dimensions)
+      .map((r) => ({ ...r.dimensions, ...r.values }));
   return { deps, records, logs, byDimension };
 }
 
@@ -143,9 +145,19 @@ describe('publishing a pass of a cycle', () => {
               { rows: 50, stageMs: 1000 },
             ]),
             succeeded('bronze_trades_coinbase', 'bronze', [{ rows: 0, stageMs: 400 }]),
-            { table: 'bronze_trades_kraken', layer: 'bronze', status: 'failed', error: { Error: 'X' } },
+            // Batches of a table that then failed: counted in the cycle's rows, not in its metrics.
+            {
+              table: 'bronze_trades_kraken',
+              layer: 'bronze',
+              status: 'failed',
+              batches: [{ rows: 70, stageMs: 900 }],
+              error: { Error: 'X' },
+            },
           ],
-          [succeeded('silver_trades', 'silver', [])],
+          [
+            succeeded('silver_trades', 'silver', []),
+            succeeded('gold_ohlcv_1m', 'silver', [{ rows: 5, stageMs: 0 }]),
+          ],
         ],
       }),
     );
@@ -153,6 +165,7 @@ describe('publishing a pass of a cycle', () => {
       { Table: 'bronze_trades_binance', rows: 150, tableDurationSeconds: 3, rowsPerSecond: 50 },
       { Table: 'bronze_trades_coinbase', rows: 0, tableDurationSeconds: 0.4 },
       { Table: 'silver_trades', rows: 0, tableDurationSeconds: 0 },
+      { Table: 'gold_ohlcv_1m', rows: 5, tableDurationSeconds: 0 },
     ]);
     // A layer that staged nothing for any time (silver: no batch) publishes no staging record.
     expect(byDimension('Layer')).toEqual([{ Layer: 'bronze', stagedRows: 150, stagingSeconds: 3.4 }]);
@@ -171,6 +184,11 @@ describe('publishing a pass of a cycle', () => {
     expect(summary).toMatchObject({ pass: 3, final: true, status: 'succeeded', rows: 40 });
     expect(last.byDimension('Status')).toEqual([
       { Status: 'succeeded', cycles: 1, cycleDurationSeconds: 30, cycleRows: 40 },
+    ]);
+    expect(last.records.map((r) => r.properties)).toEqual([
+      { cycleId: 'cycle-7' },
+      { cycleId: 'cycle-7' },
+      { cycleId: 'cycle-7' },
     ]);
     expect(last.logs).toEqual([
       { event: 'hourly-check-failed', table: '*', message: 'connect ECONNREFUSED 127.0.0.1:5432' },
