@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CommitConflictError, InputError } from '../../../src/errors.ts';
+import { CommitConflictError, InputError, UnavailableError } from '../../../src/errors.ts';
 import { compactPartition, compactTable, planCompaction } from '../../../src/iceberg/maintenance/index.ts';
 import { readManifest } from '../../../src/iceberg/manifest.ts';
 import { readManifestList } from '../../../src/iceberg/manifest-list.ts';
 import { currentSnapshot } from '../../../src/iceberg/metadata.ts';
 import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
-import { dayMicros } from '../parquet-fixtures.ts';
+import { dayMicros, ticksParquet } from '../parquet-fixtures.ts';
 import { ident, racingCatalog, ticksTable } from './support.ts';
 
 const day = (iso: string) => Number(dayMicros(iso) / 86_400_000_000n);
@@ -32,6 +32,8 @@ describe('compaction', () => {
       [{ ts_day: day('2024-01-01'), sym: 'A' }, 2],
     ]);
     expect(planCompaction(await liveFiles(t), { targetFileRows: 100, minFiles: 3 })).toHaveLength(1);
+    // A file of exactly the target size is not small (every file here holds 3 rows, or 50).
+    expect(planCompaction(await liveFiles(t), { targetFileRows: 3, minFiles: 2 })).toEqual([]);
     expect(() => planCompaction([], { targetFileRows: 10, minFiles: 1 })).toThrow(
       /minFiles must be .* at least 2.*got 1/,
     );
@@ -185,6 +187,49 @@ describe('compaction', () => {
     expect(lost).toBeInstanceOf(CommitConflictError);
     expect(lost?.message).toMatch(/lost 2 races .* nothing was committed/);
     expect([...t.store.objects.keys()].sort()).toEqual(objects);
+  });
+
+  it('refuses a rewrite that put the rows in another partition: same count, nothing committed, the file removed', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A']);
+    const before = await loadTable(t.deps, ident);
+    // Every row a day later: the count matches, the partition does not.
+    const shifted = async ({ inputs, output }: { inputs: string[]; output: string }) => {
+      const rows = inputs.flatMap((uri) => t.rowsOf.get(uri) ?? []);
+      await t.store.put(output, ticksParquet(rows.map((r) => ({ ...r, ts: r.ts + 86_400_000_000n }))));
+    };
+    const error = await errorOf(
+      compactTable(t.deps, { table: ident, rewriter: shifted, targetFileRows: 100 }),
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect(error?.message).toMatch(/wrote 6 rows of partition .* expected 6; nothing was committed/);
+    expect((await loadTable(t.deps, ident)).metadataLocation).toBe(before.metadataLocation);
+    expect([...t.store.objects.keys()].filter((k) => k.includes('/compacted-'))).toEqual([]);
+    expect(await t.ids()).toHaveLength(6);
+  });
+
+  it('keeps its merged file when the catalog fails after the swap may have landed: the table still reads every row', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A']);
+    const rows = await t.ids();
+    // The swap lands, then the answer is lost (a timeout): not a lost race, so nothing is known.
+    const timesOut = Object.assign(Object.create(t.deps.catalog), {
+      async swapMetadataLocation(table: unknown, expected: string, next: string) {
+        await t.deps.catalog.swapMetadataLocation(table as typeof ident, expected, next);
+        throw new UnavailableError('the catalog did not answer in 30 s');
+      },
+    });
+    const error = await errorOf(
+      compactTable(
+        { ...t.deps, catalog: timesOut },
+        { table: ident, rewriter: t.rewriter, targetFileRows: 100 },
+      ),
+    );
+    expect(error).toBeInstanceOf(UnavailableError);
+    const live = await liveFiles(t);
+    expect(live.map((f) => f.file.file_path)).toEqual([expect.stringContaining('/compacted-')]);
+    for (const f of live) expect(await t.store.head(f.file.file_path)).toBeDefined();
+    expect(await t.ids()).toEqual(rows);
   });
 
   it('with nothing to compact, or no way to rewrite, says so', async () => {
