@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { CommitConflictError, InputError, UnavailableError } from '../../../src/errors.ts';
+import { dataFileFromParquet } from '../../../src/iceberg/data-file.ts';
 import { compactPartition, compactTable, planCompaction } from '../../../src/iceberg/maintenance/index.ts';
+import { commitReplace } from '../../../src/iceberg/maintenance/replace.ts';
 import { readManifest } from '../../../src/iceberg/manifest.ts';
 import { readManifestList } from '../../../src/iceberg/manifest-list.ts';
-import { currentSnapshot } from '../../../src/iceberg/metadata.ts';
-import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
+import { currentSchema, currentSnapshot } from '../../../src/iceberg/metadata.ts';
+import { mappingOf } from '../../../src/iceberg/snapshot-update.ts';
+import {
+  findMarker,
+  liveDataFiles,
+  loadTable,
+  newestMarker,
+  newSnapshotId,
+} from '../../../src/iceberg/table.ts';
 import { dayMicros, ticksParquet } from '../parquet-fixtures.ts';
 import { ident, racingCatalog, ticksTable } from './support.ts';
 
@@ -132,6 +141,83 @@ describe('compaction', () => {
     // The failed attempt's manifest list and rewritten manifests were removed.
     const lists = [...t.store.objects.keys()].filter((k) => k.includes('/snap-'));
     expect(lists.sort()).toEqual(metadata.snapshots.map((s) => s['manifest-list']).sort());
+  });
+
+  it('a retry that lost one partition to another compaction commits only the other: no merged file of the lost one', async () => {
+    const { catalog, beforeNextSwap } = racingCatalog();
+    const t = await ticksTable(catalog);
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A', 'B']);
+    const rows = await t.ids();
+    beforeNextSwap(() =>
+      compactPartition(t.deps, {
+        table: ident,
+        partition: { ts_day: day('2024-01-01'), sym: 'A' },
+        rewriter: t.rewriter,
+        targetFileRows: 100,
+      }),
+    );
+
+    const result = await compactTable(t.deps, { table: ident, rewriter: t.rewriter, targetFileRows: 100 });
+
+    expect(result).toMatchObject({ status: 'compacted', partitions: 1, removedFiles: 2, attempts: 2 });
+    expect(await t.ids()).toEqual(rows);
+    const live = await liveFiles(t);
+    expect(live.map((f) => f.file.partition.sym).sort()).toEqual(['A', 'B']);
+    const merged = [...t.store.objects.keys()].filter((k) => k.includes('/compacted-'));
+    expect(merged.sort()).toEqual(live.map((f) => f.file.file_path).sort());
+  });
+
+  it('drops a group one of whose files another writer rewrote meanwhile, rather than commit its rows twice', async () => {
+    const { catalog, beforeNextSwap } = racingCatalog();
+    const t = await ticksTable(catalog);
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const rows = await t.ids();
+    beforeNextSwap(async () => {
+      // Another writer rewrites one of the three files alone (sorting it, say): same rows, a new file.
+      const [one] = await liveFiles(t);
+      if (!one) throw new Error('no live file');
+      const copy = one.file.file_path.replace(/\.parquet$/, '-sorted.parquet');
+      await t.rewriter({ inputs: [one.file.file_path], output: copy, columns: [], sources: [] });
+      const { metadata } = await loadTable(t.deps, ident);
+      const spec = metadata['partition-specs'].find((p) => p['spec-id'] === one.specId);
+      if (!spec) throw new Error(`no spec ${one.specId}`);
+      const file = await dataFileFromParquet({
+        store: t.store,
+        uri: copy,
+        schema: currentSchema(metadata),
+        spec,
+        mapping: mappingOf(metadata),
+      });
+      const group = { specId: one.specId, partition: one.file.partition, files: [one] };
+      await commitReplace(t.deps, {
+        table: ident,
+        snapshotId: newSnapshotId(t.deps.random),
+        random: t.deps.random,
+        rewritten: [{ group, file }],
+      });
+    });
+
+    const result = await compactTable(t.deps, { table: ident, rewriter: t.rewriter, targetFileRows: 100 });
+
+    expect(result).toMatchObject({ status: 'superseded', partitions: 0 });
+    expect(await t.ids()).toEqual(rows);
+    expect(await liveFiles(t)).toHaveLength(3);
+  });
+
+  it('a second compaction over a manifest the first rewrote does not bring back the files the first removed', async () => {
+    const t = await ticksTable();
+    // Each batch's manifest holds both partitions' files.
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A', 'B']);
+    const rows = await t.ids();
+    const partition = (sym: string) => ({ ts_day: day('2024-01-01'), sym });
+    const job = { table: ident, rewriter: t.rewriter, targetFileRows: 100 };
+    await compactPartition(t.deps, { ...job, partition: partition('B') });
+    await compactPartition(t.deps, { ...job, partition: partition('A') });
+    expect(await t.ids()).toEqual(rows);
+    expect((await liveFiles(t)).map((f) => f.file.file_path)).toEqual([
+      expect.stringContaining('/compacted-'),
+      expect.stringContaining('/compacted-'),
+    ]);
   });
 
   it('superseded by another compaction of the same files: commits nothing and deletes its merged file', async () => {
