@@ -6,6 +6,7 @@ import { generateTrades } from '../../src/clickhouse/demo-trades.ts';
 import { tableByName } from '../../src/config/load.ts';
 import { checkTableHours } from '../../src/hourly/check.ts';
 import { repairTable } from '../../src/hourly/repair.ts';
+import { currentSnapshot } from '../../src/iceberg/metadata.ts';
 import { liveDataFiles, loadTable, newestMarker } from '../../src/iceberg/table.ts';
 import type { EmfRecord } from '../../src/metrics/emf.ts';
 import { crashAt, InjectedCrash } from '../../src/pipeline/faults.ts';
@@ -95,6 +96,13 @@ describe('back-dated rows and too-late trades: noticed by the cycle, repaired ex
       const result = await repairTable(deps, tableByName(deps.config, name), { holder: 'test repair' });
       expect(result.status, name).toBe('repaired');
       expect(result.after.mismatches, name).toEqual([]);
+      // A repair changes the table's rows: a reader that follows new snapshots skips one that says
+      // `replace` (files rewritten, rows unchanged) and would miss the corrected rows.
+      const table = tableByName(deps.config, name);
+      const { metadata } = await loadTable(deps, table.target);
+      expect(currentSnapshot(metadata)?.summary.operation, name).toBe(
+        table.reaggregate ? 'overwrite' : 'append',
+      );
       expect(renderRepair(result)).toMatch(
         /^Repair of \S+: repaired\n[\s\S]*Hours the per-hour check flagged[\s\S]*Checked again: the \d+ checked hour\(s\) agree\.$/,
       );
