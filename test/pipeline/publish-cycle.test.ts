@@ -50,6 +50,12 @@ const succeeded = (table: string, layer: string, batches: Array<{ rows: number; 
   batches,
 });
 
+/** Two batches, 150 rows staged in 3 s. */
+const binance = succeeded('bronze_trades_binance', 'bronze', [
+  { rows: 100, stageMs: 2000 },
+  { rows: 50, stageMs: 1000 },
+]);
+
 describe('publishing a pass of a cycle', () => {
   it('sums rows per table and for the cycle; a table failed in its run or at planning is a failed table, with its error shortened; a leased one is not counted', async () => {
     const { deps } = publisher();
@@ -59,10 +65,7 @@ describe('publishing a pass of a cycle', () => {
       input({
         layers: [
           [
-            succeeded('bronze_trades_binance', 'bronze', [
-              { rows: 100, stageMs: 2000 },
-              { rows: 50, stageMs: 1000 },
-            ]),
+            binance,
             {
               table: 'bronze_trades_kraken',
               layer: 'bronze',
@@ -140,10 +143,7 @@ describe('publishing a pass of a cycle', () => {
       input({
         layers: [
           [
-            succeeded('bronze_trades_binance', 'bronze', [
-              { rows: 100, stageMs: 2000 },
-              { rows: 50, stageMs: 1000 },
-            ]),
+            binance,
             succeeded('bronze_trades_coinbase', 'bronze', [{ rows: 0, stageMs: 400 }]),
             // Batches of a table that then failed: counted in the cycle's rows, not in its metrics.
             {
