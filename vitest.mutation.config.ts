@@ -5,10 +5,11 @@ import base from './vitest.config.ts';
 
 /**
  * Stryker stops a mutant's run at its first failing test (bail), so the order of the files decides what
- * a killed mutant costs. Vitest runs the longest file first; a mutant that a unit test kills in
- * milliseconds then waited for a rig suite (chDB, Postgres, a first cycle: 10-20 s) to fail first. Here
- * the file that failed last runs first (it killed the previous mutant, likely a neighbour), then the
- * quickest. A survivor still runs every file that covers it.
+ * a killed mutant costs. Vitest runs the file that failed last first, then the longest; a mutant that a
+ * unit test kills in milliseconds could wait for a rig suite (chDB, Postgres, a first cycle: 10-20 s)
+ * to fail first. Here the failed one still comes first (it killed the previous mutant, likely a
+ * neighbour), then the quickest: publish-cycle.ts with every covering suite, 3 min 16 s instead of
+ * 4 min 28 s. A survivor still runs every file that covers it.
  */
 class QuickestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
