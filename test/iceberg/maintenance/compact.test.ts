@@ -3,7 +3,7 @@ import { CommitConflictError, InputError, UnavailableError } from '../../../src/
 import { dataFileFromParquet } from '../../../src/iceberg/data-file.ts';
 import { compactPartition, compactTable, planCompaction } from '../../../src/iceberg/maintenance/index.ts';
 import { commitReplace } from '../../../src/iceberg/maintenance/replace.ts';
-import { readManifest } from '../../../src/iceberg/manifest.ts';
+import { ENTRY_STATUS, readManifest } from '../../../src/iceberg/manifest.ts';
 import { readManifestList } from '../../../src/iceberg/manifest-list.ts';
 import { currentSchema, currentSnapshot } from '../../../src/iceberg/metadata.ts';
 import { mappingOf } from '../../../src/iceberg/snapshot-update.ts';
@@ -202,6 +202,34 @@ describe('compaction', () => {
     expect(result).toMatchObject({ status: 'superseded', partitions: 0 });
     expect(await t.ids()).toEqual(rows);
     expect(await liveFiles(t)).toHaveLength(3);
+  });
+
+  it("a rewritten manifest names each untouched file's own snapshot and sequence numbers: an existing entry inherits nothing", async () => {
+    const t = await ticksTable();
+    // Each batch's manifest holds both partitions' files: compacting B rewrites them with A's as existing.
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A', 'B']);
+    const before = new Map((await liveFiles(t)).map((f) => [f.file.file_path, f]));
+    await compactPartition(t.deps, {
+      table: ident,
+      partition: { ts_day: day('2024-01-01'), sym: 'B' },
+      rewriter: t.rewriter,
+      targetFileRows: 100,
+    });
+    const { metadata } = await loadTable(t.deps, ident);
+    const list = currentSnapshot(metadata)?.['manifest-list'] as string;
+    const existing = [];
+    for (const m of readManifestList(await t.store.get(list), list))
+      for (const e of readManifest(await t.store.get(m.manifest_path), m.manifest_path).entries)
+        if (e.status === ENTRY_STATUS.existing) existing.push(e);
+    expect(existing.map((e) => e.data_file.partition.sym)).toEqual(['A', 'A']);
+    for (const e of existing) {
+      const was = before.get(e.data_file.file_path);
+      expect([e.snapshot_id, e.sequence_number, e.file_sequence_number]).toEqual([
+        was?.snapshotId,
+        was?.sequenceNumber,
+        was?.sequenceNumber,
+      ]);
+    }
   });
 
   it('a second compaction over a manifest the first rewrote does not bring back the files the first removed', async () => {
