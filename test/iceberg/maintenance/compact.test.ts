@@ -47,6 +47,7 @@ describe('compaction', () => {
       /minFiles must be .* at least 2.*got 1/,
     );
     expect(() => planCompaction([], { targetFileRows: 0 })).toThrow(/targetFileRows must be .*got 0/);
+    expect(planCompaction(await liveFiles(t), { targetFileRows: 1 })).toEqual([]);
   });
 
   it('replaces small files per partition in one snapshot: same rows, fewer files, totals right, marker kept', async () => {

@@ -156,6 +156,25 @@ describe('expire snapshots', () => {
     expect((await loadTable(t.deps, ident)).metadata.snapshots).toHaveLength(3);
   });
 
+  it('reports the expired files the store refused to delete and counts only those deleted', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadata } = await loadTable(t.deps, ident);
+    const [oldest] = metadata.snapshots;
+    const stuck = oldest?.['manifest-list'] as string;
+    const remove = t.store.delete.bind(t.store);
+    t.store.delete = async (uri: string) => {
+      if (uri === stuck) throw new Error(`AccessDenied: DeleteObject ${uri}`);
+      return remove(uri);
+    };
+
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: t.now() + 1, retainLast: 1 });
+
+    expect(result).toMatchObject({ deletedManifestLists: 1, failedDeletes: [stuck] });
+    expect(await t.store.head(stuck)).toBeDefined();
+    expect((await loadTable(t.deps, ident)).metadata.snapshots).toHaveLength(1);
+  });
+
   it("stops before deleting anything when a kept snapshot's files cannot be read", async () => {
     const t = await ticksTable();
     for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
