@@ -50,12 +50,23 @@ describe('a first offload raced by another cycle', () => {
             outcome: 'committed',
           });
           await store.releaseLease(table, lease.token);
+          otherEnd = end;
+          try {
+            return await store.setCursor(input);
+          } finally {
+            // The stalled move must not take the watermark back below what the other cycle offloaded.
+            afterMove = (await store.get(table)).cursor;
+          }
         }
         return store.setCursor(input);
       },
     };
+    let otherEnd: string | undefined;
+    let afterMove: string | undefined;
     const result = await runCycle(world.deps({ watermarks: stalled }), { tables: [table] });
     expect(result.passes.flatMap((p) => p.tables.filter((t) => t.status === 'failed'))).toEqual([]);
+    expect(otherEnd).toBeDefined();
+    expect(afterMove).toBe(otherEnd);
   });
 
   it("a move refused while the watermark is still untouched is not taken for another cycle's: the plan fails", async () => {
