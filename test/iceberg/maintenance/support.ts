@@ -4,7 +4,7 @@ import { fastAppend } from '../../../src/iceberg/commit.ts';
 import type { Rewriter } from '../../../src/iceberg/maintenance/index.ts';
 import { MemoryCatalog } from '../../../src/iceberg/memory-catalog.ts';
 import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
-import { currentSnapshot } from '../../../src/iceberg/metadata.ts';
+import { currentSnapshot, type Snapshot, type TableMetadata } from '../../../src/iceberg/metadata.ts';
 import {
   nextMetadataLocation,
   nextVersion,
@@ -92,20 +92,33 @@ export async function ticksTable(catalog: Catalog = new MemoryCatalog(), at = lo
       .sort((a, b) => (a < b ? -1 : 1));
   };
 
-  /** A commit by another writer that carries no offload marker (e.g. a rewrite run by another engine). */
-  const foreignCommit = async () => {
+  /**
+   * A commit by another writer: by default the parent's files again and no offload marker (e.g. a
+   * rewrite run by another engine); `rewrite` writes its own manifest list and names its summary.
+   */
+  const foreignCommit = async (
+    rewrite?: (commit: {
+      metadata: TableMetadata;
+      parent: Snapshot;
+      snapshotId: bigint;
+      sequenceNumber: bigint;
+    }) => Promise<{ manifestList: string; summary: Snapshot['summary'] }>,
+  ) => {
     now += HOUR;
     const { metadataLocation, metadata } = await loadTable(deps, ident);
     const parent = currentSnapshot(metadata)!;
     const next = nextVersion(metadata, metadataLocation, now);
     const id = newSnapshotId(deps.random);
+    const sequenceNumber = metadata['last-sequence-number'] + 1n;
+    const own = await rewrite?.({ metadata, parent, snapshotId: id, sequenceNumber });
     const snapshot = {
       ...parent,
       'snapshot-id': id,
       'parent-snapshot-id': parent['snapshot-id'],
-      'sequence-number': metadata['last-sequence-number'] + 1n,
+      'sequence-number': sequenceNumber,
       'timestamp-ms': now,
-      summary: { operation: 'replace' },
+      'manifest-list': own?.manifestList ?? parent['manifest-list'],
+      summary: own?.summary ?? { operation: 'replace' },
     };
     const target = nextMetadataLocation(deps, ident, metadataLocation, metadata, deps.random);
     await publishMetadata(deps, ident, metadataLocation, target, withMainSnapshot(next, snapshot));
