@@ -1,8 +1,8 @@
 /**
  * The baseline side of the benchmark, run as a child process of its own: ClickHouse (the same chDB, on
  * the same data) writing exactly the rows the offload moved to one Parquet file by itself, with its
- * default settings; only the compression is set to ours (zstd). Opening the engine is not timed; the
- * statement alone is. Prints `{ rows, ms, cpuMs }` as JSON.
+ * default settings and its allocator as shipped (sides.ts); only the compression is set to ours (zstd).
+ * Opening the engine is not timed; the statement alone is. Prints `{ rows, ms, cpuMs }` as JSON.
  *
  *   tsx bench/export.ts --home <.k2 dir> --table <config table> --until <ISO> --out <file.parquet>
  */

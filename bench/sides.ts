@@ -18,7 +18,12 @@ export type Place = { dir: string; databaseUrl: string; warehouse: string };
 
 type ChildRun = { stdout: string; wallMs: number; usage: Usage };
 
-async function runChild(args: string[], place: Place, tag: string): Promise<ChildRun> {
+async function runChild(
+  args: string[],
+  place: Place,
+  tag: string,
+  env: Record<string, string> = {},
+): Promise<ChildRun> {
   const usageFile = join(place.dir, `usage-${tag}-${process.pid}.json`);
   const started = performance.now();
   const stdout = await new Promise<string>((ok, fail) => {
@@ -30,6 +35,7 @@ async function runChild(args: string[], place: Place, tag: string): Promise<Chil
         WAREHOUSE: place.warehouse,
         DATABASE_URL: place.databaseUrl,
         K2_BENCH_USAGE: usageFile,
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -96,7 +102,11 @@ export async function runTheirs(place: Place, table: string, until: string, tag:
   const script = join(ROOT, 'bench', 'export.ts');
   const home = join(place.dir, '.k2');
   const args = ['--home', home, '--table', table, '--until', until, '--out', out];
-  const run = await runChild([...process.execArgv, script, ...args], place, `export-${table}`);
+  // The engine's allocator as ClickHouse ships it: empty, so openClickHouse leaves it too (the CLI
+  // sets its own, src/clickhouse/client.ts), and an operator's MALLOC_CONF does not reach it either.
+  const run = await runChild([...process.execArgv, script, ...args], place, `export-${table}`, {
+    MALLOC_CONF: '',
+  });
   const result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Omit<TheirsResult, 'usage'>;
   await rm(out, { force: true });
   return { ...result, usage: run.usage } satisfies TheirsResult;

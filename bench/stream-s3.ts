@@ -106,6 +106,8 @@ function runChild(mode: 'stream' | 'export', dir: string, endpoint: string, wind
     ];
     const p = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      // ClickHouse's export with the engine's allocator as it ships (see sides.ts); ours as the CLI runs.
+      env: mode === 'export' ? { ...process.env, MALLOC_CONF: '' } : process.env,
     });
     let out = '';
     p.stdout.on('data', (chunk: Buffer) => {

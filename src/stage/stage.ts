@@ -71,9 +71,10 @@ const DEFAULTS = {
    * file added 283 MB to the process, files of 500,000 rows 208 MB, of 250,000 rows 148 MB (ClickHouse
    * writing the files itself: 103 MB). So files streamed from the embedded engine stay small. Peak RSS
    * of the whole process streaming bronze to S3 (`npm run bench`, quiet machine): 250,000 rows a file
-   * 512-513 MB, 200,000 486 MB, 150,000 448 MB, at the same speed; silver at 200,000: 474 MB.
+   * 512-513 MB, 200,000 486-503 MB, 150,000 448 MB, at the same speed; silver at 200,000: 474 MB. At
+   * 200,000 the spread between runs reached the limit, so 150,000.
    */
-  embeddedStreamRowsPerFile: 200_000,
+  embeddedStreamRowsPerFile: 150_000,
   embedded: { rowGroupRows: 65_536, rowGroupBytes: 16 * MIB, maxThreads: 2, boundPartitions: true },
   server: { rowGroupRows: 262_144, rowGroupBytes: 16 * MIB, maxThreads: undefined, boundPartitions: false },
   /**
