@@ -43,6 +43,7 @@ export default defineConfig({
       configureVitest({ project }) {
         project.config.pool = 'forks';
         project.config.maxWorkers = 1;
+
       },
     },
   ],

@@ -10,10 +10,11 @@ export async function assertLeaseHeld(
   table: string,
   token: string,
 ): Promise<void> {
+  // A table without a watermark (a database restored from before it was added) is refused by get().
   const w = await watermarks.get(table);
-  if (!w || w.leaseToken !== token || w.lease?.token !== token)
+  if (w.leaseToken !== token || w.lease?.token !== token)
     throw new LeaseError(
-      `lease ${token} on ${table} is no longer held (current token ${w?.leaseToken ?? 'none'}, ${w?.lease ? `held by ${w.lease.holder}` : 'released'}); another cycle took over, this batch stops here`,
-      { table, token, currentToken: w?.leaseToken },
+      `lease ${token} on ${table} is no longer held (current token ${w.leaseToken}, ${w.lease ? `held by ${w.lease.holder}` : 'released'}); another cycle took over, this batch stops here`,
+      { table, token, currentToken: w.leaseToken },
     );
 }
