@@ -43,7 +43,6 @@ export default defineConfig({
       configureVitest({ project }) {
         project.config.pool = 'forks';
         project.config.maxWorkers = 1;
-
       },
     },
   ],
