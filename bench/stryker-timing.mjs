@@ -1,11 +1,11 @@
 // @ts-check
 /**
  * A Stryker reporter (`timing`, configured in stryker.config.mjs) that says where a mutation run's time
- * goes, per mutated file: how many mutants were tested, their verdicts, and the minutes between one
- * verdict and the next, which with one test runner is what each mutant cost (the type checker works
- * ahead of the runner). Each verdict is appended to reports/mutation/timing.log as it comes, so a run
- * stopped half way still says what its first half cost; the table is written to
- * reports/mutation/timing.md at the end.
+ * goes, per mutated file: how many mutants were tested, their verdicts, and the minutes from one
+ * tested verdict to the next, which with one test runner is what each mutant cost (the type checker
+ * works ahead of it; with two runners, each file's share of the wall time). Each verdict is appended
+ * to reports/mutation/timing.log as it comes, so a run stopped half way still says what its first
+ * half cost; the table is written to reports/mutation/timing.md at the end.
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
@@ -38,11 +38,12 @@ function createTimingReporter() {
     },
     /** @param {{ fileName: string; status: string; id: string; mutatorName: string; location: { start: { line: number } } }} result */
     onMutantTested(result) {
+      // Verdicts known before any test ran (no coverage, compile error, ignored) cost no test time, and
+      // they arrive between the test runner's: the time is taken from one tested verdict to the next.
+      if (['NoCoverage', 'CompileError', 'Ignored', 'Pending'].includes(result.status)) return;
       const now = Date.now();
       const ms = now - last;
       last = now;
-      // Verdicts known before any test ran (no coverage, compile error, ignored) cost no test time.
-      if (['NoCoverage', 'CompileError', 'Ignored', 'Pending'].includes(result.status)) return;
       const file = relative(process.cwd(), result.fileName);
       const entry = cost(file);
       entry.tested++;
