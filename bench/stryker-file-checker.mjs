@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * A Stryker checker (`typescript-file`, configured in stryker.config.mjs) that drops the mutants that
- * do not compile, as @stryker-mutator/typescript-checker does, at a fraction of its cost: a TypeScript
+ * do not compile, as Stryker's TypeScript checker does, at a fraction of its cost: a TypeScript
  * language service keeps the program between mutants and type-checks the mutated file, and the files
  * importing it only when the mutant changed what the file declares (its .d.ts, say an inferred return
  * type). Stryker's checker rebuilds and re-checks the program: about 2 s a mutant on our src
