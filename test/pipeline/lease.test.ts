@@ -57,6 +57,8 @@ describe('lease fence before a commit', () => {
   it('refuses when the table has no watermark at all (a database restored from before the table was added)', async () => {
     const { token } = await setup();
     const restored = createMemoryWatermarkStore({ clock: fakeClock().now });
-    await expect(assertLeaseHeld(restored, TABLE, token)).rejects.toThrow(`no watermark for table "${TABLE}"`);
+    await expect(assertLeaseHeld(restored, TABLE, token)).rejects.toThrow(
+      `no watermark for table "${TABLE}"`,
+    );
   });
 });
