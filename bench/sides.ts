@@ -18,6 +18,13 @@ export type Place = { dir: string; databaseUrl: string; warehouse: string };
 
 type ChildRun = { stdout: string; wallMs: number; usage: Usage };
 
+/**
+ * The environment of ClickHouse's side: the engine's allocator as it ships. Empty, so openClickHouse
+ * leaves it (the CLI sets its own, src/clickhouse/client.ts), and an operator's MALLOC_CONF does not
+ * reach it either.
+ */
+export const SHIPPED_ALLOCATOR = { MALLOC_CONF: '' };
+
 async function runChild(
   args: string[],
   place: Place,
@@ -102,11 +109,12 @@ export async function runTheirs(place: Place, table: string, until: string, tag:
   const script = join(ROOT, 'bench', 'export.ts');
   const home = join(place.dir, '.k2');
   const args = ['--home', home, '--table', table, '--until', until, '--out', out];
-  // The engine's allocator as ClickHouse ships it: empty, so openClickHouse leaves it too (the CLI
-  // sets its own, src/clickhouse/client.ts), and an operator's MALLOC_CONF does not reach it either.
-  const run = await runChild([...process.execArgv, script, ...args], place, `export-${table}`, {
-    MALLOC_CONF: '',
-  });
+  const run = await runChild(
+    [...process.execArgv, script, ...args],
+    place,
+    `export-${table}`,
+    SHIPPED_ALLOCATOR,
+  );
   const result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Omit<TheirsResult, 'usage'>;
   await rm(out, { force: true });
   return { ...result, usage: run.usage } satisfies TheirsResult;

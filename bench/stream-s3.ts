@@ -17,6 +17,7 @@ import { makeBatch } from '../src/plan/batch.ts';
 import { stageBatch } from '../src/stage/stage.ts';
 import { s3HttpUrl } from '../src/stage/targets.ts';
 import { MOTO_CREDENTIALS, startMoto } from '../test/support/moto.ts';
+import { SHIPPED_ALLOCATOR } from './sides.ts';
 
 export type Window = { table: string; start: string; end: string };
 /** `openRssMb`: the child's peak after opening chDB and reading the window's row count, before writing. */
@@ -106,8 +107,8 @@ function runChild(mode: 'stream' | 'export', dir: string, endpoint: string, wind
     ];
     const p = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      // ClickHouse's export with the engine's allocator as it ships (see sides.ts); ours as the CLI runs.
-      env: mode === 'export' ? { ...process.env, MALLOC_CONF: '' } : process.env,
+      // ClickHouse's export with the engine's allocator as it ships; ours as the CLI runs.
+      env: mode === 'export' ? { ...process.env, ...SHIPPED_ALLOCATOR } : process.env,
     });
     let out = '';
     p.stdout.on('data', (chunk: Buffer) => {

@@ -21,9 +21,6 @@ type Embedded = { path: string; client: ClickHouseClient; refs: number; close: (
  * `close()` releases it when the last caller closes.
  */
 let embedded: Embedded | undefined;
-
-/** jemalloc's options for the embedded engine: freed pages go back to the system within a second. */
-export const EMBEDDED_MALLOC_CONF = 'dirty_decay_ms:1000';
 const embeddedClients = new WeakSet<ClickHouseClient>();
 const labels = new WeakMap<ClickHouseClient, string>();
 
@@ -38,16 +35,16 @@ function openEmbedded(dataDir: string): ClickHouseClient {
     embedded.refs++;
     return embedded.client;
   }
-  // chdb types the connection against @clickhouse/client-common, the client against its bundled copy of
-  // the same interface; the two declarations differ only in their settings types.
-  // Loaded on first use: the engine library alone adds ~160 MB of resident memory, which a process
-  // talking to a remote server (a Lambda) should not pay.
   // The engine's allocator (jemalloc, which reads MALLOC_CONF when the library loads) keeps freed pages
   // for seconds, per arena: a batch staged in several statements ran each one on other threads' arenas
   // while the previous one's pages were still held, so its peak grew with its statements (one 40M-row
   // bronze batch, 7 statements: 489-496 MB). Returned within a second, 436-451 MB at the same speed
   // (bench/results.md). An operator's own MALLOC_CONF wins.
-  process.env.MALLOC_CONF ??= EMBEDDED_MALLOC_CONF;
+  process.env.MALLOC_CONF ??= 'dirty_decay_ms:1000';
+  // chdb types the connection against @clickhouse/client-common, the client against its bundled copy of
+  // the same interface; the two declarations differ only in their settings types.
+  // Loaded on first use: the engine library alone adds ~160 MB of resident memory, which a process
+  // talking to a remote server (a Lambda) should not pay.
   const { createChdbConnection } = createRequire(import.meta.url)('chdb/connection') as ChdbModule;
   const { connection, stop } = oneStatementAtATime(
     createChdbConnection({ path }) as unknown as ClientConnection,
