@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import ts from 'typescript';
 
+/** The same as stryker.config.mjs's `tsconfigFile` (a value plugin is not given Stryker's options). */
 const TSCONFIG = 'tsconfig.mutation.json';
 
 function createFileChecker() {
