@@ -71,7 +71,12 @@ export type AuditOptions = {
 const HOUR = 3_600_000;
 const floorHour = (ms: number) => Math.floor(ms / HOUR) * HOUR;
 
-function judgeHour(table: TableConfig, ch: HourPrint | undefined, ice: HourPrint | undefined): HourAudit {
+/** One hour's verdict from the two sides' prints, before any key is fetched (ok is decided after). */
+export function judgeHour(
+  table: TableConfig,
+  ch: HourPrint | undefined,
+  ice: HourPrint | undefined,
+): HourAudit {
   const hour = (ch ?? ice)?.hour as string;
   const reaggregated = table.reaggregate !== undefined;
   const clickhouseRows = ch?.rows ?? 0;
@@ -95,7 +100,8 @@ function judgeHour(table: TableConfig, ch: HourPrint | undefined, ice: HourPrint
   return result;
 }
 
-const isOk = (h: HourAudit) =>
+/** Whether an hour's numbers balance: Iceberg's rows as expected less the skipped, no key missing or extra, no more duplicates than ClickHouse's own. */
+export const isOk = (h: HourAudit) =>
   h.icebergRows === h.expectedRows - h.skippedKeys &&
   h.missingKeys === 0 &&
   h.extraKeys === 0 &&

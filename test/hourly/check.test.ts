@@ -80,11 +80,12 @@ describe('per-hour check', () => {
       from: H(2),
       to: H(12),
       checkedHours: 10,
-      mismatches: [mismatch(H(1)), mismatch(H(3)), mismatch(H(9))],
+      mismatches: [mismatch(H(1)), mismatch(H(2)), mismatch(H(3)), mismatch(H(4)), mismatch(H(9))],
     };
-    // Now checking from 04:00: 03:00 is past the look-back but kept; 01:00 is below the TTL's edge;
-    // 09:00 lies in the checked range, which decides it afresh.
-    expect(carriedMismatches(previous, H(2), H(4))).toEqual([mismatch(H(3))]);
+    // Now checking from 04:00: 02:00 (the TTL's edge itself) and 03:00 are past the look-back but
+    // kept; 01:00 is below the TTL's edge; 04:00 and 09:00 lie in the checked range, which decides
+    // them afresh.
+    expect(carriedMismatches(previous, H(2), H(4))).toEqual([mismatch(H(2)), mismatch(H(3))]);
     expect(carriedMismatches(null, H(2), H(4))).toEqual([]);
     expect(lookbackReaching(at(12, 30), [mismatch(H(3)), mismatch(H(9))])).toBe(9);
     expect(lookbackReaching(at(12, 30), [])).toBe(0);
