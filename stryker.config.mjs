@@ -46,7 +46,11 @@ export default {
   concurrency: 1,
   // The first run executes every included suite once, with coverage: several minutes on 2 cores.
   dryRunTimeoutMinutes: 45,
-  timeoutMS: 60_000,
+  // A mutant's time limit is timeoutFactor x its covering tests' time + timeoutMS + the dry run's
+  // overhead (its whole time less the tests': every suite's rig set-up, minutes). The overhead already
+  // covers any one mutant's set-up, so timeoutMS is a margin only; at 60 s a hanging mutant cost up to
+  // 6 minutes.
+  timeoutMS: 10_000,
   timeoutFactor: 2,
   // `timing` (bench/stryker-timing.mjs): minutes per mutated file, written as the run goes.
   plugins: ['@stryker-mutator/*', './bench/stryker-timing.mjs', './bench/stryker-file-checker.mjs'],
