@@ -32,9 +32,11 @@ export function icebergTableFunction(metadataLocation: string, s3?: S3Access): s
   if (match) {
     const [, bucket, key] = match as unknown as [string, string, string];
     const region = s3?.region ?? 'us-east-1';
+    // A table at the bucket's root has no folder: an empty one would read keys starting with '/'.
+    const folder = key ? `${key}/` : '';
     const url = s3?.endpoint
-      ? `${s3.endpoint.replace(/\/+$/, '')}/${bucket}/${key}/`
-      : `https://${bucket}.s3.${region}.amazonaws.com/${key}/`;
+      ? `${s3.endpoint.replace(/\/+$/, '')}/${bucket}/${folder}`
+      : `https://${bucket}.s3.${region}.amazonaws.com/${folder}`;
     const keys =
       s3?.accessKeyId && s3.secretAccessKey
         ? `, ${stringLiteral(s3.accessKeyId)}, ${stringLiteral(s3.secretAccessKey)}${s3.sessionToken ? `, ${stringLiteral(s3.sessionToken)}` : ''}`

@@ -262,6 +262,9 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     const named = table?.hours.flatMap((h) => h.samples?.duplicated ?? []) ?? [];
     expect(named.length).toBeGreaterThan(0);
     expect(named.length).toBeLessThanOrEqual(5 * (table?.hours.length ?? 0));
+    // Nothing is missing or extra: only the duplicates are named.
+    for (const h of table?.hours ?? [])
+      expect([h.samples?.missing ?? [], h.samples?.extra ?? []]).toEqual([[], []]);
     for (const d of named) {
       expect(d.copies).toBe(2);
       expect(Object.keys(d.key).sort()).toEqual([...(config.tables[0]?.naturalKey ?? [])].sort());

@@ -28,6 +28,10 @@ describe("the Iceberg reader's source", () => {
     expect(icebergTableFunction(at)).toBe(
       `icebergS3('https://lake.s3.us-east-1.amazonaws.com/cold/trades/', ${SETTINGS})`,
     );
+    // A table at the bucket's root: the bucket itself, no empty folder after it.
+    expect(icebergTableFunction('s3://lake/metadata/00003-abc.metadata.json', { region: 'eu-west-1' })).toBe(
+      `icebergS3('https://lake.s3.eu-west-1.amazonaws.com/', ${SETTINGS})`,
+    );
     expect(icebergTableFunction(at.replace('s3://', 's3a://'), { region: 'eu-west-1' })).toBe(
       `icebergS3('https://lake.s3.eu-west-1.amazonaws.com/cold/trades/', ${SETTINGS})`,
     );
@@ -42,6 +46,12 @@ describe("the Iceberg reader's source", () => {
     expect(icebergTableFunction(at, { region: 'us-east-1', endpoint: 'http://localhost:4566//' })).toBe(
       `icebergS3(${url}, ${SETTINGS})`,
     );
+    expect(
+      icebergTableFunction('s3://lake/metadata/00003-abc.metadata.json', {
+        region: 'x',
+        endpoint: 'http://h:1',
+      }),
+    ).toBe(`icebergS3('http://h:1/lake/', ${SETTINGS})`);
   });
 
   it('credentials when both key parts are given, the session token after them; none otherwise', () => {
