@@ -16,7 +16,7 @@ import {
   SAMPLE_SIZE,
 } from './compare.ts';
 import { icebergTableFunction, type S3Access } from './iceberg-source.ts';
-import { type AuditedSkip, auditedSkips, type Segment, splitBySkips } from './skips.ts';
+import { type AuditedSkip, auditedSkips, type Segment, skipsWithin, splitBySkips } from './skips.ts';
 
 export type HourAudit = {
   hour: string;
@@ -167,9 +167,8 @@ async function auditTable(
   const byHour = new Map<string, [HourPrint | undefined, HourPrint | undefined]>();
   for (const h of ch) byHour.set(h.hour, [h, undefined]);
   for (const h of ice) byHour.set(h.hour, [byHour.get(h.hour)?.[0], h]);
-  const skips = auditedSkips(await deps.watermarks.audit({ table: table.name, limit: 10_000 }))
-    .filter((s) => Date.parse(s.from) < to && Date.parse(s.to) > from)
-    .map((s) => ({ ...s, skippedKeys: 0 }));
+  const trail = await deps.watermarks.audit({ table: table.name, limit: 10_000 });
+  const skips = skipsWithin(auditedSkips(trail), from, to).map((s) => ({ ...s, skippedKeys: 0 }));
   const sides = iceFrom && {
     ch: { client: deps.clickhouse, from: source },
     ice: { client: options.reader, from: iceFrom },

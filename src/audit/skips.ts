@@ -27,6 +27,11 @@ export function auditedSkips(trail: readonly AuditRecord[]): AuditedSkip[] {
   return skips;
 }
 
+/** The skips sharing some of [from, to): those the audit of that range lists and counts keys in. */
+export function skipsWithin<S extends AuditedSkip>(skips: readonly S[], from: number, to: number): S[] {
+  return skips.filter((s) => Date.parse(s.from) < to && Date.parse(s.to) > from);
+}
+
 export type Segment<S extends AuditedSkip = AuditedSkip> = { since: string; until: string; skip: S | null };
 
 /** [from, to) cut where audited skips begin and end, in order; each part says the skip it lies in. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auditedSkips, splitBySkips } from '../../src/audit/skips.ts';
+import { auditedSkips, skipsWithin, splitBySkips } from '../../src/audit/skips.ts';
 import type { AuditRecord } from '../../src/watermark/types.ts';
 
 let id = 0;
@@ -83,5 +83,27 @@ describe('audited skips: ranges the watermark was moved past by hand', () => {
       { since: T('01'), until: T('02'), skip: null },
       { since: T('02'), until: T('04'), skip },
     ]);
+  });
+
+  it('an audit lists the skips sharing some of its range, not those ending at its start or starting at its end', () => {
+    const skips = auditedSkips([
+      record(T('00'), T('02')),
+      record(T('02'), T('03')),
+      record(T('05'), T('06')),
+      record(T('06'), T('08')),
+    ]);
+    const within = (from: string, to: string) =>
+      skipsWithin(skips, Date.parse(from), Date.parse(to)).map((s) => [s.from, s.to]);
+    expect(within(T('02'), T('06'))).toEqual([
+      [T('02'), T('03')],
+      [T('05'), T('06')],
+    ]);
+    expect(within('2026-01-01T01:59:59.999Z', '2026-01-01T06:00:00.001Z')).toEqual([
+      [T('00'), T('02')],
+      [T('02'), T('03')],
+      [T('05'), T('06')],
+      [T('06'), T('08')],
+    ]);
+    expect(within(T('03'), T('05'))).toEqual([]);
   });
 });
