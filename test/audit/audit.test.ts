@@ -225,6 +225,14 @@ describe('audit: ClickHouse against Iceberg, per hour and key', () => {
     expect(table?.totals.missingKeys).toBe(table?.totals.expectedRows);
     expect(table?.totals.missingKeys).toBeGreaterThan(0);
     expect(table?.totals.icebergRows).toBe(0);
+    // With nothing on one side the counts are exact: every key of every hour is missing.
+    expect(table?.hours.map((h) => h.exact)).toEqual(table?.hours.map(() => true));
+    // Asked for more than the TTL keeps as well: both notes, one after the other.
+    const week = (await auditTables({ ...d, catalog }, { hours: 8 * 24, reader: setup.rig.clickhouse }))
+      .tables[0];
+    expect(week?.note).toBe(
+      `hours before ${week?.compared?.from} are past the hot-tier TTL and not compared; the Iceberg table does not exist yet`,
+    );
   });
 
   it('a data file committed twice: every key in it is reported duplicated, once each', async () => {
