@@ -80,5 +80,14 @@ describe("the Iceberg reader's source", () => {
     const gcs = () => icebergTableFunction('gs://lake/t/metadata/00003-abc.metadata.json');
     expect(gcs).toThrow(InputError);
     expect(gcs).toThrow(/cannot read Iceberg at gs:\/\/lake\/t: only file:\/\/ and s3:\/\/ warehouses/);
+    // A scheme that merely ends in s3 is not S3.
+    expect(() => icebergTableFunction('mys3://lake/t/metadata/00003-abc.metadata.json')).toThrow(
+      /cannot read Iceberg at mys3:\/\/lake\/t/,
+    );
+    // The location travels with each refusal, for the JSON output.
+    for (const refused of [noFolder, gcs])
+      expect(refused).toThrow(
+        expect.objectContaining({ details: { metadataLocation: expect.stringMatching(/00003-abc/) } }),
+      );
   });
 });
