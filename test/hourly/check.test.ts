@@ -7,10 +7,13 @@ import {
   compareHours,
   coveredHours,
   lookbackReaching,
+  valuesComparableFrom,
 } from '../../src/hourly/check.ts';
 import { repairIdOf } from '../../src/hourly/repair.ts';
 import { hourDelta } from '../../src/hourly/repair-rows.ts';
 import { sumHours } from '../../src/hourly/sql.ts';
+import type { TableMetadata } from '../../src/iceberg/metadata.ts';
+import { MARKER_KEYS } from '../../src/iceberg/table.ts';
 import type { HourlyCheck, LedgerEntry } from '../../src/watermark/hourly-types.ts';
 
 const H = (h: number) => new Date(Date.UTC(2026, 10, 22, h)).toISOString();
@@ -212,5 +215,122 @@ describe('per-hour check', () => {
     expect(repairIdOf('t', [mismatch])).toBe(id);
     expect(repairIdOf('u', [mismatch])).not.toBe(id);
     expect(repairIdOf('t', [{ ...mismatch, committedRows: 11 }])).not.toBe(id);
+  });
+});
+
+describe('since when the value checksums compare (a candle table whose schema changed)', () => {
+  type Snap = { schema: number; start: string; operation?: string; batch?: boolean };
+  /** Schemas by id (field id and type), the current one, and snapshots oldest first, each the parent of the next. */
+  const history = (schemas: Record<number, [number, string][]>, current: number, snaps: Snap[]) =>
+    ({
+      'current-schema-id': current,
+      schemas: Object.entries(schemas).map(([id, fields]) => ({
+        'schema-id': Number(id),
+        type: 'struct',
+        fields: fields.map(([fid, type]) => ({ id: fid, name: `c${fid}`, required: false, type })),
+      })),
+      'current-snapshot-id': BigInt(snaps.length),
+      snapshots: snaps.map((s, i) => ({
+        'snapshot-id': BigInt(i + 1),
+        'parent-snapshot-id': i === 0 ? undefined : BigInt(i),
+        'schema-id': s.schema,
+        'timestamp-ms': Date.parse(s.start),
+        summary: {
+          operation: s.operation ?? 'append',
+          ...(s.batch === false
+            ? {}
+            : { [MARKER_KEYS.batchId]: `b${i}`, [MARKER_KEYS.windowStart]: s.start }),
+        },
+      })),
+    }) as unknown as TableMetadata;
+  const before = {
+    0: [
+      [1, 'long'],
+      [2, 'string'],
+    ] as [number, string][],
+  };
+  const added = {
+    ...before,
+    1: [
+      [1, 'long'],
+      [2, 'string'],
+      [3, 'double'],
+    ] as [number, string][],
+  };
+
+  it('every offload under the columns the table has now: every hour compares values', () => {
+    expect(
+      valuesComparableFrom(
+        history(before, 0, [
+          { schema: 0, start: H(1) },
+          { schema: 0, start: H(2) },
+        ]),
+      ),
+    ).toBe(undefined);
+    // Another schema id with the same field ids and types (in any order) hashes the same columns.
+    const reordered = {
+      ...before,
+      2: [
+        [2, 'string'],
+        [1, 'long'],
+      ] as [number, string][],
+    };
+    expect(
+      valuesComparableFrom(
+        history(reordered, 2, [
+          { schema: 0, start: H(1) },
+          { schema: 2, start: H(2) },
+        ]),
+      ),
+    ).toBe(undefined);
+  });
+
+  it('a column added: values compare from the first offload written with it', () => {
+    const snaps = [
+      { schema: 0, start: H(1) },
+      { schema: 0, start: H(2) },
+      { schema: 1, start: H(3) },
+      { schema: 1, start: H(4) },
+    ];
+    expect(valuesComparableFrom(history(added, 1, snaps))).toBe(H(3));
+    // A compaction, a repair and another writer's append since (none an offload) change nothing.
+    const others = [
+      { schema: 0, start: H(5), operation: 'replace', batch: false },
+      { schema: 0, start: H(5), operation: 'overwrite' },
+      { schema: 0, start: H(5), batch: false },
+    ];
+    expect(valuesComparableFrom(history(added, 1, [...snaps, ...others]))).toBe(H(3));
+  });
+
+  it('only the newest unbroken run of offloads with the current columns counts', () => {
+    const snaps = [
+      { schema: 1, start: H(1) },
+      { schema: 0, start: H(2) },
+      { schema: 1, start: H(3) },
+    ];
+    expect(valuesComparableFrom(history(added, 1, snaps))).toBe(H(3));
+  });
+
+  it('a column widened under the same id is a change too', () => {
+    const widened = { 0: [[1, 'int']] as [number, string][], 1: [[1, 'long']] as [number, string][] };
+    expect(
+      valuesComparableFrom(
+        history(widened, 1, [
+          { schema: 0, start: H(1) },
+          { schema: 1, start: H(2) },
+        ]),
+      ),
+    ).toBe(H(2));
+  });
+
+  it('no offload since the change: no hour compares values yet', () => {
+    expect(
+      valuesComparableFrom(
+        history(added, 1, [
+          { schema: 0, start: H(1) },
+          { schema: 0, start: H(2) },
+        ]),
+      ),
+    ).toBe('9999-12-31T00:00:00.000Z');
   });
 });
