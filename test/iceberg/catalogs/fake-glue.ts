@@ -104,9 +104,8 @@ export class FakeGlue {
         return {};
       }
       case 'GetTables': {
-        const all = [...this.existing(input).values()].sort((a, b) =>
-          String(a.Name).localeCompare(String(b.Name)),
-        );
+        // In the order the tables were created: Glue documents no order for GetTables.
+        const all = [...this.existing(input).values()];
         const start = Number(input.NextToken ?? 0);
         const end = start + this.pageSize;
         return {

@@ -131,3 +131,109 @@ describe('Glue catalog: what is not there', () => {
     expect(await catalog.currentMetadataLocation(t)).toBe(loc(1));
   });
 });
+
+describe('Glue catalog: what the operator is told', () => {
+  const table = 'cold.silver_trades (Glue database "cold")';
+  /** Each action Glue may refuse, set up so that it is the one refused. */
+  const actions: [string, string, (c: ReturnType<typeof createGlueCatalog>) => Promise<unknown>][] = [
+    ['GetTable', `GetTable ${table}`, (c) => c.currentMetadataLocation(t)],
+    ['CreateTable', `CreateTable ${table}`, (c) => c.createTable(t, loc(2))],
+    ['UpdateTable', `UpdateTable ${table}`, (c) => c.swapMetadataLocation(t, loc(1), loc(2))],
+    ['DeleteTable', `DeleteTable ${table}`, async (c) => c.dropTable?.(t)],
+    ['CreateDatabase', 'CreateDatabase k2_other', (c) => c.createNamespace('other')],
+    ['GetTables', 'GetTables k2_cold', (c) => c.listTables('cold')],
+  ];
+
+  it.each(actions)(
+    'a refused %s names the action, the table and the grant it needs',
+    async (action, what, run) => {
+      const databaseName = (ns: string) =>
+        action === 'CreateDatabase' || action === 'GetTables' ? `k2_${ns}` : ns;
+      const catalog = createGlueCatalog(glue.client, { databaseName });
+      await catalog.createNamespace('cold');
+      if (action === 'UpdateTable' || action === 'DeleteTable') await catalog.createTable(t, loc(1));
+      const cause = denied(action);
+      glue.failures.set(action, [cause]);
+      const error = await rejection<ConfigError>(run(catalog));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error.message).toBe(
+        `Glue refused to ${what}: not authorized to perform: glue:${action}. Grant the role glue:${action} on it`,
+      );
+      expect(error.details).toEqual({
+        action: what.split(' (')[0]?.replace(/ cold\.silver_trades$/, ''),
+        code: 'AccessDeniedException',
+      });
+      expect(error.cause).toBe(cause);
+    },
+  );
+
+  it("a second create: a conflict naming the table, with Glue's refusal as its cause", async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.createTable(t, loc(1));
+    const error = await rejection<CommitConflictError>(catalog.createTable(t, loc(2)));
+    expect(error.message).toBe(
+      `Table ${table} already exists; load it and commit to it instead of creating it`,
+    );
+    expect(error.details).toEqual({ table: 'cold.silver_trades' });
+    expect(error.cause).toBeInstanceOf(AlreadyExistsException);
+  });
+
+  it('a create in a database that is not there names the table and the database', async () => {
+    const error = await rejection<InputError>(
+      createGlueCatalog(glue.client, { databaseName: 'k2_prod' }).createTable(t, loc(1)),
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect(error.details).toEqual({ table: 'cold.silver_trades', database: 'k2_prod' });
+    expect(error.cause).toBeInstanceOf(EntityNotFoundException);
+  });
+
+  it('a commit to a table Glue does not have, or from a location it no longer points at', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    const missing = await rejection<InputError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
+    expect(missing.message).toBe(
+      `Cannot commit to ${table}: the table does not exist in Glue; create it first`,
+    );
+    expect(missing.details).toEqual({ table: 'cold.silver_trades' });
+    await catalog.createTable(t, loc(2));
+    const stale = await rejection<CommitConflictError>(catalog.swapMetadataLocation(t, loc(1), loc(3)));
+    expect(stale.message).toBe(
+      `Commit to ${table} lost a race: expected metadata ${loc(1)} but Glue points at ${loc(2)}; reload the table and retry`,
+    );
+    expect(stale.details).toEqual({
+      table: 'cold.silver_trades',
+      expected: loc(1),
+      current: loc(2),
+      next: loc(3),
+    });
+  });
+
+  it('a lost race whose winner cannot be read back says so', async () => {
+    const catalog = createGlueCatalog(glue.client);
+    await catalog.createNamespace('cold');
+    await catalog.createTable(t, loc(1));
+    // Another writer updates the table first, and Glue then stops answering GetTable.
+    glue.beforeUpdate = () => {
+      glue.beforeUpdate = undefined;
+      const row = glue.databases.get('cold')?.get(t.name);
+      if (row) row.VersionId = String(Number(row.VersionId) + 1);
+      glue.failures.set('GetTable', [denied('GetTable')]);
+    };
+    const error = await rejection<CommitConflictError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toMatch(
+      /lost a race: Glue refused version \S+ as stale \(now unknown\); reload the table and retry$/,
+    );
+  });
+
+  it('a table that is neither Iceberg nor located says both are unset', async () => {
+    glue.putTable('cold', { Name: t.name, Parameters: {} });
+    const error = await rejection<InvalidMetadataError>(
+      createGlueCatalog(glue.client).currentMetadataLocation(t),
+    );
+    expect(error.message).toBe(
+      `Glue table ${table} is not an Iceberg table (table_type=unset, metadata_location=unset); drop it or choose another table name`,
+    );
+  });
+});

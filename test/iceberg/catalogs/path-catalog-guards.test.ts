@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommitConflictError, InputError } from '../../../src/errors.ts';
+import { CommitConflictError, InputError, UnavailableError } from '../../../src/errors.ts';
 import { MemoryObjectStore } from '../../../src/iceberg/memory-store.ts';
 import { createPathCatalog } from '../../../src/iceberg/path-catalog.ts';
 import { createPostgresCatalog } from '../../../src/iceberg/postgres-catalog.ts';
@@ -155,6 +155,35 @@ describe('Postgres catalog guards', () => {
     // Not a failure remembered for ever: once Postgres lets it, the same catalog creates its tables.
     expect(await catalog.currentMetadataLocation(t)).toBeUndefined();
     expect(statements.filter((s) => s.startsWith('CREATE TABLE'))).toHaveLength(3);
+  });
+
+  it('says what it was doing when Postgres went away, operation by operation', async () => {
+    const gone = pgError('08006', 'connection to server was lost');
+    const pool = {
+      options: { host: 'db.example', port: 5432, database: 'k2' },
+      query: async (sql: string) => {
+        if (/^CREATE TABLE/.test(sql)) return { rows: [], rowCount: 0 };
+        throw gone;
+      },
+    } as unknown as Pool;
+    const catalog = createPostgresCatalog(pool, { catalogName: 'k2' });
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    const loc = 's3://wh/cold/silver_trades/metadata/00001-a.metadata.json';
+    const doing = async (operation: Promise<unknown>) => {
+      const error = (await operation.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error;
+      expect(error).toBeInstanceOf(UnavailableError);
+      return /while trying to (.*) \(connection to server was lost\)/.exec(error.message)?.[1];
+    };
+    expect(await doing(catalog.createNamespace('cold'))).toBe('create namespace cold');
+    expect(await doing(catalog.listNamespaces())).toBe('list namespaces');
+    expect(await doing(catalog.currentMetadataLocation(t))).toBe('read cold.silver_trades');
+    expect(await doing(catalog.createTable(t, loc))).toBe('create table cold.silver_trades');
+    expect(await doing(catalog.swapMetadataLocation(t, loc, `${loc}2`))).toBe('commit to cold.silver_trades');
+    expect(await doing(catalog.listTables('cold'))).toBe('list tables of cold');
+    expect(await doing(catalog.dropTable(t))).toBe('drop cold.silver_trades');
   });
 
   it('refuses to start without a catalog name: tables of every catalog would mix', () => {

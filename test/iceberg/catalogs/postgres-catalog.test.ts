@@ -51,7 +51,15 @@ describe('Postgres SQL catalog (Iceberg JDBC schema)', () => {
     await catalog.createTable(t, loc('binance', 1));
     const second = catalog.createTable(t, loc('binance', 9));
     await expect(second).rejects.toBeInstanceOf(CommitConflictError);
-    await expect(second).rejects.toThrow(/cold\.bronze_trades_binance already exists/);
+    const refused = (await second.catch((e: unknown) => e)) as CommitConflictError;
+    expect(refused.message).toBe(
+      `Table cold.bronze_trades_binance already exists in catalog "k2" (metadata at ${loc('binance', 1)}); load it and commit to it instead of creating it`,
+    );
+    expect(refused.details).toEqual({
+      table: 'cold.bronze_trades_binance',
+      catalogName: 'k2',
+      current: loc('binance', 1),
+    });
     expect(await catalog.currentMetadataLocation(t)).toBe(loc('binance', 1));
   });
 
@@ -72,7 +80,16 @@ describe('Postgres SQL catalog (Iceberg JDBC schema)', () => {
       .catch((e: unknown) => e);
     expect(stale).toBeInstanceOf(CommitConflictError);
     expect(isRetryable(stale)).toBe(true);
-    expect((stale as Error).message).toContain(`now points at ${loc('silver', 2)}`);
+    expect((stale as Error).message).toBe(
+      `Commit to cold.silver_trades lost a race: expected metadata ${loc('silver', 1)} but the catalog now points at ${loc('silver', 2)}; reload the table and retry`,
+    );
+    expect((stale as CommitConflictError).details).toEqual({
+      table: 'cold.silver_trades',
+      catalogName: 'k2',
+      expected: loc('silver', 1),
+      current: loc('silver', 2),
+      next: loc('silver', 3),
+    });
     expect(await catalog.currentMetadataLocation(t)).toBe(loc('silver', 2));
   });
 
@@ -124,6 +141,7 @@ describe('Postgres SQL catalog (Iceberg JDBC schema)', () => {
     );
     await expect(missing).rejects.toBeInstanceOf(InputError);
     await expect(missing).rejects.toThrow(/cold\.nope: it does not exist in catalog "k2"/);
+    await expect(missing).rejects.toMatchObject({ details: { table: 'cold.nope', catalogName: 'k2' } });
   });
 
   it('keeps namespaces and tables per catalog name, as pyiceberg and Spark read them', async () => {
