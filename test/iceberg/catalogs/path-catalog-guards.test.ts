@@ -183,7 +183,7 @@ describe('Postgres catalog guards', () => {
     expect(await doing(catalog.createTable(t, loc))).toBe('create table cold.silver_trades');
     expect(await doing(catalog.swapMetadataLocation(t, loc, `${loc}2`))).toBe('commit to cold.silver_trades');
     expect(await doing(catalog.listTables('cold'))).toBe('list tables of cold');
-    expect(await doing(catalog.dropTable(t))).toBe('drop cold.silver_trades');
+    expect(await doing((async () => catalog.dropTable?.(t))())).toBe('drop cold.silver_trades');
   });
 
   it('refuses to start without a catalog name: tables of every catalog would mix', () => {
