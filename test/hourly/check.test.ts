@@ -192,6 +192,20 @@ describe('per-hour check', () => {
     ]);
   });
 
+  it('compares value checksums only from the hour they were taken over the current columns on; rows always', () => {
+    const hours = [H(1), H(2), H(3)];
+    const clickhouse = hours.map((hour) => ({ hour, rows: 5, checksum: '77' }));
+    const committed = [
+      { hour: H(1), rows: 5, checksum: '1' },
+      { hour: H(2), rows: 5, checksum: '2' },
+      { hour: H(3), rows: 4, checksum: '77' },
+    ];
+    // Before 02:00 the ledger's checksums hash other columns: only the rows of 01:00 are compared.
+    expect(compareHours(hours, clickhouse, committed, H(2)).map((m) => m.hour)).toEqual([H(2), H(3)]);
+    expect(compareHours(hours, clickhouse, committed, H(3)).map((m) => m.hour)).toEqual([H(3)]);
+    expect(compareHours(hours, clickhouse, committed).map((m) => m.hour)).toEqual([H(1), H(2), H(3)]);
+  });
+
   it('a repair adds the difference to the ledger, and its id changes once the ledger has it', () => {
     const now = [
       { hour: H(1), rows: 12, checksum: '5' },
@@ -309,6 +323,24 @@ describe('since when the value checksums compare (a candle table whose schema ch
       { schema: 1, start: H(3) },
     ];
     expect(valuesComparableFrom(history(added, 1, snaps))).toBe(H(3));
+  });
+
+  it('reads each snapshot under its own schema among several', () => {
+    const twice = {
+      ...added,
+      2: [
+        [1, 'long'],
+        [2, 'string'],
+        [3, 'double'],
+        [4, 'string'],
+      ] as [number, string][],
+    };
+    const snaps = [
+      { schema: 1, start: H(1) },
+      { schema: 2, start: H(2) },
+    ];
+    expect(valuesComparableFrom(history(twice, 2, snaps))).toBe(H(2));
+    expect(valuesComparableFrom(history(twice, 1, snaps))).toBe('9999-12-31T00:00:00.000Z');
   });
 
   it('a column widened under the same id is a change too', () => {
