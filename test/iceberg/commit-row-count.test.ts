@@ -40,6 +40,12 @@ describe('fast append row count', () => {
     expect((error as InputError).message).toBe(
       `batch ${marker.batchId} of test.ticks: the staged files hold 5 rows, the batch says 3; stage the batch again`,
     );
+    expect((error as InputError).details).toEqual({
+      table: 'test.ticks',
+      batchId: marker.batchId,
+      fileRows: 5,
+      expectedRows: 3,
+    });
     const after = await loadTable(deps, ident);
     expect(after.metadataLocation).toBe(before.metadataLocation);
     expect(after.metadata.snapshots).toEqual([]);

@@ -228,6 +228,13 @@ describe('fast append', () => {
       'append to test.ticks lost 3 races for the catalog in a row; retry the commit step',
     );
     expect((error as CommitConflictError).retryable).toBe(true);
+    // What the JSON output and the logs carry: the batch, the attempts, the last race lost.
+    expect((error as CommitConflictError).details).toEqual({
+      table: 'test.ticks',
+      batchId: batch('2024-01-01', 1).batchId,
+      attempts: 3,
+    });
+    expect((error as CommitConflictError).cause).toEqual(new CommitConflictError('changed underneath'));
   });
 
   it('refuses a batch whose files hold another row count than it says', async () => {
