@@ -132,7 +132,11 @@ describe('expire snapshots', () => {
     failure = new CommitConflictError('lost');
     const error = await errorOf(expireSnapshots(deps, { table: ident, olderThanMs: t.now() + 1 }));
     expect(error).toBeInstanceOf(CommitConflictError);
-    expect(error?.message).toMatch(/lost 3 races/);
+    expect(error?.message).toBe(
+      'expiring snapshots of test.ticks lost 3 races for the catalog in a row; run it again later',
+    );
+    expect((error as CommitConflictError).details).toEqual({ table: 'test.ticks', attempts: 3 });
+    expect((error as CommitConflictError).cause).toBe(failure);
     // The unavailable attempt may leave its metadata file (the swap's outcome is unknown); nothing else.
     const after = [...t.store.objects.keys()].filter((k) => !k.endsWith('.metadata.json'));
     expect(after.sort()).toEqual(objects.filter((k) => !k.endsWith('.metadata.json')));
@@ -179,18 +183,52 @@ describe('expire snapshots', () => {
     await t.append('2024-01-01', 0, ['A']);
     const before = await loadTable(t.deps, ident);
     const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: T0 });
-    expect(result).toMatchObject({
+    expect(result).toEqual({
       expiredSnapshotIds: [],
-      attempts: 0,
+      retainedSnapshots: 1,
+      deletedManifestLists: 0,
+      deletedManifests: 0,
+      deletedDataFiles: 0,
+      failedDeletes: [],
       metadataLocation: before.metadataLocation,
+      attempts: 0,
     });
     const error = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: T0, retainLast: 0 }));
     expect(error).toBeInstanceOf(InputError);
     expect(error?.message).toMatch(/retainLast must be .* at least 1.*got 0/);
+    expect((error as InputError).details).toEqual({ retainLast: 0 });
     const notInstant = await errorOf(expireSnapshots(t.deps, { table: ident, olderThanMs: Number.NaN }));
     expect(notInstant).toBeInstanceOf(InputError);
     expect(notInstant?.message).toContain('olderThanMs must be an instant in epoch milliseconds, got NaN');
+    expect((notInstant as InputError).details).toEqual({ olderThanMs: Number.NaN });
     expect((await loadTable(t.deps, ident)).metadataLocation).toBe(before.metadataLocation);
+  });
+
+  it('a table no offload ever wrote (only other engines commit to it) still expires past retainLast', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadata } = await loadTable(t.deps, ident);
+    const unmarked = {
+      ...metadata,
+      snapshots: metadata.snapshots.map((s) => ({ ...s, summary: { operation: 'append' } })),
+    };
+    const ids = metadata.snapshots.map((s) => s['snapshot-id']);
+    expect([...snapshotsToExpire(unmarked, { olderThanMs: t.now() + 1, retainLast: 1 })]).toEqual(
+      ids.slice(0, -1),
+    );
+  });
+
+  it("goes on when an expired snapshot's manifest list is already gone (another engine's cleanup)", async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
+    const { metadata } = await loadTable(t.deps, ident);
+    const [oldest, middle] = metadata.snapshots;
+    await t.store.delete(oldest?.['manifest-list'] as string);
+    const result = await expireSnapshots(t.deps, { table: ident, olderThanMs: t.now() + 1, retainLast: 1 });
+    expect(result.expiredSnapshotIds).toEqual([oldest?.['snapshot-id'], middle?.['snapshot-id']]);
+    // Deleting what is already gone succeeds, as S3's DeleteObject does.
+    expect(result).toMatchObject({ deletedManifestLists: 2, failedDeletes: [] });
+    expect(await t.store.head(middle?.['manifest-list'] as string)).toBeUndefined();
   });
 
   it('snapshotsToExpire keeps every ref head and the young, whatever retainLast says', async () => {
