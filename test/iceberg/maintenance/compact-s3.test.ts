@@ -45,6 +45,8 @@ describe('rewrite statements', () => {
     expect(() => parquetFunction('file:///w/*.parquet')).toThrow(/glob character/);
     expect(() => parquetFunction('gs://w/a.parquet')).toThrow(/file:\/\/ and s3:\/\/ warehouses only/);
     expect(() => parquetFunction("file:///w/it's/a.parquet")).toThrow(/cannot be handed to ClickHouse/);
+    for (const uri of ['file:///w/*.parquet', 'gs://w/a.parquet', "file:///w/it's/a.parquet"])
+      expect(() => parquetFunction(uri)).toThrow(expect.objectContaining({ details: { uri } }));
     expect(() => rewriteSql({ ...job, columns: ['id; DROP'] })).toThrow(/not a plain identifier/);
   });
 });

@@ -46,7 +46,13 @@ describe('compaction', () => {
     expect(() => planCompaction([], { targetFileRows: 10, minFiles: 1 })).toThrow(
       /minFiles must be .* at least 2.*got 1/,
     );
+    expect(() => planCompaction([], { targetFileRows: 10, minFiles: 1 })).toThrow(
+      expect.objectContaining({ details: { minFiles: 1 } }),
+    );
     expect(() => planCompaction([], { targetFileRows: 0 })).toThrow(/targetFileRows must be .*got 0/);
+    expect(() => planCompaction([], { targetFileRows: 0 })).toThrow(
+      expect.objectContaining({ details: { targetFileRows: 0 } }),
+    );
     expect(planCompaction(await liveFiles(t), { targetFileRows: 1 })).toEqual([]);
   });
 
@@ -276,6 +282,11 @@ describe('compaction', () => {
     const error = await errorOf(compactTable(t.deps, { table: ident, rewriter: lossy, targetFileRows: 100 }));
     expect(error).toBeInstanceOf(InputError);
     expect(error?.message).toMatch(/wrote 3 rows .* expected 6; nothing was committed/);
+    expect((error as InputError).details).toEqual({
+      output: expect.stringMatching(/\/compacted-[^/]+\.parquet$/),
+      rows: 3,
+      expectedRows: 6,
+    });
     expect((await loadTable(t.deps, ident)).metadataLocation).toBe(before.metadataLocation);
     expect([...t.store.objects.keys()].filter((k) => k.includes('/compacted-'))).toEqual([]);
     const crashing = async (job: { inputs: string[]; output: string; columns: string[] }) => {
@@ -357,6 +368,7 @@ describe('compaction', () => {
       attempts: 0,
     });
     const error = await errorOf(compactTable(t.deps, { table: ident, targetFileRows: 100 }));
-    expect(error?.message).toMatch(/needs a ClickHouse client or a rewriter/);
+    expect(error?.message).toBe('compacting test.ticks needs a ClickHouse client or a rewriter');
+    expect((error as InputError).details).toEqual({ table: 'test.ticks' });
   });
 });

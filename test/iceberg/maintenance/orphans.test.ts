@@ -34,7 +34,7 @@ describe('remove orphan files', () => {
     const olderThanMs = t.now() - DEFAULT_ORPHAN_GRACE_MS;
 
     const dry = await removeOrphanFiles(t.deps, { table: ident, olderThanMs, dryRun: true });
-    expect(dry).toMatchObject({ orphans: [...crashed].sort(), deleted: 0, young: 1 });
+    expect(dry).toMatchObject({ orphans: [...crashed].sort(), deleted: 0, failedDeletes: [], young: 1 });
     for (const uri of crashed) expect(await t.store.head(uri)).toBeDefined();
 
     const result = await removeOrphanFiles(t.deps, { table: ident, olderThanMs });
@@ -113,8 +113,9 @@ describe('remove orphan files', () => {
 
   it('refuses a cutoff that is not an instant', async () => {
     const t = await ticksTable();
-    await expect(removeOrphanFiles(t.deps, { table: ident, olderThanMs: Number.NaN })).rejects.toThrow(
-      InputError,
-    );
+    const refused = removeOrphanFiles(t.deps, { table: ident, olderThanMs: Number.NaN });
+    await expect(refused).rejects.toThrow(InputError);
+    await expect(refused).rejects.toThrow('olderThanMs must be an instant in epoch milliseconds, got NaN');
+    await expect(refused).rejects.toMatchObject({ details: { olderThanMs: Number.NaN } });
   });
 });
