@@ -40,6 +40,21 @@ describe('path catalog guards', () => {
     expect(await catalog.currentMetadataLocation(t)).toBe(version('silver_trades', 2));
   });
 
+  it('refuses to create a table another writer created, from metadata of its own', async () => {
+    const { store, catalog } = setup();
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    await store.put(version('silver_trades', 1), bytes('{"v":1}'));
+    await catalog.createTable(t, version('silver_trades', 1));
+    const mine = `${W}/cold/silver_trades/metadata/mine.metadata.json`;
+    await store.put(mine, bytes('{"v":"mine"}'));
+    const error = await rejection<Error>(catalog.createTable(t, mine));
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toBe(
+      `Table cold.silver_trades already exists at ${version('silver_trades', 1)}; load it and commit to it instead`,
+    );
+    expect(new TextDecoder().decode(await store.get(version('silver_trades', 1)))).toBe('{"v":1}');
+  });
+
   it("refuses a commit from another table's metadata, even one whose path has the same shape", async () => {
     const { store, catalog } = setup();
     for (const name of ['ohlcv_1m', 'ohlcv_5m']) {

@@ -69,6 +69,9 @@ function pathCatalogSuite(
     await expect(catalog.swapMetadataLocation(table, second, unwritten)).rejects.toThrow(
       /v3\.metadata\.json was not written; put it with \{ ifNoneMatch: true \} first/,
     );
+    await expect(catalog.swapMetadataLocation(table, second, unwritten)).rejects.toMatchObject({
+      details: { table: `cold.${table.name}`, uri: unwritten },
+    });
   });
 
   if (atomicCreates)
