@@ -312,6 +312,8 @@ describe('compaction', () => {
     );
     expect(lost).toBeInstanceOf(CommitConflictError);
     expect(lost?.message).toMatch(/lost 2 races .* nothing was committed/);
+    expect((lost as CommitConflictError).details).toEqual({ table: 'test.ticks', attempts: 2 });
+    expect((lost as CommitConflictError).cause).toEqual(new CommitConflictError('always behind'));
     expect([...t.store.objects.keys()].sort()).toEqual(objects);
   });
 
