@@ -8,16 +8,17 @@ import { fakeClock } from '../watermark/fake-clock.ts';
 function heartbeatDeps(leaseSeconds = 900) {
   const clock = fakeClock();
   const watermarks = createMemoryWatermarkStore({ clock: clock.now });
-  const deps = { watermarks, leaseSeconds, log: () => {} } as Pick<
+  const logged: unknown[] = [];
+  const deps = { watermarks, leaseSeconds, log: (e: unknown) => logged.push(e) } as Pick<
     PipelineDeps,
     'watermarks' | 'leaseSeconds' | 'log'
   > as PipelineDeps;
-  return { clock, watermarks, deps };
+  return { clock, watermarks, deps, logged };
 }
 
 describe('ExtendLease, the heartbeat of a running Spark job', () => {
   it("extends the table's lease by the stage's lease lifetime from now", async () => {
-    const { clock, watermarks, deps } = heartbeatDeps();
+    const { clock, watermarks, deps, logged } = heartbeatDeps();
     await watermarks.ensureTables([{ table: 'silver_trades', initialCursor: '2026-11-22T00:00:00.000Z' }]);
     const lease = await watermarks.acquireLease('silver_trades', 'cycle-a', 900);
     if (!lease.acquired) throw new Error('lease not acquired');
@@ -25,6 +26,15 @@ describe('ExtendLease, the heartbeat of a running Spark job', () => {
     expect(await extendLease(deps, { table: 'silver_trades', leaseToken: lease.token })).toEqual({
       expiresAt: '2026-11-22T03:25:00.000Z',
     });
+    // The log says which lease was extended, and until when.
+    expect(logged).toEqual([
+      {
+        event: 'lease-extended',
+        table: 'silver_trades',
+        token: lease.token,
+        until: '2026-11-22T03:25:00.000Z',
+      },
+    ]);
     clock.advance(600); // past the first expiry: another cycle still cannot take the table
     expect(await watermarks.acquireLease('silver_trades', 'cycle-b', 900)).toMatchObject({ acquired: false });
   });
