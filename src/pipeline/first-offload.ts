@@ -4,17 +4,18 @@ import { LeaseError } from '../errors.ts';
 import type { Watermark } from '../watermark/types.ts';
 import type { PipelineDeps } from './deps.ts';
 
-/** A watermark no batch and no one has moved, and no live lease holds. */
-function untouched(w: Watermark, now: number): boolean {
-  return w.version === 0 && w.lastBatchId === null && !(w.lease && Date.parse(w.lease.expiresAt) > now);
-}
+/**
+ * A watermark no batch and no one has moved (every move counts a version). Whether another cycle's
+ * lease is live is the store's to judge, by its own clock: it refuses the move then (LeaseError).
+ */
+const untouched = (w: Watermark) => w.version === 0;
 
 /**
  * Where a table's first offload starts, when that is after its stored cursor: at its oldest row in
  * ClickHouse rather than at the configured initial cursor (1970 by default), since nothing can arrive
  * below the oldest ingestion time and a 50-year empty backlog would otherwise be walked an hour at a
  * time; an empty table at its current bound (now minus lateness), below which no row can still arrive.
- * Only for a watermark that never moved and is not leased; undefined otherwise.
+ * Only for a watermark that never moved; undefined otherwise.
  */
 export async function firstOffloadStart(
   deps: PipelineDeps,
@@ -23,7 +24,7 @@ export async function firstOffloadStart(
   now: number,
 ): Promise<{ cursor: string; reason: string } | undefined> {
   const cursor = w?.cursor ?? new Date(table.initialCursor).toISOString();
-  if (w && !untouched(w, now)) return undefined;
+  if (w && !untouched(w)) return undefined;
   const range = await cursorRange(deps.clickhouse, table);
   const step = (table.cursor.kind === 'closed_bucket' ? table.cursor.intervalSeconds : 1) * 1000;
   const start =
@@ -59,7 +60,7 @@ export async function startAtOldestRow(deps: PipelineDeps, tables: TableConfig[]
     } catch (error) {
       // Leased by another holder, whatever the clocks say: not this cycle's to move.
       if (error instanceof LeaseError) continue;
-      if (untouched(await deps.watermarks.get(table.name), now)) throw error;
+      if (untouched(await deps.watermarks.get(table.name))) throw error;
     }
   }
 }
