@@ -108,7 +108,8 @@ export function reachableBound(table: TableConfig, now: Date): number {
   return floorTo(now.getTime() - table.latenessSeconds * 1000, unit);
 }
 
-function judge(t: TableHealth, table: TableConfig, th: HealthThresholds): Problem[] {
+/** What is wrong with one table, from its facts: each problem with its severity, code and what to do. */
+export function tableProblems(t: TableHealth, table: TableConfig, th: HealthThresholds): Problem[] {
   const out: Problem[] = [];
   const add = (severity: Severity, code: string, message: string) =>
     out.push({ severity, table: t.table, code, message });
@@ -317,7 +318,7 @@ export async function collectHealth(
         code: 'no-watermark',
         message: 'no watermark row yet: the first cycle creates it at the initial cursor',
       });
-    problems.push(...judge(facts, table, th));
+    problems.push(...tableProblems(facts, table, th));
     if (pgUp) problems.push(...(await hourlyProblems(deps, table)));
   }
   component(

@@ -287,6 +287,7 @@ describe('health when a component does not answer', () => {
     watermarks.list = () => new Promise(() => {});
     const report = await collectHealth({ ...deps, watermarks }, { timeoutMs: 300 });
     expect(problems(report)).toContainEqual({ severity: 'critical', code: 'postgres-down', table: null });
+    expect(report.components.find((c) => c.name === 'postgres')?.detail).toContain('no answer within 0.3 s');
     expect(report.healthy).toBe(false);
     expect(report.tables[0]?.cursor).toBeNull();
   });

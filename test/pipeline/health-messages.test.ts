@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, tableByName } from '../../src/config/load.ts';
+import { DEFAULT_THRESHOLDS, type TableHealth, tableProblems } from '../../src/pipeline/health.ts';
+
+/**
+ * What `status` tells the operator about a table, word for word: each rule's message names the numbers
+ * it judged and what to do. Where each rule turns red or amber is pinned on real components in
+ * health.test.ts; here, from fixed facts, the words.
+ */
+const table = tableByName(defaultConfig(), 'bronze_trades_binance');
+const healthy: TableHealth = {
+  table: table.name,
+  layer: 'bronze',
+  cursor: '2026-11-22T11:55:00.000Z',
+  lagMinutes: 5,
+  watermarkAgeSeconds: 300,
+  lastSuccessAt: '2026-11-22T11:55:00.000Z',
+  lastCheckedAt: null,
+  status: 'idle',
+  consecutiveFailures: 0,
+  lastError: null,
+  lease: null,
+  pendingRows: 10,
+  oldestPending: '2026-11-22T11:55:01.000Z',
+  ttlHeadroomHours: 160,
+  iceberg: {
+    table: 'cold.bronze_trades_binance',
+    exists: true,
+    newestWindowEnd: '2026-11-22T11:55:00.000Z',
+    newestBatchId: 'b1',
+    behind: null,
+  },
+};
+const problems = (facts: Partial<TableHealth>) =>
+  tableProblems({ ...healthy, ...facts }, table, DEFAULT_THRESHOLDS).map((p) => [
+    p.severity,
+    p.code,
+    p.message,
+  ]);
+
+describe("status's words for a table", () => {
+  it('a healthy table has none', () => {
+    expect(problems({})).toEqual([]);
+  });
+
+  it('lag: the minutes and the limit passed', () => {
+    expect(problems({ lagMinutes: 31 })).toEqual([['critical', 'lag', 'lag 31 min is over 30 min']]);
+    expect(problems({ lagMinutes: 21 })).toEqual([['warning', 'lag', 'lag 21 min is over 20 min']]);
+  });
+
+  it('failures: how many in a row and the last error; a refused schema names its runbook', () => {
+    const lastError = { name: 'UnavailableError', message: 'Postgres is down' };
+    expect(problems({ consecutiveFailures: 1, lastError })).toEqual([
+      ['warning', 'failures', '1 failed pass(es) in a row: UnavailableError: Postgres is down'],
+    ]);
+    expect(problems({ consecutiveFailures: 3, lastError: null })).toEqual([
+      ['critical', 'failures', '3 failed passes in a row'],
+    ]);
+    const drift = { name: 'SchemaDriftError', message: 'column price changed\n  from Float64 to Decimal' };
+    expect(problems({ consecutiveFailures: 1, lastError: drift })).toEqual([
+      [
+        'critical',
+        'schema',
+        'the table is stopped by a schema change: column price changed from Float64 to Decimal (docs/runbooks/schema-changes.md)',
+      ],
+    ]);
+  });
+
+  it('never run, or stale: what to run, how long ago and the limit', () => {
+    expect(problems({ watermarkAgeSeconds: null })).toEqual([
+      ['critical', 'never-run', 'no pass has completed yet; run a cycle (k2-offload run)'],
+    ]);
+    expect(problems({ watermarkAgeSeconds: 3 * 3600 + 100 })).toEqual([
+      ['critical', 'stale', 'last completed pass 182 min ago (over 60 min)'],
+    ]);
+  });
+
+  it('TTL: the days it keeps and the hours left', () => {
+    expect(problems({ ttlHeadroomHours: 23 })).toEqual([
+      ['critical', 'ttl', 'oldest row not in Iceberg is deleted by the 7-day TTL in 23 h'],
+    ]);
+  });
+
+  it('a stale lease: whose, since when, and the command that frees it', () => {
+    const lease = {
+      holder: 'cycle-a',
+      expiresAt: '2026-11-22T11:00:00.000Z',
+      live: false,
+      host: 'ip-10-0-0-1',
+      pid: 4242,
+      startedAt: '2026-11-22T10:45:00.000Z',
+    };
+    expect(problems({ lease })).toEqual([
+      [
+        'critical',
+        'lease-stale',
+        'lease of cycle-a (ip-10-0-0-1 pid 4242) expired at 2026-11-22T11:00:00.000Z and was never released: its holder died or hangs. The next cycle takes it over; if the holder is gone, k2-offload watermark release --table bronze_trades_binance --reason "..."',
+      ],
+    ]);
+  });
+
+  it('Iceberg behind or ahead of the watermark: what it holds and the next step', () => {
+    const behind = 'Iceberg lacks batch b9';
+    expect(problems({ iceberg: { ...healthy.iceberg, behind } })).toEqual([
+      [
+        'critical',
+        'iceberg-behind',
+        'Iceberg lacks batch b9; the table is stopped: k2-offload watermark rewind --table bronze_trades_binance --reason "..." (docs/runbooks/iceberg-behind.md)',
+      ],
+    ]);
+    const ahead = { ...healthy.iceberg, newestWindowEnd: '2026-11-22T12:00:00.000Z', newestBatchId: 'b2' };
+    expect(problems({ iceberg: ahead })).toEqual([
+      [
+        'critical',
+        'iceberg-ahead',
+        'Iceberg holds rows up to 2026-11-22T12:00:00.000Z (batch b2), past the watermark 2026-11-22T11:55:00.000Z; the next cycle reconciles',
+      ],
+    ]);
+  });
+});
