@@ -180,6 +180,9 @@ describe('health of a table whose Iceberg table does not exist yet', () => {
     expect(expired.problems[0]?.message).toContain('cycle-1 (worker-7 pid 4242)');
     expect(expired.problems[0]?.message).toContain(`k2-offload watermark release --table ${TABLE}`);
     expect(expired.tables[0]?.lease?.live).toBe(false);
+    // At the very instant it expires, as the store frees it then.
+    const atExpiry = await healthOf({ lease }, { dbNow: Date.parse(lease.expiresAt) });
+    expect(problems(atExpiry)).toEqual([tableProblem('critical', 'lease-stale')]);
     // Postgres 10 minutes behind this process, whose own clock is past the expiry: still live.
     const behindClock = { ...lease, expiresAt: iso(world.now.getTime() - 5 * MIN) };
     const live = await healthOf({ lease: behindClock }, { dbNow: world.now.getTime() - 10 * MIN });
