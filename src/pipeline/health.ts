@@ -299,7 +299,7 @@ export async function collectHealth(
         facts.ttlHeadroomHours = Math.round((headroomSeconds / 3600) * 10) / 10;
         // A watermark that never moved sits at the initial cursor (1970): behind is its oldest row.
         const w = byTable.get(table.name);
-        if (w && w.version === 0 && w.lastBatchId === null) {
+        if (w && w.version === 0) {
           const behind = r.value.oldest ? reachableBound(table, now) - Date.parse(r.value.oldest) : 0;
           facts.lagMinutes = Math.round((Math.max(0, behind) / 60_000) * 10) / 10;
         }

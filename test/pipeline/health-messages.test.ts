@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, tableByName } from '../../src/config/load.ts';
-import { DEFAULT_THRESHOLDS, type TableHealth, tableProblems } from '../../src/pipeline/health.ts';
+import {
+  DEFAULT_THRESHOLDS,
+  type HealthReport,
+  healthRecords,
+  type TableHealth,
+  tableProblems,
+} from '../../src/pipeline/health.ts';
 
 /**
  * What `status` tells the operator about a table, word for word: each rule's message names the numbers
@@ -116,5 +122,52 @@ describe("status's words for a table", () => {
         'Iceberg holds rows up to 2026-11-22T12:00:00.000Z (batch b2), past the watermark 2026-11-22T11:55:00.000Z; the next cycle reconciles',
       ],
     ]);
+  });
+});
+
+describe('the metrics the alarms watch', () => {
+  const report = (tables: TableHealth[]) =>
+    ({ checkedAt: '2026-11-22T12:00:00.000Z', tables }) as unknown as HealthReport;
+
+  it("publish each table's lag, pass age, TTL headroom, failures and whether Iceberg is behind", () => {
+    const behind = { ...healthy, table: 'b', iceberg: { ...healthy.iceberg, behind: 'Iceberg lacks b9' } };
+    expect(healthRecords(report([healthy, behind]))).toEqual([
+      {
+        timestamp: Date.parse('2026-11-22T12:00:00.000Z'),
+        dimensions: { Table: 'bronze_trades_binance' },
+        values: {
+          lagMinutes: 5,
+          watermarkAgeSeconds: 300,
+          ttlHeadroomHours: 160,
+          consecutiveFailures: 0,
+          icebergBehind: 0,
+        },
+      },
+      {
+        timestamp: Date.parse('2026-11-22T12:00:00.000Z'),
+        dimensions: { Table: 'b' },
+        values: {
+          lagMinutes: 5,
+          watermarkAgeSeconds: 300,
+          ttlHeadroomHours: 160,
+          consecutiveFailures: 0,
+          icebergBehind: 1,
+        },
+      },
+    ]);
+  });
+
+  it('leave out what is not known (no number stands for an unknown), Iceberg behind even when its table is unknown', () => {
+    const unknown: TableHealth = {
+      ...healthy,
+      lagMinutes: null,
+      watermarkAgeSeconds: null,
+      ttlHeadroomHours: null,
+      consecutiveFailures: null,
+      iceberg: { ...healthy.iceberg, exists: null },
+    };
+    expect(healthRecords(report([unknown]))[0]?.values).toEqual({});
+    const lost = { ...unknown, iceberg: { ...unknown.iceberg, behind: 'the catalog has no table' } };
+    expect(healthRecords(report([lost]))[0]?.values).toEqual({ icebergBehind: 1 });
   });
 });

@@ -100,6 +100,9 @@ describe('health of a table whose Iceberg table does not exist yet', () => {
     watermarks.list = async () => [];
     const report = await collectHealth({ ...deps, watermarks });
     expect(problems(report)).toEqual([tableProblem('warning', 'no-watermark')]);
+    expect(report.problems[0]?.message).toBe(
+      'no watermark row yet: the first cycle creates it at the initial cursor',
+    );
     expect(report.healthy).toBe(true);
   });
 
