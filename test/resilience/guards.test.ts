@@ -154,10 +154,17 @@ describe('exactly-once guards', () => {
     await expect(dead).rejects.toBeInstanceOf(InjectedCrash);
     // Later, with more rows: the next window would start at the stale cursor and overlap the commit.
     await later();
-    const next = await runCycle(deps(), {});
+    const before = await cursor();
+    const events: Record<string, unknown>[] = [];
+    const next = await runCycle(deps({ log: (e) => events.push(e as Record<string, unknown>) }), {});
     expect(next.passes.flatMap((p) => p.tables).map((t) => t.status)).toEqual(['succeeded']);
     const history = await deps().watermarks.history({ table: TABLE, limit: 5 });
     expect(history.map((r) => r.outcome)).toContain('reconciled');
+    // The log says which table was reconciled, from where to where.
+    const reconciled = history.find((r) => r.outcome === 'reconciled');
+    expect(events.filter((e) => e.event === 'reconciled')).toEqual([
+      { event: 'reconciled', table: TABLE, from: before, to: reconciled?.windowEnd },
+    ]);
     expect((await verifyAll(deps())).problems).toEqual([]);
   });
 });
