@@ -54,7 +54,12 @@ export async function estimateFor(
 ) {
   if (table.cursor.kind !== 'ingestion_time') return undefined;
   if (!from || Date.parse(from) >= now.getTime()) return undefined;
-  return rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
+  const buckets = await rowHistogram(deps.clickhouse, table, { from, to: now.toISOString() }, 60);
+  // Buckets are aligned to the minute: the first may start before the cursor, though it holds only rows
+  // at or after it. It starts at the cursor here, so the window starting there counts its rows (a
+  // bucket's rows count in the window holding its start); `plan` showed them missing from that window.
+  const fromMs = Date.parse(from);
+  return buckets.map((b) => (Date.parse(b.start) < fromMs ? { ...b, start: from } : b));
 }
 
 /** Errors of one table's metadata, config or data, not an outage: that table fails alone. */

@@ -87,6 +87,10 @@ describe('k2-offload run: late rows, re-runs and open candles', () => {
     expect(planned.length).toBeGreaterThan(0);
     // Silver and gold move in loop-back passes, once bronze has: the preview says so.
     expect(preview.more).toBe(true);
+    // Each bronze batch's estimate is its rows: binance's four trades, one batch (the first of them in
+    // the minute the first offload starts in, past that minute's start).
+    const binancePlan = preview.tables.find((t) => t.table === 'bronze_trades_binance');
+    expect(binancePlan?.batches.map((b) => b.estimatedRows)).toEqual([4]);
     // Planning wrote nothing: no watermark row, no lease.
     expect(await world.deps().watermarks.list()).toEqual([]);
 
