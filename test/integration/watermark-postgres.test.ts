@@ -113,6 +113,32 @@ describe('Postgres watermark store', () => {
     }
   });
 
+  it('applies migrations in version order, whatever order the build lists them in', async () => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const second = { version: 2, name: 'add b', sql: (s: string) => `ALTER TABLE ${s}.t ADD COLUMN b int` };
+      const first = { version: 1, name: 'create t', sql: (s: string) => `CREATE TABLE ${s}.t (a int)` };
+      expect(await applyMigrations(client, 'ordered', [second, first])).toEqual([1, 2]);
+      const columns = await client.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = 'ordered' AND table_name = 't' ORDER BY ordinal_position`,
+      );
+      expect(columns.rows.map((r) => r.column_name)).toEqual(['a', 'b']);
+      // A migration that fails leaves nothing half applied, and the connection usable (rolled back).
+      const broken = {
+        version: 3,
+        name: 'broken',
+        sql: (s: string) => `ALTER TABLE ${s}.missing ADD COLUMN c int`,
+      };
+      await expect(applyMigrations(client, 'ordered', [first, second, broken])).rejects.toThrow(/missing/);
+      expect((await client.query('SELECT max(version) AS v FROM ordered.k2_schema_migrations')).rows).toEqual(
+        [{ v: 2 }],
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
   it('refuses a database migrated by a newer build, and a schema name that is not an identifier', async () => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -121,9 +147,11 @@ describe('Postgres watermark store', () => {
       await client.query(
         `INSERT INTO from_future.k2_schema_migrations (version, name) VALUES (999, 'later')`,
       );
-      await expect(applyMigrations(client, 'from_future')).rejects.toThrow(
-        /migration 999.*newer than this build/,
+      const refused = applyMigrations(client, 'from_future');
+      await expect(refused).rejects.toThrow(
+        `watermark schema from_future is at migration 999 (later), newer than this build knows (up to ${Math.max(...MIGRATIONS.map((m) => m.version))}); deploy the newer build, or point it at another schema`,
       );
+      await expect(refused).rejects.toMatchObject({ details: { schema: 'from_future', version: 999 } });
       expect(() => createPostgresWatermarkStore(newPool(), { schema: 'x; DROP TABLE y' })).toThrow(
         ConfigError,
       );
