@@ -113,6 +113,25 @@ describe('Postgres watermark store', () => {
     }
   });
 
+  it('survives the server dropping an idle connection (a restart, a failover): the next query opens another', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pools.push(pool);
+    const store = createPostgresWatermarkStore(pool, { schema: 'idle_drop' });
+    await store.migrate();
+    // pg reports a connection the server dropped while idle as an 'error' event on the pool: with no
+    // listener, Node ends the process.
+    expect(() =>
+      pool.emit('error', new Error('terminating connection due to administrator command')),
+    ).not.toThrow();
+    expect(await store.list()).toEqual([]);
+    // A pool that already has a listener of its caller's keeps just that one.
+    const own = new pg.Pool({ connectionString: db.url, max: 1 });
+    pools.push(own);
+    own.on('error', () => {});
+    createPostgresWatermarkStore(own, { schema: 'idle_drop' });
+    expect(own.listenerCount('error')).toBe(1);
+  });
+
   it('applies migrations in version order, whatever order the build lists them in', async () => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -157,6 +176,7 @@ describe('Postgres watermark store', () => {
       );
       const unmigrated = createPostgresWatermarkStore(newPool(), { schema: 'never_migrated' });
       await expect(unmigrated.list()).rejects.toThrow(/do not exist in schema never_migrated.*migrate\(\)/);
+      await expect(unmigrated.list()).rejects.toMatchObject({ details: { schema: 'never_migrated' } });
     } finally {
       await client.end();
     }
