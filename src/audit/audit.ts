@@ -100,7 +100,10 @@ export function judgeHour(
   return result;
 }
 
-/** Whether an hour's numbers balance: Iceberg's rows as expected less the skipped, no key missing or extra, no more duplicates than ClickHouse's own. */
+/**
+ * Whether an hour's numbers balance: Iceberg's rows as expected less the skipped, no key missing or
+ * extra, no more duplicates than ClickHouse's own.
+ */
 export const isOk = (h: HourAudit) =>
   h.icebergRows === h.expectedRows - h.skippedKeys &&
   h.missingKeys === 0 &&

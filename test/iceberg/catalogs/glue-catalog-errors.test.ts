@@ -23,6 +23,19 @@ beforeEach(() => {
   glue = new FakeGlue();
 });
 
+/** Another writer updates `t` just before our next UpdateTable: its VersionId moves on, `parameters` set. */
+function anotherWriterFirst(parameters: Record<string, string>, then = () => {}) {
+  glue.beforeUpdate = () => {
+    glue.beforeUpdate = undefined;
+    const row = glue.databases.get('cold')?.get(t.name);
+    if (row) {
+      row.Parameters = { ...row.Parameters, ...parameters };
+      row.VersionId = String(Number(row.VersionId) + 1);
+    }
+    then();
+  };
+}
+
 describe('Glue catalog: refusals', () => {
   it('refuses a table whose type is not Iceberg even when it carries a metadata_location', async () => {
     glue.putTable('cold', {
@@ -88,14 +101,7 @@ describe('Glue catalog: refusals', () => {
     const catalog = createGlueCatalog(glue.client);
     await catalog.createNamespace('cold');
     await catalog.createTable(t, loc(1));
-    glue.beforeUpdate = () => {
-      glue.beforeUpdate = undefined;
-      const table = glue.databases.get('cold')?.get(t.name);
-      if (table) {
-        table.Parameters = { ...table.Parameters, metadata_location: loc(3) };
-        table.VersionId = String(Number(table.VersionId) + 1);
-      }
-    };
+    anotherWriterFirst({ metadata_location: loc(3) });
     const error = await rejection<CommitConflictError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
     expect(error).toBeInstanceOf(CommitConflictError);
     expect(error.message).toContain(`(now ${loc(3)}); reload the table and retry`);
@@ -214,12 +220,7 @@ describe('Glue catalog: what the operator is told', () => {
     await catalog.createNamespace('cold');
     await catalog.createTable(t, loc(1));
     // Another writer updates the table first, and Glue then stops answering GetTable.
-    glue.beforeUpdate = () => {
-      glue.beforeUpdate = undefined;
-      const row = glue.databases.get('cold')?.get(t.name);
-      if (row) row.VersionId = String(Number(row.VersionId) + 1);
-      glue.failures.set('GetTable', [denied('GetTable')]);
-    };
+    anotherWriterFirst({}, () => glue.failures.set('GetTable', [denied('GetTable')]));
     const error = await rejection<CommitConflictError>(catalog.swapMetadataLocation(t, loc(1), loc(2)));
     expect(error).toBeInstanceOf(CommitConflictError);
     expect(error.message).toMatch(
