@@ -36,7 +36,7 @@ function createTimingReporter() {
       writeFileSync(LOG, `# ${new Date().toISOString()} ${runs} mutants to run\n`);
       started = last = Date.now();
     },
-    /** @param {{ fileName: string; status: string; id: string; mutatorName: string; location: { start: { line: number } } }} result */
+    /** @param {{ fileName: string; status: string; id: string; mutatorName: string; replacement?: string; location: { start: { line: number; column: number } } }} result */
     onMutantTested(result) {
       // Verdicts known before any test ran (no coverage, compile error, ignored) cost no test time, and
       // they arrive between the test runner's: the time is taken from one tested verdict to the next.
@@ -53,7 +53,12 @@ function createTimingReporter() {
       else if (result.status === 'Survived') entry.survived++;
       else if (result.status === 'Timeout') entry.timeout++;
       else entry.other++;
-      const line = `${new Date(now).toISOString()} ${ms} ${result.status} ${file}:${result.location.start.line} ${result.mutatorName}\n`;
+      // A mutant not killed is written whole (column and replacement), to be looked at while the run goes on.
+      const what =
+        result.status === 'Killed'
+          ? ''
+          : `:${result.location.start.column} ${JSON.stringify(result.replacement ?? '')}`;
+      const line = `${new Date(now).toISOString()} ${ms} ${result.status} ${file}:${result.location.start.line}${what} ${result.mutatorName}\n`;
       appendFileSync(LOG, line);
     },
     onMutationTestReportReady() {
