@@ -6,6 +6,7 @@ import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
 import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import { createTable } from '../../src/iceberg/table.ts';
 import { makeBatch } from '../../src/plan/batch.ts';
+import { withReadBudget } from './catalog-budget.ts';
 import { ticks, ticksConfig, ticksParquet } from './parquet-fixtures.ts';
 
 const ident: TableIdent = { namespace: 'test', name: 'ticks' };
@@ -25,7 +26,7 @@ describe('fast append when the catalog fails', () => {
         throw down;
       }
     }
-    const catalog = new UnreachableCatalog();
+    const catalog = withReadBudget(new UnreachableCatalog());
     const store = new MemoryObjectStore();
     const deps = { store, catalog, clock: () => 1_700_000_000_000, sleep: async () => {} };
     await createTable(deps, { table: ident, config: ticksConfig(), location });

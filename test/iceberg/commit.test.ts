@@ -9,6 +9,7 @@ import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import { createTable, findMarker, liveDataFiles, loadTable, newestMarker } from '../../src/iceberg/table.ts';
 import { fromBytes } from '../../src/iceberg/values.ts';
 import { makeBatch } from '../../src/plan/batch.ts';
+import { withReadBudget } from './catalog-budget.ts';
 import { dayMicros, ticks, ticksConfig, ticksParquet } from './parquet-fixtures.ts';
 
 const ident: TableIdent = { namespace: 'test', name: 'ticks' };
@@ -24,7 +25,8 @@ function seeded(seed = 1) {
     });
 }
 
-async function setup(config = ticksConfig(), catalog: Catalog = new MemoryCatalog()) {
+async function setup(config = ticksConfig(), given: Catalog = new MemoryCatalog()) {
+  const catalog = withReadBudget(given);
   const store = new MemoryObjectStore();
   let now = 1_700_000_000_000;
   const deps = { store, catalog, clock: () => (now += 1000), random: seeded(), sleep: async () => {} };

@@ -8,6 +8,7 @@ import { MemoryCatalog } from '../../../src/iceberg/memory-catalog.ts';
 import { ancestry, currentSchema, serializeTableMetadata } from '../../../src/iceberg/metadata.ts';
 import { putManifest } from '../../../src/iceberg/snapshot-update.ts';
 import { findMarker, liveDataFiles, loadTable, newestMarker } from '../../../src/iceberg/table.ts';
+import { withReadBudget } from '../catalog-budget.ts';
 import { HOUR, ident, location, racingCatalog, T0, ticksTable } from './support.ts';
 
 const errorOf = (p: Promise<unknown>) =>
@@ -126,7 +127,7 @@ describe('expire snapshots', () => {
     const t = await ticksTable(inner);
     for (let h = 0; h < 3; h++) await t.append('2024-01-01', h, ['A']);
     const objects = [...t.store.objects.keys()].sort();
-    const deps = { ...t.deps, catalog: failing, maxAttempts: 3 };
+    const deps = { ...t.deps, catalog: withReadBudget(failing), maxAttempts: 3 };
 
     expect(await errorOf(expireSnapshots(deps, { table: ident, olderThanMs: t.now() + 1 }))).toBe(failure);
     failure = new CommitConflictError('lost');

@@ -13,6 +13,7 @@ import {
 } from '../../../src/iceberg/snapshot-update.ts';
 import { createTable, liveDataFiles, loadTable, newSnapshotId } from '../../../src/iceberg/table.ts';
 import { makeBatch } from '../../../src/plan/batch.ts';
+import { withReadBudget } from '../catalog-budget.ts';
 import { type Tick, ticks, ticksConfig, ticksParquet } from '../parquet-fixtures.ts';
 
 export const ident: TableIdent = { namespace: 'test', name: 'ticks' };
@@ -50,7 +51,8 @@ export function racingCatalog(inner = new MemoryCatalog()) {
  * A table of ticks in memory; time advances one hour per commit, and files stamp it as lastModified.
  * `rowsOf` remembers what each staged file holds, so the test rewriter can merge files exactly.
  */
-export async function ticksTable(catalog: Catalog = new MemoryCatalog(), at = location) {
+export async function ticksTable(given: Catalog = new MemoryCatalog(), at = location) {
+  const catalog = withReadBudget(given);
   let now = T0;
   const store = new MemoryObjectStore(() => new Date(now));
   const clock = () => now;
