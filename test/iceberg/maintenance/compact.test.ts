@@ -129,6 +129,24 @@ describe('compaction', () => {
     expect((await liveFiles(t)).map((f) => f.file.partition.sym).sort()).toEqual(['A', 'A', 'B']);
   });
 
+  it('compacts a partition of the spec asked for, and nothing when its files were written under another', async () => {
+    const t = await ticksTable();
+    for (let h = 0; h < 2; h++) await t.append('2024-01-01', h, ['A']);
+    const job = {
+      table: ident,
+      partition: { ts_day: day('2024-01-01'), sym: 'A' },
+      rewriter: t.rewriter,
+      targetFileRows: 100,
+    };
+    const other = await compactPartition(t.deps, { ...job, specId: 1 });
+    expect(other).toMatchObject({ status: 'nothing-to-compact', partitions: 0 });
+    expect(await liveFiles(t)).toHaveLength(2);
+
+    const result = await compactPartition(t.deps, { ...job, specId: 0 });
+    expect(result).toMatchObject({ status: 'compacted', partitions: 1, removedFiles: 2 });
+    expect(await liveFiles(t)).toHaveLength(1);
+  });
+
   it('a lost race against an append is rebuilt: the appended file stays live, the marker moves to the new batch', async () => {
     const { catalog, beforeNextSwap } = racingCatalog();
     const t = await ticksTable(catalog);
