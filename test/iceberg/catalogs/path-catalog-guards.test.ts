@@ -55,6 +55,28 @@ describe('path catalog guards', () => {
     expect(new TextDecoder().decode(await store.get(version('silver_trades', 1)))).toBe('{"v":1}');
   });
 
+  it('refuses a create that another writer beat to the first version after it looked, naming the table', async () => {
+    const first = version('silver_trades', 1);
+    // The other writer's v1 lands between our listing (no version yet) and our conditional create.
+    class RacedStore extends MemoryObjectStore {
+      override async put(uri: string, body: Uint8Array, options?: { ifNoneMatch?: boolean }) {
+        if (uri === first && options?.ifNoneMatch) await super.put(uri, bytes('{"v":"theirs"}'), options);
+        return super.put(uri, body, options);
+      }
+    }
+    const store = new RacedStore();
+    const catalog = createPathCatalog(store, W);
+    const t = { namespace: 'cold', name: 'silver_trades' };
+    const mine = `${W}/cold/silver_trades/metadata/mine.metadata.json`;
+    await store.put(mine, bytes('{"v":"mine"}'));
+
+    const error = await rejection<Error>(catalog.createTable(t, mine));
+    expect(error).toBeInstanceOf(CommitConflictError);
+    expect(error.message).toBe('Table cold.silver_trades was created by another writer at the same time');
+    expect((error as CommitConflictError).details).toEqual({ table: 'cold.silver_trades' });
+    expect(new TextDecoder().decode(await store.get(first))).toBe('{"v":"theirs"}');
+  });
+
   it("refuses a commit from another table's metadata, even one whose path has the same shape", async () => {
     const { store, catalog } = setup();
     for (const name of ['ohlcv_1m', 'ohlcv_5m']) {
