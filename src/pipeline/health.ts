@@ -190,7 +190,13 @@ function missingWithHistory(
   return `the ${here.catalog} catalog has no table at ${here.location}, but the watermark has passed committed batches${there}`;
 }
 
-function tableFacts(table: TableConfig, w: Watermark | undefined, now: Date, dbNow: Date): TableHealth {
+/** A table's facts from its watermark row alone (the row counts and Iceberg's are filled in after). */
+export function tableFacts(
+  table: TableConfig,
+  w: Watermark | undefined,
+  now: Date,
+  dbNow: Date,
+): TableHealth {
   const seen = [w?.lastSuccessAt, w?.lastCheckedAt].filter((v): v is string => !!v).map(Date.parse);
   const round1 = (n: number) => Math.round(n * 10) / 10;
   return {

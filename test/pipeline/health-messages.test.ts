@@ -10,8 +10,8 @@ import {
 
 /**
  * What `status` tells the operator about a table, word for word: each rule's message names the numbers
- * it judged and what to do. Where each rule turns red or amber is pinned on real components in
- * health.test.ts; here, from fixed facts, the words.
+ * it judged and what to do, and each limit is "over", not "at". The facts themselves are measured on
+ * real components in health.test.ts; here, from fixed facts, the words.
  */
 const table = tableByName(defaultConfig(), 'bronze_trades_binance');
 const healthy: TableHealth = {
@@ -103,6 +103,37 @@ describe("status's words for a table", () => {
         'lease of cycle-a (ip-10-0-0-1 pid 4242) expired at 2026-11-22T11:00:00.000Z and was never released: its holder died or hangs. The next cycle takes it over; if the holder is gone, k2-offload watermark release --table bronze_trades_binance --reason "..."',
       ],
     ]);
+  });
+
+  it('a value at its limit is not over it: no problem, or the milder one', () => {
+    expect(problems({ lagMinutes: 30 })).toEqual([['warning', 'lag', 'lag 30 min is over 20 min']]);
+    expect(problems({ lagMinutes: 20 })).toEqual([]);
+    expect(problems({ watermarkAgeSeconds: 3600 })).toEqual([]);
+    expect(problems({ ttlHeadroomHours: 24 })).toEqual([]);
+    expect(problems({ consecutiveFailures: 2 })).toEqual([
+      ['warning', 'failures', '2 failed pass(es) in a row'],
+    ]);
+  });
+
+  it('no failure since a schema refusal, or no watermark row at all, is not a problem of its own', () => {
+    const drift = { name: 'SchemaDriftError', message: 'column price changed' };
+    expect(problems({ consecutiveFailures: 0, lastError: drift })).toEqual([]);
+    // Without a row the table is reported as having none (collectHealth), not as never run.
+    expect(problems({ cursor: null, watermarkAgeSeconds: null, lagMinutes: null })).toEqual([]);
+  });
+
+  it('a stale lease of a holder that did not say its host names the holder alone', () => {
+    const lease = {
+      holder: 'k2-offload watermark rewind',
+      expiresAt: '2026-11-22T11:00:00.000Z',
+      live: false,
+      host: null,
+      pid: null,
+      startedAt: null,
+    };
+    expect(problems({ lease })[0]?.[2]).toMatch(
+      /^lease of k2-offload watermark rewind expired at 2026-11-22T11:00:00.000Z and was never released/,
+    );
   });
 
   it('Iceberg behind or ahead of the watermark: what it holds and the next step', () => {

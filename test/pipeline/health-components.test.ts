@@ -1,0 +1,231 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { describe, expect, it } from 'vitest';
+import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import type { TableIdent } from '../../src/iceberg/catalog.ts';
+import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
+import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
+import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import { collectHealth, reachableBound, tableFacts } from '../../src/pipeline/health.ts';
+import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
+import type { Watermark } from '../../src/watermark/types.ts';
+import { fakeClock } from '../watermark/fake-clock.ts';
+
+/**
+ * What `status` says of each component and of a table it cannot judge, from in-memory stores and a
+ * ClickHouse that does not answer (so no table's rows are counted): the rules on real components are
+ * in health.test.ts, their words in health-messages.test.ts.
+ */
+const BINANCE = 'bronze_trades_binance';
+const KRAKEN = 'bronze_trades_kraken';
+const NOW = '2026-11-22T12:00:00.000Z';
+const config = parseConfig(
+  { tables: defaultConfig().tables.filter((t) => t.name === BINANCE || t.name === KRAKEN) },
+  'two bronze tables',
+);
+const clickhouseDown = {
+  ping: async () => ({ success: false, error: new Error('connect ECONNREFUSED 127.0.0.1:8123') }),
+} as unknown as ClickHouseClient;
+
+/** A catalog whose every read fails. */
+class UnreadableCatalog extends MemoryCatalog {
+  override async currentMetadataLocation(_ident: TableIdent): Promise<string | undefined> {
+    throw new Error('AccessDenied: not authorized to read cold\n  request id 42');
+  }
+}
+
+function checking(setup: { catalog?: MemoryCatalog; warehouse?: string; watermarksOf?: string[] } = {}) {
+  const clock = fakeClock(NOW);
+  const watermarks = createMemoryWatermarkStore({ clock: clock.now });
+  const deps: PipelineDeps = {
+    config,
+    clickhouse: clickhouseDown,
+    watermarks,
+    catalog: setup.catalog ?? new MemoryCatalog(),
+    store: new MemoryObjectStore(clock.now),
+    warehouse: setup.warehouse ?? 's3://lake/warehouse',
+    clock: clock.now,
+    leaseSeconds: 900,
+    faults: NO_FAULTS,
+    metrics: () => {},
+    log: () => {},
+  };
+  const ready = watermarks.ensureTables(
+    (setup.watermarksOf ?? [BINANCE, KRAKEN]).map((table) => ({
+      table,
+      initialCursor: '1970-01-01T00:00:00Z',
+    })),
+  );
+  return { deps, watermarks, ready };
+}
+
+const componentsOf = (report: Awaited<ReturnType<typeof collectHealth>>) =>
+  report.components.map(({ name, ok, detail }) => ({ name, ok, detail }));
+
+describe('status, component by component', () => {
+  it('names what each component answered, and a component that failed as critical with its first line', async () => {
+    const { deps, ready } = checking({ catalog: new UnreadableCatalog() });
+    await ready;
+    const report = await collectHealth(deps);
+    expect(componentsOf(report)).toEqual([
+      { name: 'clickhouse', ok: false, detail: 'connect ECONNREFUSED 127.0.0.1:8123' },
+      { name: 'postgres', ok: true, detail: '2 watermark rows' },
+      { name: 'catalog', ok: false, detail: `cold.${BINANCE}: AccessDenied: not authorized to read cold` },
+    ]);
+    expect(report.problems.filter((p) => p.table === null)).toEqual([
+      {
+        severity: 'critical',
+        table: null,
+        code: 'clickhouse-down',
+        message: 'clickhouse: connect ECONNREFUSED 127.0.0.1:8123',
+      },
+      {
+        severity: 'critical',
+        table: null,
+        code: 'catalog-down',
+        message: `catalog: cold.${BINANCE}: AccessDenied: not authorized to read cold`,
+      },
+    ]);
+    expect(report.healthy).toBe(false);
+  });
+
+  it('a local warehouse that is a file is no warehouse; a folder is one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'k2-health-'));
+    const file = join(dir, 'warehouse');
+    await writeFile(file, '');
+    const asFile = checking({ warehouse: pathToFileURL(file).href });
+    await asFile.ready;
+    expect(componentsOf(await collectHealth(asFile.deps)).at(-1)).toEqual({
+      name: 'catalog',
+      ok: false,
+      detail: `warehouse ${file} is a file, not a folder: point WAREHOUSE at a folder (or s3://bucket/prefix)`,
+    });
+    const asFolder = checking({ warehouse: pathToFileURL(dir).href });
+    await asFolder.ready;
+    expect(componentsOf(await collectHealth(asFolder.deps)).at(-1)).toEqual({
+      name: 'catalog',
+      ok: true,
+      detail: 'path catalog and warehouse files readable',
+    });
+  });
+});
+
+describe('status of a table it cannot judge from Iceberg', () => {
+  it('a table without a watermark row: a warning that the first cycle creates it', async () => {
+    const { deps, ready } = checking({ watermarksOf: [BINANCE] });
+    await ready;
+    const report = await collectHealth(deps);
+    expect(report.problems.filter((p) => p.code === 'no-watermark')).toEqual([
+      {
+        severity: 'warning',
+        table: KRAKEN,
+        code: 'no-watermark',
+        message: 'no watermark row yet: the first cycle creates it at the initial cursor',
+      },
+    ]);
+  });
+
+  it('a table missing here whose watermark passed committed batches is behind, naming where its history is', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
+    if (!lease.acquired) throw new Error('lease not acquired');
+    await watermarks.advance({
+      table: BINANCE,
+      batchId: 'b'.repeat(32),
+      windowStart: '1970-01-01T00:00:00.000Z',
+      windowEnd: '2026-11-22T10:00:00.000Z',
+      leaseToken: lease.token,
+      rows: 10,
+      files: 1,
+      bytes: 100,
+      durationMs: 1,
+      outcome: 'committed',
+      releaseLease: true,
+    });
+    const behindOf = async () =>
+      (await collectHealth(deps)).tables.find((t) => t.table === BINANCE)?.iceberg.behind;
+    const missing = `the path catalog has no table at s3://lake/warehouse/cold/${BINANCE}, but the watermark has passed committed batches`;
+    expect(await behindOf()).toBe(missing);
+    await watermarks.bindCatalog(BINANCE, { catalog: 'glue', location: `s3://old/cold/${BINANCE}` });
+    expect(await behindOf()).toBe(`${missing} (history in the glue catalog at s3://old/cold/${BINANCE})`);
+    expect((await collectHealth(deps)).tables.find((t) => t.table === KRAKEN)?.iceberg).toMatchObject({
+      exists: false,
+      behind: null,
+    });
+  });
+});
+
+describe("a table's facts from its watermark row", () => {
+  const table = config.tables.find((t) => t.name === BINANCE) as (typeof config.tables)[number];
+  const now = new Date(NOW);
+  const row = (over: Partial<Watermark>): Watermark => ({
+    table: BINANCE,
+    cursor: '2026-11-22T11:31:00.000Z',
+    version: 4,
+    status: 'ok',
+    lastBatchId: 'b4',
+    lastMarkerBatchId: 'b4',
+    lastSuccessAt: '2026-11-22T11:00:00.000Z',
+    lastCheckedAt: null,
+    lastRows: 10,
+    lastDurationMs: 1000,
+    consecutiveFailures: 0,
+    lastError: null,
+    lease: null,
+    leaseToken: '4',
+    iceberg: null,
+    ...over,
+  });
+  const factsOf = (over: Partial<Watermark>, dbNow = now) => tableFacts(table, row(over), now, dbNow);
+
+  it('lag: minutes from the cursor to what it can reach now (now less lateness), to a tenth, never below 0', () => {
+    expect(reachableBound(table, now)).toBe(Date.parse('2026-11-22T11:55:00.000Z'));
+    expect(factsOf({}).lagMinutes).toBe(24);
+    expect(factsOf({ cursor: '2026-11-22T11:54:54.000Z' }).lagMinutes).toBe(0.1);
+    expect(factsOf({ cursor: '2026-11-22T11:58:00.000Z' }).lagMinutes).toBe(0);
+  });
+
+  it('pass age: seconds since the newer of its last commit and its last check that found nothing', () => {
+    expect(factsOf({}).watermarkAgeSeconds).toBe(3600);
+    expect(factsOf({ lastCheckedAt: '2026-11-22T11:50:00.000Z' }).watermarkAgeSeconds).toBe(600);
+    expect(
+      factsOf({ lastSuccessAt: null, lastCheckedAt: '2026-11-22T11:59:59.600Z' }).watermarkAgeSeconds,
+    ).toBe(0);
+    expect(factsOf({ lastSuccessAt: null }).watermarkAgeSeconds).toBeNull();
+  });
+
+  it("a lease is live until the instant it expires by the database's clock, not this process's", () => {
+    const lease = (expiresAt: string) => ({
+      token: '5',
+      holder: 'cycle-a',
+      expiresAt,
+      host: 'ip-10-0-0-1',
+      pid: 4242,
+      startedAt: '2026-11-22T11:45:00.000Z',
+    });
+    const dbNow = new Date('2026-11-22T12:10:00.000Z');
+    const { token: _, ...shown } = lease('2026-11-22T12:05:00.000Z');
+    expect(factsOf({ lease: lease('2026-11-22T12:05:00.000Z') }, dbNow).lease).toEqual({
+      ...shown,
+      live: false,
+    });
+    expect(factsOf({ lease: lease('2026-11-22T12:10:00.000Z') }, dbNow).lease?.live).toBe(false);
+    expect(factsOf({ lease: lease('2026-11-22T12:10:00.001Z') }, dbNow).lease?.live).toBe(true);
+  });
+
+  it('a table without a row: nothing known of it but its Iceberg name', () => {
+    expect(tableFacts(table, undefined, now, now)).toMatchObject({
+      cursor: null,
+      lagMinutes: null,
+      watermarkAgeSeconds: null,
+      consecutiveFailures: null,
+      lease: null,
+      iceberg: { table: `cold.${BINANCE}`, exists: null, behind: null },
+    });
+  });
+});
