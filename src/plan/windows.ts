@@ -16,16 +16,15 @@ export type SplitOptions = {
   maxWindows: number;
 };
 
-/** First index whose start is at or after `t`. */
+/**
+ * First index from `from` whose start is at or after `t`. A forward scan: the windows move forward, so
+ * one split reads each bucket twice at most; and unlike a binary search's, no mutant of it loops without
+ * end (each such mutant cost a mutation run its whole time limit).
+ */
 function firstAtOrAfter(starts: readonly number[], t: number, from = 0): number {
-  let lo = from;
-  let hi = starts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((starts[mid] as number) < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  let k = from;
+  while (k < starts.length && (starts[k] as number) < t) k++;
+  return k;
 }
 
 /**
@@ -44,7 +43,8 @@ export function splitWindows(options: SplitOptions): Array<[number, number]> {
   const windows: Array<[number, number]> = [];
   let s = start;
   let i = useRows ? firstAtOrAfter(starts, s) : 0;
-  while (s < end && windows.length < maxWindows) {
+  // Counted in the loop's head, so the loop ends even if its body stopped moving `s`.
+  for (let n = 0; n < maxWindows && s < end; n++) {
     // Span cap, but never below one candle: a misaligned cursor is realigned by its first window.
     let e = Math.min(end, Math.max(align(s + maxSpanMs), unitMs ? floorTo(s, unitMs) + unitMs : s + 1));
     if (useRows) {
