@@ -50,7 +50,16 @@ export async function commitLikeEmr(
   request: { JobDriver?: { SparkSubmit?: { EntryPointArguments?: string[] } } },
 ) {
   const args = request.JobDriver?.SparkSubmit?.EntryPointArguments ?? [];
-  const arg = (name: string) => JSON.parse(args[args.indexOf(name) + 1] ?? 'null');
+  // A missing argument or one that is not JSON reaches parseEvent as is, which names it.
+  const arg = (name: string) => {
+    const at = args.indexOf(name);
+    const text = at < 0 ? undefined : args[at + 1];
+    try {
+      return text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      return text;
+    }
+  };
   const batch = parseEvent(batchSpecSchema, arg('--batch'), 'EMR job --batch argument');
   const staged = parseEvent(stagedSchema, arg('--staged'), 'EMR job --staged argument');
   await commitBatch(deps, { batch, staged });
