@@ -59,6 +59,7 @@ export async function estimateFor(
   // at or after it. It starts at the cursor here, so the window starting there counts its rows (a
   // bucket's rows count in the window holding its start); `plan` showed them missing from that window.
   const fromMs = Date.parse(from);
+  // Stryker disable next-line EqualityOperator: a bucket starting at the cursor is clamped to itself
   return buckets.map((b) => (Date.parse(b.start) < fromMs ? { ...b, start: from } : b));
 }
 
@@ -85,10 +86,10 @@ function checkOwnMetadata(
       : marker && marker.table !== table.name
         ? `carries offload markers of table ${marker.table} (batch ${marker.batchId})`
         : undefined;
+  // No details: the refusal fails this table alone, which keeps its name and message only.
   if (foreign)
     throw new InvalidMetadataError(
       `Iceberg ${ident}: the catalog points at ${loaded.metadataLocation}, which ${foreign}; nothing of ${table.name} is read or written until the catalog points back at this table's own metadata under ${trim(expected)}/metadata/`,
-      { table: table.name, metadataLocation: loaded.metadataLocation, location: loaded.metadata.location },
     );
 }
 
@@ -111,9 +112,9 @@ async function openIcebergTable(deps: PipelineDeps, table: TableConfig, w: Water
   checkOwnMetadata(table, location, loaded);
   const gap = behindBy(w, loaded.metadata);
   if (gap) throw behindError(table, loaded.metadataLocation, gap);
-  if (w.iceberg?.catalog !== here.catalog || w.iceberg.location !== here.location)
-    await deps.watermarks.bindCatalog(table.name, here);
-  if (loaded.created) return loaded;
+  // The store writes the binding only when it changed.
+  await deps.watermarks.bindCatalog(table.name, here);
+  // A table just created from the config is evolved too: there is nothing to change, and one path serves.
   const evolved = await evolveTable(icebergDeps(deps), ident, wantedFromConfig(table));
   if (evolved.changes.length > 0)
     deps.log({
