@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, UnavailableError, WatermarkConflictError } from '../../src/errors.ts';
+import { ConfigError, LeaseError, UnavailableError, WatermarkConflictError } from '../../src/errors.ts';
 import { makeBatch } from '../../src/plan/batch.ts';
 import { freePort } from '../../src/postgres/embedded.ts';
 import { applyMigrations, MIGRATIONS } from '../../src/watermark/migrations.ts';
@@ -13,7 +13,8 @@ const pools: pg.Pool[] = [];
 let schemas = 0;
 
 const newPool = () => {
-  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  // A connection the store fails to give back fails the next test within seconds instead of hanging it.
+  const pool = new pg.Pool({ connectionString: db.url, max: 4, connectionTimeoutMillis: 10_000 });
   pools.push(pool);
   return pool;
 };
@@ -22,7 +23,9 @@ beforeAll(async () => {
   db = await freshDatabase('k2wm');
 });
 afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end()));
+  // A pool still lending a connection never ends: give up waiting, the forced drop closes it anyway.
+  const ended = Promise.all(pools.map((p) => p.end()));
+  await Promise.race([ended, new Promise((done) => setTimeout(done, 5_000))]);
   await db?.drop();
 });
 
@@ -79,6 +82,24 @@ describe('Postgres watermark store', () => {
       await gate.end();
     }
   }
+  /**
+   * A store whose every statement is preceded by `before(sql)`: another process's write lands exactly
+   * between two statements of the store's, where a race would put it only by chance.
+   */
+  function interleaved(schema: string, before: (sql: string) => Promise<void>) {
+    const pool = newPool();
+    const query = pool.query.bind(pool) as (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
+    Object.assign(pool, {
+      query: async (sql: string, params?: unknown[]) => {
+        await before(sql);
+        return query(sql, params);
+      },
+    });
+    return createPostgresWatermarkStore(pool, { schema });
+  }
+  const TAKE = /^UPDATE \S+ SET lease_token = lease_token \+ 1/;
+  const WHO_HOLDS = /^SELECT lease_holder, lease_expires_at FROM/;
+
   const committed = (store: WatermarkStore, start: string, end: string, leaseToken: string) =>
     store.advance({
       ...makeBatch('trades', start, end),
@@ -253,6 +274,65 @@ describe('Postgres watermark store', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('takes a lease given back between its refused take and the re-read of who holds it', async () => {
+    const { a: other } = await twoProcesses('lease_given_back');
+    const held = await other.acquireLease('trades', 'cycle-a', 300);
+    if (!held.acquired) throw new Error('lease');
+    let givenBack = false;
+    const store = interleaved('lease_given_back', async (sql) => {
+      if (givenBack || !WHO_HOLDS.test(sql)) return;
+      givenBack = true;
+      await other.releaseLease('trades', held.token);
+    });
+    expect(await store.acquireLease('trades', 'cycle-b', 300)).toMatchObject({ acquired: true, token: '2' });
+    expect((await store.get('trades')).lease?.holder).toBe('cycle-b');
+  });
+
+  it('gives up a lease that changes hands between its statements at every try, rather than chasing it', async () => {
+    const { a: other } = await twoProcesses('lease_churn');
+    let takes = 0;
+    let token = '';
+    const store = interleaved('lease_churn', async (sql) => {
+      if (TAKE.test(sql)) {
+        if (++takes > 10) throw new Error('still trying after 10 takes');
+        const got = await other.acquireLease('trades', 'cycle-a', 300);
+        if (got.acquired) token = got.token;
+      } else if (WHO_HOLDS.test(sql)) await other.releaseLease('trades', token);
+    });
+    expect(await store.acquireLease('trades', 'cycle-b', 300)).toMatchObject({
+      acquired: false,
+      holder: '(unknown)',
+    });
+    expect(takes).toBe(4);
+  });
+
+  it('leaves no transaction open when a change is refused: the table is not left locked, the connection is reused', async () => {
+    // One connection, so a connection not given back fails the next call within seconds.
+    const opsPool = new pg.Pool({ connectionString: db.url, max: 1, connectionTimeoutMillis: 5_000 });
+    // A cycle that waits on a row lock gives up rather than hang the test.
+    const cyclePool = new pg.Pool({ connectionString: db.url, statement_timeout: 5_000 });
+    pools.push(opsPool, cyclePool);
+    const ops = createPostgresWatermarkStore(opsPool, { schema: 'refused_tx' });
+    await ops.migrate();
+    await ops.ensureTables([{ table: 'trades', initialCursor: T0 }]);
+    const cycle = createPostgresWatermarkStore(cyclePool, { schema: 'refused_tx' });
+    const lease = await cycle.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    const move = () =>
+      ops.setCursor({
+        table: 'trades',
+        cursor: T1,
+        actor: 'ops',
+        reason: 'skip a bad hour',
+        allowBackwards: false,
+      });
+    await expect(move()).rejects.toThrow(LeaseError);
+    await expect(move()).rejects.toThrow(LeaseError);
+    expect(await cycle.releaseLease('trades', lease.token)).toEqual({ released: true });
+    expect(await move()).toMatchObject({ changed: true, previousCursor: T0 });
+    expect((await cycle.get('trades')).cursor).toBe(T1);
   });
 
   it('reports an unreachable server as retryable, naming the host and never the password', async () => {

@@ -1,7 +1,7 @@
 import { beforeEach, expect, it } from 'vitest';
 import { InputError, LeaseError, WatermarkConflictError } from '../../src/errors.ts';
 import type { WatermarkStore } from '../../src/watermark/types.ts';
-import { CONTRACT_PROCESS, type ContractContext, T0, T1, T2, T3 } from './contract.ts';
+import { CONTRACT_PROCESS, type ContractContext, T0, T1, T2, T3, within } from './contract.ts';
 import type { FakeClock } from './fake-clock.ts';
 
 /** Contract cases: leases, compare-and-set advance, replays, fencing, forward-only cursor. */
@@ -16,7 +16,7 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
   it('grants a lease to one holder at a time, with a token that only grows', async () => {
     const a = await store.acquireLease('trades', 'cycle-a', 60);
     expect(a).toEqual({ acquired: true, token: '1', expiresAt: '2026-11-22T03:01:00.000Z' });
-    expect(await store.acquireLease('trades', 'cycle-b', 60)).toEqual({
+    expect(await within(store.acquireLease('trades', 'cycle-b', 60))).toEqual({
       acquired: false,
       holder: 'cycle-a',
       expiresAt: '2026-11-22T03:01:00.000Z',
@@ -102,13 +102,36 @@ export function leaseAndAdvanceCases(ctx: ContractContext) {
     const token = await lease();
     await store.advance(batchInput(T0, T1, token));
     const skipping = batchInput(T2, T3, token);
-    const err = await store.advance(skipping).catch((e: unknown) => e);
+    const err = await within(store.advance(skipping)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WatermarkConflictError);
     expect((err as WatermarkConflictError).details).toMatchObject({ expectedCursor: T2, actualCursor: T1 });
     expect((err as Error).message).toContain(T1);
     const overlapping = batchInput(T0, T2, token);
     await expect(store.advance(overlapping)).rejects.toThrow(WatermarkConflictError);
     expect((await store.get('trades')).cursor).toBe(T1);
+  });
+
+  it('takes the batch a watermark was rewound to as done, with no run of it recorded; another batch ending there conflicts', async () => {
+    // A watermark restored from Iceberg's markers: the batch is in Iceberg, the store never saw its commit.
+    const restored = batchInput(T0, T1, '1');
+    await store.setCursor({
+      table: 'trades',
+      cursor: T1,
+      actor: 'ops',
+      reason: 'restored from Iceberg',
+      allowBackwards: false,
+      action: 'rewind',
+      lastBatchId: restored.batchId,
+    });
+    const token = await lease();
+    expect(await store.advance({ ...restored, leaseToken: token })).toEqual({
+      result: 'replayed',
+      version: 1,
+    });
+    await store.advance(batchInput(T1, T3, token));
+    const endingThere = store.advance(batchInput(T2, T3, token));
+    await expect(endingThere).rejects.toThrow(WatermarkConflictError);
+    expect(await store.history({ table: 'trades' })).toHaveLength(1);
   });
 
   it('lets a holder past its expiry finish while nobody has taken the lease over', async () => {

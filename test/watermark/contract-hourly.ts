@@ -74,9 +74,37 @@ export function hourlyCases({ current }: ContractContext) {
     await expect(
       store.recordHours({ ...entry, table: 'nope', windowStart: T0, windowEnd: T1 }),
     ).rejects.toMatchObject({ name: 'InputError' });
+    const inverted = store.recordHours({ ...entry, table: 'trades', windowStart: T1, windowEnd: T0 });
+    await expect(inverted).rejects.toThrow(`ledger window [${T1}, ${T0}) is inverted`);
+    await expect(inverted).rejects.toMatchObject({ details: { table: 'trades', batchId: 'x' } });
     await expect(
-      store.recordHours({ ...entry, table: 'trades', windowStart: T1, windowEnd: T0 }),
-    ).rejects.toThrow(/inverted/);
+      store.recordHours({ ...entry, table: 'trades', windowStart: 'dawn', windowEnd: T1 }),
+    ).rejects.toThrow(/^windowStart: "dawn"/);
+    await expect(
+      store.recordHours({ ...entry, table: 'trades', windowStart: T0, windowEnd: 'dusk' }),
+    ).rejects.toThrow(/^windowEnd: "dusk"/);
+    const hours = [{ hour: 'noon', rows: 1, checksum: '1' }];
+    await expect(
+      store.recordHours({ ...entry, table: 'trades', windowStart: T0, windowEnd: T1, hours }),
+    ).rejects.toThrow(/^hour: "noon"/);
+  });
+
+  it('refuses a ledger kind it does not know, naming the kinds it does', async () => {
+    const { store } = current();
+    const unknown = store.recordHours({
+      table: 'trades',
+      batchId: 'x',
+      kind: 'backfill' as 'repair',
+      windowStart: T0,
+      windowEnd: T1,
+      hours: [],
+    });
+    await expect(unknown).rejects.toMatchObject({
+      name: 'InputError',
+      message: 'ledger kind "backfill" is not one of offload, repair',
+      details: { table: 'trades' },
+    });
+    expect(await store.ledger('trades', { from: T0, to: T1 })).toEqual([]);
   });
 
   it('keeps the latest check per table', async () => {

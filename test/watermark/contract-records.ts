@@ -28,9 +28,21 @@ export function recordCases(ctx: ContractContext) {
     const err = await store.get('trdes').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toMatch(/trdes.*candles, ohlcv_1m, trades/);
-    await expect(store.ensureTables([{ table: 'x', initialCursor: 'yesterday' }])).rejects.toThrow(
-      InputError,
-    );
+    const undated = store.ensureTables([{ table: 'x', initialCursor: 'yesterday' }]);
+    await expect(undated).rejects.toThrow(InputError);
+    await expect(undated).rejects.toThrow(/initialCursor: "yesterday" is not a valid instant/);
+  });
+
+  it('creates a table named twice in one call once, at the first cursor given; nothing from no tables', async () => {
+    expect(
+      await store.ensureTables([
+        { table: 'ohlcv_1m', initialCursor: T1 },
+        { table: 'ohlcv_1m', initialCursor: T2 },
+      ]),
+    ).toEqual({ created: ['ohlcv_1m'] });
+    expect((await store.get('ohlcv_1m')).cursor).toBe(T1);
+    expect(await store.ensureTables([])).toEqual({ created: [] });
+    expect((await store.list()).map((w) => w.table)).toEqual(['candles', 'ohlcv_1m', 'trades']);
   });
 
   it('counts consecutive failures, and a success resets them', async () => {

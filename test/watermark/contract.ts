@@ -13,6 +13,18 @@ export const T1 = '2026-11-22T00:15:00.000Z';
 export const T2 = '2026-11-22T00:30:00.000Z';
 export const T3 = '2026-11-22T00:45:00.000Z';
 
+/**
+ * The promise's outcome, or a failure once `ms` have passed: a refusal the store keeps retrying
+ * instead of returning fails its test within seconds, not at the suite's time limit.
+ */
+export function within<T>(promise: Promise<T>, ms = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** The process every contract store stamps on its leases. */
 export const CONTRACT_PROCESS: HolderProcess = { host: 'contract-host', pid: 4242 };
 
