@@ -65,6 +65,13 @@ describe('watermark input rules', () => {
       { table: 7 },
     ],
     [
+      // Its text, "undefined", would pass for a name.
+      'a missing table name',
+      () => normalizeForceRelease({ table: undefined as never, actor: 'ops', reason: 'x' }),
+      'table undefined is not a valid table name',
+      { table: undefined },
+    ],
+    [
       'a lease token that is not decimal',
       () => normalizeAdvance({ ...advance, leaseToken: '7a' }),
       'leaseToken "7a" is not a lease token: expected the decimal token returned by acquireLease',
@@ -123,6 +130,12 @@ describe('watermark input rules', () => {
     [
       'a blank batch id',
       () => normalizeAdvance({ ...advance, batchId: '  ' }),
+      'batchId is required and must not be empty',
+      { field: 'batchId' },
+    ],
+    [
+      'a batch id that is no string',
+      () => normalizeAdvance({ ...advance, batchId: 5 as never }),
       'batchId is required and must not be empty',
       { field: 'batchId' },
     ],
