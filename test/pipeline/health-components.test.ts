@@ -8,12 +8,14 @@ import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { TableIdent } from '../../src/iceberg/catalog.ts';
 import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
 import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
+import { serializeTableMetadata } from '../../src/iceberg/metadata.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { collectHealth, reachableBound, tableFacts } from '../../src/pipeline/health.ts';
 import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
 import type { Watermark } from '../../src/watermark/types.ts';
 import { fakeClock } from '../watermark/fake-clock.ts';
+import { withBatches } from './marker-chain.ts';
 
 /**
  * What `status` says of each component and of a table it cannot judge, from in-memory stores and a
@@ -90,7 +92,47 @@ describe('status, component by component', () => {
         message: `catalog: cold.${BINANCE}: AccessDenied: not authorized to read cold`,
       },
     ]);
+    expect(report.components.every((c) => c.ms >= 0 && c.ms < 5000)).toBe(true);
+    // With ClickHouse down, no table's rows are counted (and none is reported as not counted).
+    expect(report.problems.filter((p) => p.code === 'clickhouse-query')).toEqual([]);
     expect(report.healthy).toBe(false);
+  });
+
+  it('a ClickHouse that answers SELECT 1 and tables not offloaded yet: healthy, each table a warning', async () => {
+    const { deps, ready } = checking({ watermarksOf: [] });
+    await ready;
+    const clickhouse = {
+      ping: async (p?: { select?: boolean }) =>
+        p?.select ? { success: true } : { success: false, error: new Error('/ping is no query') },
+    } as unknown as ClickHouseClient;
+    const report = await collectHealth({ ...deps, clickhouse });
+    expect(componentsOf(report)[0]).toEqual({ name: 'clickhouse', ok: true, detail: 'answers SELECT 1' });
+    expect(report.problems.map((p) => [p.severity, p.table, p.code])).toEqual([
+      ['warning', BINANCE, 'no-watermark'],
+      ['warning', KRAKEN, 'no-watermark'],
+    ]);
+    expect(report.healthy).toBe(true);
+  });
+
+  it('leaves no timer running once it has its answers', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const { deps, ready } = checking();
+    await ready;
+    const before = timers();
+    await collectHealth(deps, { timeoutMs: 60_000 });
+    expect(timers()).toBe(before);
+  });
+
+  it('a component that does not answer within the limit is down, naming the limit', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    const hung = Object.create(watermarks) as typeof watermarks;
+    hung.list = () => new Promise(() => {});
+    const report = await collectHealth({ ...deps, watermarks: hung }, { timeoutMs: 50 });
+    const postgres = report.components.find((c) => c.name === 'postgres');
+    expect(postgres).toMatchObject({ ok: false, detail: 'no answer within 0.05 s' });
+    expect(postgres?.ms).toBeGreaterThanOrEqual(40);
+    expect(postgres?.ms).toBeLessThan(5000);
   });
 
   it('a local warehouse that is a file is no warehouse; a folder is one', async () => {
@@ -127,6 +169,8 @@ describe('status of a table it cannot judge from Iceberg', () => {
         message: 'no watermark row yet: the first cycle creates it at the initial cursor',
       },
     ]);
+    // A warning beside critical problems (ClickHouse down, BINANCE never run) does not make it healthy.
+    expect(report.healthy).toBe(false);
   });
 
   it('a table missing here whose watermark passed committed batches is behind, naming where its history is', async () => {
@@ -157,6 +201,61 @@ describe('status of a table it cannot judge from Iceberg', () => {
       exists: false,
       behind: null,
     });
+  });
+});
+
+describe("a table's Iceberg facts", () => {
+  const advanced = async (watermarks: PipelineDeps['watermarks'], batchId: string, windowEnd: string) => {
+    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
+    if (!lease.acquired) throw new Error('lease not acquired');
+    await watermarks.advance({
+      table: BINANCE,
+      batchId,
+      windowStart: '1970-01-01T00:00:00.000Z',
+      windowEnd,
+      leaseToken: lease.token,
+      rows: 10,
+      files: 1,
+      bytes: 100,
+      durationMs: 1,
+      outcome: 'committed',
+      releaseLease: true,
+    });
+  };
+  async function withIcebergTable(deps: PipelineDeps) {
+    const location = `s3://lake/warehouse/cold/${BINANCE}`;
+    const metadataLocation = `${location}/metadata/00001-a.metadata.json`;
+    const metadata = { ...withBatches([['a'.repeat(32), 0, 2]]), location };
+    await deps.store.put(metadataLocation, new TextEncoder().encode(serializeTableMetadata(metadata)));
+    await deps.catalog.createTable({ namespace: 'cold', name: BINANCE }, metadataLocation);
+  }
+  const icebergOf = async (deps: PipelineDeps) =>
+    (await collectHealth(deps)).tables.find((t) => t.table === BINANCE)?.iceberg;
+
+  it('a table holding the last batch its watermark passed: its newest batch, not behind', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    await advanced(watermarks, 'a'.repeat(32), '2026-11-22T02:00:00.000Z');
+    await withIcebergTable(deps);
+    expect(await icebergOf(deps)).toEqual({
+      table: `cold.${BINANCE}`,
+      exists: true,
+      newestWindowEnd: '2026-11-22T02:00:00.000Z',
+      newestBatchId: 'a'.repeat(32),
+      behind: null,
+    });
+  });
+
+  it('a table lacking the last batch its watermark passed is behind, saying which', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    await advanced(watermarks, 'b'.repeat(32), '2026-11-22T04:00:00.000Z');
+    await withIcebergTable(deps);
+    expect((await icebergOf(deps))?.behind).toMatch(
+      new RegExp(
+        `^the watermark's last committed batch ${'b'.repeat(32)} \\(cursor 2026-11-22T04:00:00.000Z\\)`,
+      ),
+    );
   });
 });
 
