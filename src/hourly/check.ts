@@ -58,10 +58,12 @@ export function coveredHours(entries: LedgerEntry[], from: string, to: string): 
     if (last && s <= last[1]) last[1] = Math.max(last[1], e);
     else merged.push([s, e]);
   }
-  const hours: string[] = [];
-  for (let h = Date.parse(from); h < Date.parse(to); h += HOUR_MS)
-    if (merged.some(([s, e]) => s <= h && h + HOUR_MS <= e)) hours.push(iso(h));
-  return hours;
+  // The hours are counted first, not stepped through to `to`: a slip in the step cannot loop forever.
+  const first = Date.parse(from);
+  const count = Math.max(Math.ceil((Date.parse(to) - first) / HOUR_MS), 0);
+  return Array.from({ length: count }, (_, i) => first + i * HOUR_MS)
+    .filter((h) => merged.some(([s, e]) => s <= h && h + HOUR_MS <= e))
+    .map(iso);
 }
 
 /**
