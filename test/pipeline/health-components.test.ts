@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
+import type { TableConfig } from '../../src/config/schema.ts';
 import type { TableIdent } from '../../src/iceberg/catalog.ts';
 import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
 import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
@@ -281,6 +282,21 @@ describe("a table's facts from its watermark row", () => {
     ...over,
   });
   const factsOf = (over: Partial<Watermark>, dbNow = now) => tableFacts(table, row(over), now, dbNow);
+
+  it('a table reaches now minus its lateness; a candle table only the last bucket closed by then', () => {
+    const at = new Date('2026-12-05T12:07:30.400Z');
+    const reach = (name: string) =>
+      new Date(
+        reachableBound(defaultConfig().tables.find((t) => t.name === name) as TableConfig, at),
+      ).toISOString();
+    // Bronze: 5 minutes' lateness, to the second.
+    expect(reach(BINANCE)).toBe('2026-12-05T12:02:30.000Z');
+    // Candles: 125 minutes' lateness (10:02:30), then down to the bucket's start.
+    expect(reach('ohlcv_1m')).toBe('2026-12-05T10:02:00.000Z');
+    expect(reach('ohlcv_30m')).toBe('2026-12-05T10:00:00.000Z');
+    expect(reach('ohlcv_1h')).toBe('2026-12-05T10:00:00.000Z');
+    expect(reach('ohlcv_1d')).toBe('2026-12-05T00:00:00.000Z');
+  });
 
   it('lag: minutes from the cursor to what it can reach now (now less lateness), to a tenth, never below 0', () => {
     expect(reachableBound(table, now)).toBe(Date.parse('2026-11-22T11:55:00.000Z'));

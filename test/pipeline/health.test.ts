@@ -81,19 +81,6 @@ describe('health of a table whose Iceberg table does not exist yet', () => {
     expect(report.tables[0]).toMatchObject({ lagMinutes: 0, pendingRows: 0, watermarkAgeSeconds: 60 });
   });
 
-  it('a table reaches now minus its lateness; a candle table only the last bucket closed by then', () => {
-    const at = new Date('2026-12-05T12:07:30.400Z');
-    const reach = (name: string) =>
-      iso(reachableBound(defaultConfig().tables.find((t) => t.name === name) as typeof table, at));
-    // Bronze: 5 minutes' lateness, to the second.
-    expect(reach(TABLE)).toBe('2026-12-05T12:02:30.000Z');
-    // Candles: 125 minutes' lateness (10:02:30), then down to the bucket's start.
-    expect(reach('ohlcv_1m')).toBe('2026-12-05T10:02:00.000Z');
-    expect(reach('ohlcv_30m')).toBe('2026-12-05T10:00:00.000Z');
-    expect(reach('ohlcv_1h')).toBe('2026-12-05T10:00:00.000Z');
-    expect(reach('ohlcv_1d')).toBe('2026-12-05T00:00:00.000Z');
-  });
-
   it('a table the configuration names before any cycle has made its row is amber, not red', async () => {
     const deps = world.deps();
     const watermarks = Object.create(deps.watermarks) as typeof deps.watermarks;
