@@ -205,6 +205,100 @@ describe('status of a table it cannot judge from Iceberg', () => {
   });
 });
 
+describe('rows waiting in ClickHouse', () => {
+  const microsOf = (iso: string) => String(BigInt(Date.parse(iso)) * 1000n);
+  /** A ClickHouse answering SELECT 1, and the pending-rows count with these rows per source table. */
+  const clickhouseWith = (pending: Record<string, { oldest: string; ttl: string; rows: number } | Error>) =>
+    ({
+      ping: async () => ({ success: true }),
+      query: async ({ query }: { query: string }) => {
+        const source = /FROM `?\w+`?\.`?(\w+)`?/.exec(query)?.[1] ?? '';
+        const table = config.tables.find((t) => t.source.table === source);
+        const answer = table && query.includes('count() AS rows') ? pending[table.name] : undefined;
+        if (answer instanceof Error) throw answer;
+        if (!answer) throw new Error(`unexpected query: ${query}`);
+        return {
+          json: async () =>
+            answer.rows === 0
+              ? [{ oldest: '0', ttl: '0', rows: '0' }]
+              : [{ oldest: microsOf(answer.oldest), ttl: microsOf(answer.ttl), rows: String(answer.rows) }],
+        };
+      },
+    }) as unknown as ClickHouseClient;
+
+  it('counts them, the oldest, and the hours before the TTL deletes the oldest by its TTL column', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
+    if (!lease.acquired) throw new Error('lease not acquired');
+    await watermarks.advance({
+      table: BINANCE,
+      batchId: 'a'.repeat(32),
+      windowStart: '1970-01-01T00:00:00.000Z',
+      windowEnd: '2026-11-22T11:00:00.000Z',
+      leaseToken: lease.token,
+      rows: 0,
+      files: 0,
+      bytes: 0,
+      durationMs: 1,
+      outcome: 'committed',
+      releaseLease: true,
+    });
+    const clickhouse = clickhouseWith({
+      [BINANCE]: { oldest: '2026-11-22T11:00:00.000Z', ttl: '2026-11-22T10:30:00.000Z', rows: 42 },
+      [KRAKEN]: { oldest: '2026-11-22T11:40:00.000Z', ttl: '2026-11-22T11:40:00.000Z', rows: 3 },
+    });
+    const report = await collectHealth({ ...deps, clickhouse });
+    const binance = report.tables.find((t) => t.table === BINANCE);
+    // 7 days' TTL less the 1.5 h the oldest row has waited by its TTL column.
+    expect(binance).toMatchObject({
+      pendingRows: 42,
+      oldestPending: '2026-11-22T11:00:00.000Z',
+      ttlHeadroomHours: 166.5,
+      lagMinutes: 55,
+    });
+    // A watermark that never moved lags by its oldest row, not by the initial cursor (1970).
+    expect(report.tables.find((t) => t.table === KRAKEN)).toMatchObject({
+      pendingRows: 3,
+      oldestPending: '2026-11-22T11:40:00.000Z',
+      lagMinutes: 15,
+    });
+  });
+
+  it('a never-moved watermark lags by its oldest row, to a tenth of a minute; with none waiting, not at all', async () => {
+    const { deps, ready } = checking();
+    await ready;
+    const clickhouse = clickhouseWith({
+      [BINANCE]: { oldest: '', ttl: '', rows: 0 },
+      [KRAKEN]: { oldest: '2026-11-22T11:54:54.000Z', ttl: '2026-11-22T11:54:54.000Z', rows: 1 },
+    });
+    const report = await collectHealth({ ...deps, clickhouse });
+    expect(report.tables.map((t) => [t.table, t.pendingRows, t.lagMinutes, t.ttlHeadroomHours])).toEqual([
+      [BINANCE, 0, 0, 168],
+      [KRAKEN, 1, 0.1, 167.9],
+    ]);
+  });
+
+  it('a count that fails is amber, saying why: the lag still comes from the watermark', async () => {
+    const { deps, ready } = checking();
+    await ready;
+    const clickhouse = clickhouseWith({
+      [BINANCE]: new Error('Code: 241. Memory limit exceeded'),
+      [KRAKEN]: { oldest: '', ttl: '', rows: 0 },
+    });
+    const report = await collectHealth({ ...deps, clickhouse });
+    expect(report.problems.filter((p) => p.code === 'clickhouse-query')).toEqual([
+      {
+        severity: 'warning',
+        table: BINANCE,
+        code: 'clickhouse-query',
+        message: 'pending rows not counted: Code: 241. Memory limit exceeded',
+      },
+    ]);
+    expect(report.tables.find((t) => t.table === BINANCE)?.pendingRows).toBeNull();
+  });
+});
+
 describe("a table's Iceberg facts", () => {
   const advanced = async (watermarks: PipelineDeps['watermarks'], batchId: string, windowEnd: string) => {
     const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
