@@ -124,6 +124,48 @@ describe('status, component by component', () => {
     expect(timers()).toBe(before);
   });
 
+  it('Postgres down: reported as down, not thrown, and no table is judged by rows it could not read', async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    const refused = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+    const down = Object.create(watermarks) as typeof watermarks;
+    down.list = refused;
+    down.now = refused;
+    down.lastCheck = refused;
+    const report = await collectHealth({ ...deps, watermarks: down });
+    expect(componentsOf(report)[1]).toEqual({
+      name: 'postgres',
+      ok: false,
+      detail: 'connect ECONNREFUSED 127.0.0.1:5432',
+    });
+    expect(report.problems.filter((p) => p.table !== null)).toEqual([]);
+  });
+
+  it("the last hourly check's differing hours are a table's problem", async () => {
+    const { deps, watermarks, ready } = checking();
+    await ready;
+    await watermarks.recordCheck({
+      table: BINANCE,
+      checkedAt: '2026-11-22T11:30:00.000Z',
+      from: '2026-11-22T09:00:00.000Z',
+      to: '2026-11-22T11:00:00.000Z',
+      checkedHours: 2,
+      mismatches: [
+        {
+          hour: '2026-11-22T10:00:00.000Z',
+          clickhouseRows: 11,
+          committedRows: 10,
+          clickhouseChecksum: '1',
+          committedChecksum: '2',
+        },
+      ],
+    });
+    const report = await collectHealth(deps);
+    expect(
+      report.problems.filter((p) => p.code === 'hourly-mismatch').map((p) => [p.severity, p.table]),
+    ).toEqual([['critical', BINANCE]]);
+  });
+
   it('a component that does not answer within the limit is down, naming the limit', async () => {
     const { deps, watermarks, ready } = checking();
     await ready;
