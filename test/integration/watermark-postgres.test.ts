@@ -290,6 +290,20 @@ describe('Postgres watermark store', () => {
     expect((await store.get('trades')).lease?.holder).toBe('cycle-b');
   });
 
+  it('refuses a table another cycle holds after a single try: a live lease is not retried', async () => {
+    const { a: other } = await twoProcesses('lease_held');
+    await other.acquireLease('trades', 'cycle-a', 300);
+    let takes = 0;
+    const store = interleaved('lease_held', async (sql) => {
+      if (TAKE.test(sql)) takes++;
+    });
+    expect(await store.acquireLease('trades', 'cycle-b', 300)).toMatchObject({
+      acquired: false,
+      holder: 'cycle-a',
+    });
+    expect(takes).toBe(1);
+  });
+
   it('gives up a lease that changes hands between its statements at every try, rather than chasing it', async () => {
     const { a: other } = await twoProcesses('lease_churn');
     let takes = 0;
@@ -328,8 +342,11 @@ describe('Postgres watermark store', () => {
         reason: 'skip a bad hour',
         allowBackwards: false,
       });
+    const backend = async () => (await opsPool.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const before = await backend();
     await expect(move()).rejects.toThrow(LeaseError);
     await expect(move()).rejects.toThrow(LeaseError);
+    expect(await backend()).toBe(before);
     expect(await cycle.releaseLease('trades', lease.token)).toEqual({ released: true });
     expect(await move()).toMatchObject({ changed: true, previousCursor: T0 });
     expect((await cycle.get('trades')).cursor).toBe(T1);

@@ -77,6 +77,16 @@ export function hourlyCases({ current }: ContractContext) {
     const inverted = store.recordHours({ ...entry, table: 'trades', windowStart: T1, windowEnd: T0 });
     await expect(inverted).rejects.toThrow(`ledger window [${T1}, ${T0}) is inverted`);
     await expect(inverted).rejects.toMatchObject({ details: { table: 'trades', batchId: 'x' } });
+    // An empty window is not inverted: a batch over no time is recorded like any other.
+    expect(
+      await store.recordHours({
+        ...entry,
+        table: 'trades',
+        batchId: 'empty',
+        windowStart: T1,
+        windowEnd: T1,
+      }),
+    ).toEqual({ recorded: true });
     await expect(
       store.recordHours({ ...entry, table: 'trades', windowStart: 'dawn', windowEnd: T1 }),
     ).rejects.toThrow(/^windowStart: "dawn"/);

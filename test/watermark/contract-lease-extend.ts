@@ -70,7 +70,11 @@ export function leaseExtensionCases(ctx: ContractContext) {
 
   it('refuses a malformed token, ttl or table by name', async () => {
     const token = await lease();
-    await expect(store.extendLease('trades', 'abc', 60)).rejects.toThrow(InputError);
+    const malformed = store.extendLease('trades', 'abc', 60);
+    await expect(malformed).rejects.toThrow(InputError);
+    await expect(malformed).rejects.toThrow(/^token "abc" is not a lease token/);
+    await expect(store.releaseLease('trades', 'abc')).rejects.toThrow(/^token "abc" is not a lease token/);
+    expect((await store.get('trades')).lease?.token).toBe(token);
     await expect(store.extendLease('trades', token, 0)).rejects.toThrow(InputError);
     await expect(store.extendLease('nope', token, 60)).rejects.toThrow(InputError);
   });
