@@ -287,7 +287,7 @@ describe('rows waiting in ClickHouse', () => {
       releaseLease: true,
     });
     const clickhouse = clickhouseWith({
-      [BINANCE]: { oldest: '2026-11-22T11:00:00.000Z', ttl: '2026-11-22T10:30:00.000Z', rows: 42 },
+      [BINANCE]: { oldest: '2026-11-22T11:20:00.000Z', ttl: '2026-11-22T10:30:00.000Z', rows: 42 },
       [KRAKEN]: { oldest: '2026-11-22T11:40:00.000Z', ttl: '2026-11-22T11:40:00.000Z', rows: 3 },
     });
     const report = await collectHealth({ ...deps, clickhouse });
@@ -295,8 +295,9 @@ describe('rows waiting in ClickHouse', () => {
     // 7 days' TTL less the 1.5 h the oldest row has waited by its TTL column.
     expect(binance).toMatchObject({
       pendingRows: 42,
-      oldestPending: '2026-11-22T11:00:00.000Z',
+      oldestPending: '2026-11-22T11:20:00.000Z',
       ttlHeadroomHours: 166.5,
+      // From its cursor (11:00), not from its oldest waiting row.
       lagMinutes: 55,
     });
     // A watermark that never moved lags by its oldest row, not by the initial cursor (1970).
