@@ -307,11 +307,12 @@ export async function planCycle(deps: PipelineDeps, raw: unknown): Promise<Cycle
 
     const byName = new Map(deps.config.tables.map((t) => [t.name, t]));
     plans = [];
+    // planPass lists a table here only with batches; a table with none is among its skips.
     for (const { table: name, layer, batches } of pass.tables) {
       const token = tokens.get(name);
       const table = byName.get(name);
       const location = locations.get(name);
-      if (!token || !table || !location || batches.length === 0) continue;
+      if (!token || !table || !location) continue;
       plans.push({
         table: name,
         layer,
