@@ -135,7 +135,8 @@ export async function checkTableHours(
   const { from, to } = checkedRange(table, w.cursor, now, options.lookbackHours ?? table.hourlyCheckHours);
   const keptFrom = checkedRange(table, w.cursor, now, Number.POSITIVE_INFINITY).from;
   const carried = carriedMismatches(await deps.watermarks.lastCheck(table.name), keptFrom, from);
-  const entries = from < to ? await deps.watermarks.ledger(table.name, { from, to }) : [];
+  // An empty range (from = to) covers no hour, whatever the ledger answers.
+  const entries = await deps.watermarks.ledger(table.name, { from, to });
   const hours = coveredHours(entries, from, to);
   let mismatches: HourMismatch[] = [];
   if (hours.length > 0) {

@@ -106,6 +106,7 @@ export async function previewCycle(
     const w = stored.get(table.name);
     const storedCursor = w?.cursor ?? null;
     // Leases expire by the database's clock, as the cycle's acquire judges them.
+    // Stryker disable next-line BooleanLiteral: `live` is read only beside a lease
     const live = w?.lease ? Date.parse(w.lease.expiresAt) > Date.parse(dbNow) : false;
     // As the cycle does: a watermark that never moved starts at the table's oldest row.
     const start = selectedNames.has(table.name)

@@ -23,7 +23,12 @@ export type SplitOptions = {
  */
 function firstAtOrAfter(starts: readonly number[], t: number, from = 0): number {
   let k = from;
-  while (k < starts.length && (starts[k] as number) < t) k++;
+  while (
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: past the end `undefined < t` stops the scan as well
+    k < starts.length &&
+    (starts[k] as number) < t
+  )
+    k++;
   return k;
 }
 
