@@ -99,6 +99,8 @@ describe('Postgres watermark store', () => {
   }
   const TAKE = /^UPDATE \S+ SET lease_token = lease_token \+ 1/;
   const WHO_HOLDS = /^SELECT lease_holder, lease_expires_at FROM/;
+  const COMPARE_AND_SET = /^WITH up AS \(\s+UPDATE/;
+  const RE_READ = /^SELECT cursor, version::text, last_batch_id/;
 
   const committed = (store: WatermarkStore, start: string, end: string, leaseToken: string) =>
     store.advance({
@@ -320,6 +322,32 @@ describe('Postgres watermark store', () => {
       holder: '(unknown)',
     });
     expect(takes).toBe(4);
+  });
+
+  it('advances a batch whose predecessor in the same pass lands between its compare-and-set and the re-read', async () => {
+    const { a: other } = await twoProcesses('late_predecessor');
+    const lease = await other.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    let landed = false;
+    const store = interleaved('late_predecessor', async (sql) => {
+      if (landed || !RE_READ.test(sql)) return;
+      landed = true;
+      await committed(other, T0, T1, lease.token);
+    });
+    expect(await committed(store, T1, T2, lease.token)).toEqual({ result: 'advanced', version: 2 });
+    expect((await store.get('trades')).cursor).toBe(T2);
+  });
+
+  it('refuses a batch that does not start at the cursor after a single compare-and-set: nothing to retry', async () => {
+    const { a: other } = await twoProcesses('off_cursor');
+    const lease = await other.acquireLease('trades', 'cycle-1', 300);
+    if (!lease.acquired) throw new Error('lease');
+    let tries = 0;
+    const store = interleaved('off_cursor', async (sql) => {
+      if (COMPARE_AND_SET.test(sql)) tries++;
+    });
+    await expect(committed(store, T1, T2, lease.token)).rejects.toThrow(WatermarkConflictError);
+    expect(tries).toBe(1);
   });
 
   it('leaves no transaction open when a change is refused: the table is not left locked, the connection is reused', async () => {
