@@ -125,9 +125,11 @@ export function pgRecordMethods(
         const version = Number(row.version);
         const delta = Date.parse(s.cursor) - Date.parse(previousCursor);
         if (delta === 0) return { changed: false, previousCursor, version };
-        if (delta < 0 && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
+        // Stryker disable next-line EqualityOperator: delta is not 0 here
+        const backwards = delta < 0;
+        if (backwards && !s.allowBackwards) throw backwardsRefused(s.table, previousCursor, s.cursor);
         // The forward-only trigger lets this transaction, and only it, move the cursor back.
-        if (delta < 0) {
+        if (backwards) {
           await client.query(`SELECT set_config('k2_offload.allow_backwards', 'on', true)`);
           // The hourly ledger says what Iceberg holds; above the new cursor it no longer does (a
           // restored catalog, a range to re-offload): those batches will be committed, and recorded, again.
@@ -152,11 +154,11 @@ export function pgRecordMethods(
             s.action,
             previousCursor,
             s.cursor,
-            delta < 0,
+            backwards,
             s.actor,
             s.reason,
             at.toISOString(),
-            delta > 0 ? s.skippedRows : null,
+            backwards ? null : s.skippedRows,
           ],
         );
         return { changed: true, previousCursor, version: version + 1 };
