@@ -68,7 +68,7 @@ describe("EMR's job, done locally by our committer", () => {
     // An argument that is not JSON is named too, not a parser's complaint.
     const garbled = ['--batch', '{"cycleId"', '--staged', JSON.stringify(nothingStaged)];
     await expect(commitLikeEmr(deps, jobRun(garbled))).rejects.toThrow(
-      /^EMR job --batch argument is malformed/,
+      'EMR job --batch argument is malformed: (root): Invalid input: expected object, received string',
     );
   });
 
