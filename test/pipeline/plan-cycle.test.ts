@@ -19,6 +19,7 @@ import {
 } from '../../src/pipeline/plan-cycle.ts';
 import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
 import type { WatermarkStore } from '../../src/watermark/store.ts';
+import { clickhouseHolding } from '../support/row-instants.ts';
 import { fakeClock } from '../watermark/fake-clock.ts';
 import { withBatches } from './marker-chain.ts';
 
@@ -43,60 +44,6 @@ const tableOf = (name: string): TableConfig => {
   return table;
 };
 
-const microsOf = (ms: number) => String(BigInt(ms) * 1000n);
-/** `2026-11-22 05:00:00.000000` (how window bounds reach ClickHouse) -> epoch ms. */
-const msOfLiteral = (text: string) => Date.parse(`${text.slice(0, 10)}T${text.slice(11, 23)}Z`);
-
-/**
- * A ClickHouse whose source tables hold rows at these cursor instants, answering what planning asks:
- * a table's columns (as configured unless `columns` says otherwise), its oldest row, its rows per
- * bucket in a window. Any other query fails the test, so a new query here is noticed.
- */
-function clickhouseHolding(
-  rows: Record<string, string[]>,
-  columns: (table: TableConfig) => Array<{ name: string; type: string }> = (t) => t.columns,
-  tables: TableConfig[] = config.tables,
-): ClickHouseClient & { queries: string[] } {
-  const queries: string[] = [];
-  const query = async ({
-    query,
-    query_params,
-  }: {
-    query: string;
-    query_params?: Record<string, unknown>;
-  }) => {
-    queries.push(query);
-    const answer = (result: unknown[]) => ({ json: async () => result });
-    if (query.includes('system.columns')) {
-      const table = tables.find((t) => t.source.table === query_params?.t);
-      return answer(table ? columns(table).map(({ name, type }) => ({ name, type })) : []);
-    }
-    const source = /FROM `?\w+`?\.`?(\w+)`?/.exec(query)?.[1] ?? '';
-    const held = (rows[source] ?? []).map((r) => Date.parse(r));
-    if (query.startsWith('SELECT min(')) {
-      const [lo, hi] = held.length ? [Math.min(...held), Math.max(...held)] : [0, 0];
-      return answer([{ lo: microsOf(lo), hi: microsOf(hi), rows: String(held.length) }]);
-    }
-    const width = /, (\d+)\) \* \d+ AS b/.exec(query)?.[1];
-    const [from, to] = [...query.matchAll(/toDateTime64\('([^']+)', 6, 'UTC'\)/g)].map((m) =>
-      msOfLiteral(m[1] ?? ''),
-    );
-    if (width && from !== undefined && to !== undefined) {
-      const bucketMs = Number(width) / 1000;
-      const counts = new Map<number, number>();
-      for (const t of held.filter((t) => t >= from && t < to)) {
-        const b = Math.floor(t / bucketMs) * bucketMs;
-        counts.set(b, (counts.get(b) ?? 0) + 1);
-      }
-      return answer(
-        [...counts].sort(([a], [b]) => a - b).map(([b, n]) => ({ b: microsOf(b), rows: String(n) })),
-      );
-    }
-    throw new Error(`planning asked ClickHouse something unexpected: ${query}`);
-  };
-  return { query, queries } as unknown as ClickHouseClient & { queries: string[] };
-}
-
 type Setup = {
   config?: OffloadConfig;
   rows?: Record<string, string[]>;
@@ -111,7 +58,7 @@ async function planning(setup: Setup = {}) {
   const store = new MemoryObjectStore(clock.now);
   const catalog = new MemoryCatalog();
   const tables = setup.config ?? config;
-  const clickhouse = clickhouseHolding(setup.rows ?? {}, setup.columns, tables.tables);
+  const clickhouse = clickhouseHolding(setup.rows ?? {}, tables.tables, setup.columns);
   const metrics: EmfRecord[] = [];
   const logged: Array<Record<string, unknown>> = [];
   const deps: PipelineDeps = {

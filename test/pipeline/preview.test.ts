@@ -1,4 +1,3 @@
-import type { ClickHouseClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
@@ -9,6 +8,7 @@ import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { type CyclePreview, previewCycle } from '../../src/pipeline/preview.ts';
 import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
+import { clickhouseHolding } from '../support/row-instants.ts';
 import { fakeClock } from '../watermark/fake-clock.ts';
 import { withBatches } from './marker-chain.ts';
 
@@ -20,54 +20,6 @@ const config = parseConfig(
   'two bronze tables',
 );
 
-const microsOf = (ms: number) => String(BigInt(ms) * 1000n);
-const msOfLiteral = (text: string) => Date.parse(`${text.slice(0, 10)}T${text.slice(11, 23)}Z`);
-
-/**
- * A ClickHouse whose source tables hold rows at these instants, answering what planning asks (columns,
- * oldest row, rows per bucket); any other query fails the test.
- */
-function clickhouseHolding(
-  rows: Record<string, string[]>,
-  columns: (table: TableConfig) => Array<{ name: string; type: string }> = (t) => t.columns,
-): ClickHouseClient {
-  const query = async ({
-    query,
-    query_params,
-  }: {
-    query: string;
-    query_params?: Record<string, unknown>;
-  }) => {
-    const answer = (result: unknown[]) => ({ json: async () => result });
-    if (query.includes('system.columns')) {
-      const table = config.tables.find((t) => t.source.table === query_params?.t);
-      return answer(table ? columns(table).map(({ name, type }) => ({ name, type })) : []);
-    }
-    const held = (rows[/FROM `?\w+`?\.`?(\w+)`?/.exec(query)?.[1] ?? ''] ?? []).map((r) => Date.parse(r));
-    if (query.startsWith('SELECT min(')) {
-      const [lo, hi] = held.length ? [Math.min(...held), Math.max(...held)] : [0, 0];
-      return answer([{ lo: microsOf(lo), hi: microsOf(hi), rows: String(held.length) }]);
-    }
-    const width = /, (\d+)\) \* \d+ AS b/.exec(query)?.[1];
-    const [from, to] = [...query.matchAll(/toDateTime64\('([^']+)', 6, 'UTC'\)/g)].map((m) =>
-      msOfLiteral(m[1] ?? ''),
-    );
-    if (width && from !== undefined && to !== undefined) {
-      const bucketMs = Number(width) / 1000;
-      const counts = new Map<number, number>();
-      for (const t of held.filter((t) => t >= from && t < to)) {
-        const b = Math.floor(t / bucketMs) * bucketMs;
-        counts.set(b, (counts.get(b) ?? 0) + 1);
-      }
-      return answer(
-        [...counts].sort(([a], [b]) => a - b).map(([b, n]) => ({ b: microsOf(b), rows: String(n) })),
-      );
-    }
-    throw new Error(`preview asked ClickHouse something unexpected: ${query}`);
-  };
-  return { query } as unknown as ClickHouseClient;
-}
-
 async function previewing(
   rows: Record<string, string[]>,
   columns?: (table: TableConfig) => Array<{ name: string; type: string }>,
@@ -78,7 +30,7 @@ async function previewing(
   const catalog = new MemoryCatalog();
   const deps: PipelineDeps = {
     config,
-    clickhouse: clickhouseHolding(rows, columns),
+    clickhouse: clickhouseHolding(rows, config.tables, columns),
     watermarks,
     catalog,
     store,

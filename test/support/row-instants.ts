@@ -1,0 +1,57 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { TableConfig } from '../../src/config/schema.ts';
+
+const microsOf = (ms: number) => String(BigInt(ms) * 1000n);
+/** `2026-11-22 05:00:00.000000` (how window bounds reach ClickHouse) -> epoch ms. */
+const msOfLiteral = (text: string) => Date.parse(`${text.slice(0, 10)}T${text.slice(11, 23)}Z`);
+
+type Columns = (table: TableConfig) => Array<{ name: string; type: string }>;
+
+/**
+ * A ClickHouse whose source tables hold rows at these cursor instants (by source table name), answering
+ * what planning and preview ask of it: a table's columns (as configured unless `columns` says otherwise),
+ * its oldest row, its rows per bucket in a window. Any other query fails the test, so a new query is
+ * noticed rather than answered wrongly.
+ */
+export function clickhouseHolding(
+  rows: Record<string, string[]>,
+  tables: TableConfig[],
+  columns: Columns = (t) => t.columns,
+): ClickHouseClient {
+  const query = async ({
+    query,
+    query_params,
+  }: {
+    query: string;
+    query_params?: Record<string, unknown>;
+  }) => {
+    const answer = (result: unknown[]) => ({ json: async () => result });
+    if (query.includes('system.columns')) {
+      const table = tables.find((t) => t.source.table === query_params?.t);
+      return answer(table ? columns(table).map(({ name, type }) => ({ name, type })) : []);
+    }
+    const source = /FROM `?\w+`?\.`?(\w+)`?/.exec(query)?.[1] ?? '';
+    const held = (rows[source] ?? []).map((r) => Date.parse(r));
+    if (query.startsWith('SELECT min(')) {
+      const [lo, hi] = held.length ? [Math.min(...held), Math.max(...held)] : [0, 0];
+      return answer([{ lo: microsOf(lo), hi: microsOf(hi), rows: String(held.length) }]);
+    }
+    const width = /, (\d+)\) \* \d+ AS b/.exec(query)?.[1];
+    const [from, to] = [...query.matchAll(/toDateTime64\('([^']+)', 6, 'UTC'\)/g)].map((m) =>
+      msOfLiteral(m[1] ?? ''),
+    );
+    if (width && from !== undefined && to !== undefined) {
+      const bucketMs = Number(width) / 1000;
+      const counts = new Map<number, number>();
+      for (const t of held.filter((t) => t >= from && t < to)) {
+        const b = Math.floor(t / bucketMs) * bucketMs;
+        counts.set(b, (counts.get(b) ?? 0) + 1);
+      }
+      return answer(
+        [...counts].sort(([a], [b]) => a - b).map(([b, n]) => ({ b: microsOf(b), rows: String(n) })),
+      );
+    }
+    throw new Error(`ClickHouse was asked something unexpected: ${query}`);
+  };
+  return { query } as unknown as ClickHouseClient;
+}
