@@ -3,13 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig, tableByName } from '../../src/config/load.ts';
 import type { OffloadConfig, TableConfig } from '../../src/config/schema.ts';
 import { ConfigError, InputError, UnavailableError } from '../../src/errors.ts';
-import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
-import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import { serializeTableMetadata } from '../../src/iceberg/metadata.ts';
-import type { EmfRecord } from '../../src/metrics/emf.ts';
-import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import type { CyclePlan } from '../../src/pipeline/events.ts';
-import { crashAt, NO_FAULTS } from '../../src/pipeline/faults.ts';
+import { crashAt } from '../../src/pipeline/faults.ts';
 import { firstOffloadStart, startAtOldestRow } from '../../src/pipeline/first-offload.ts';
 import {
   estimateFor,
@@ -17,10 +13,8 @@ import {
   notConfiguredPlan,
   planCycle,
 } from '../../src/pipeline/plan-cycle.ts';
-import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
 import type { WatermarkStore } from '../../src/watermark/store.ts';
-import { clickhouseHolding } from '../support/row-instants.ts';
-import { fakeClock } from '../watermark/fake-clock.ts';
+import { memoryPipeline } from '../support/memory-pipeline.ts';
 import { withBatches } from './marker-chain.ts';
 
 /**
@@ -52,35 +46,8 @@ type Setup = {
 };
 
 /** Fresh in-memory stores, ClickHouse holding `rows`, every clock at NOW. */
-async function planning(setup: Setup = {}) {
-  const clock = fakeClock(NOW);
-  const watermarks = createMemoryWatermarkStore({ clock: clock.now });
-  const store = new MemoryObjectStore(clock.now);
-  const catalog = new MemoryCatalog();
-  const tables = setup.config ?? config;
-  const clickhouse = clickhouseHolding(setup.rows ?? {}, tables.tables, setup.columns);
-  const metrics: EmfRecord[] = [];
-  const logged: Array<Record<string, unknown>> = [];
-  const deps: PipelineDeps = {
-    config: tables,
-    clickhouse,
-    watermarks,
-    catalog,
-    store,
-    warehouse: 's3://lake/warehouse',
-    clock: clock.now,
-    sourceClock: async () => clock.now(),
-    leaseSeconds: 900,
-    cycleBudgetSeconds: setup.cycleBudgetSeconds,
-    faults: NO_FAULTS,
-    metrics: (r) => metrics.push(...r),
-    log: (line) => logged.push(line),
-  };
-  await watermarks.ensureTables(
-    tables.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
-  );
-  return { deps, watermarks, catalog, store, clickhouse, metrics, logged, clock };
-}
+const planning = (setup: Setup = {}) =>
+  memoryPipeline({ ...setup, config: setup.config ?? config, now: NOW });
 
 const batchesOf = (plan: CyclePlan, table: string) =>
   plan.layers.flatMap((l) => l.tables).find((t) => t.table === table)?.batches ?? [];
@@ -461,7 +428,7 @@ describe('a plan that cannot finish gives back the leases it took', () => {
       query: async (q: { query: string }) => {
         if (q.query.includes('GROUP BY b'))
           throw new UnavailableError('ClickHouse at ch:8123 is unavailable');
-        return p.clickhouse.query(q as never);
+        return p.deps.clickhouse.query(q as never);
       },
     } as unknown as ClickHouseClient;
     await expect(planCycle({ ...p.deps, clickhouse: histogramDown }, {})).rejects.toThrow(UnavailableError);

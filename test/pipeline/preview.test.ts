@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
-import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
-import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
 import { serializeTableMetadata } from '../../src/iceberg/metadata.ts';
-import type { PipelineDeps } from '../../src/pipeline/deps.ts';
-import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { type CyclePreview, previewCycle } from '../../src/pipeline/preview.ts';
-import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
-import { clickhouseHolding } from '../support/row-instants.ts';
-import { fakeClock } from '../watermark/fake-clock.ts';
+import { memoryPipeline } from '../support/memory-pipeline.ts';
 import { withBatches } from './marker-chain.ts';
 
 const BINANCE = 'bronze_trades_binance';
@@ -20,33 +14,10 @@ const config = parseConfig(
   'two bronze tables',
 );
 
-async function previewing(
+const previewing = (
   rows: Record<string, string[]>,
   columns?: (table: TableConfig) => Array<{ name: string; type: string }>,
-) {
-  const clock = fakeClock(NOW);
-  const watermarks = createMemoryWatermarkStore({ clock: clock.now });
-  const store = new MemoryObjectStore(clock.now);
-  const catalog = new MemoryCatalog();
-  const deps: PipelineDeps = {
-    config,
-    clickhouse: clickhouseHolding(rows, config.tables, columns),
-    watermarks,
-    catalog,
-    store,
-    warehouse: 's3://lake/warehouse',
-    clock: clock.now,
-    sourceClock: async () => clock.now(),
-    leaseSeconds: 900,
-    faults: NO_FAULTS,
-    metrics: () => {},
-    log: () => {},
-  };
-  await watermarks.ensureTables(
-    config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
-  );
-  return { deps, watermarks, catalog, store, clock };
-}
+) => memoryPipeline({ config, now: NOW, rows, ...(columns ? { columns } : {}) });
 
 /** A catalog already pointing BINANCE at metadata whose main branch holds these batches. */
 async function withIcebergTable(

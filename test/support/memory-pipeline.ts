@@ -1,5 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { TableConfig } from '../../src/config/schema.ts';
+import type { OffloadConfig, TableConfig } from '../../src/config/schema.ts';
+import { MemoryCatalog } from '../../src/iceberg/memory-catalog.ts';
+import { MemoryObjectStore } from '../../src/iceberg/memory-store.ts';
+import type { EmfRecord } from '../../src/metrics/emf.ts';
+import type { PipelineDeps } from '../../src/pipeline/deps.ts';
+import { NO_FAULTS } from '../../src/pipeline/faults.ts';
+import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
+import { fakeClock } from '../watermark/fake-clock.ts';
 
 const microsOf = (ms: number) => String(BigInt(ms) * 1000n);
 /** `2026-11-22 05:00:00.000000` (how window bounds reach ClickHouse) -> epoch ms. */
@@ -54,4 +61,46 @@ export function clickhouseHolding(
     throw new Error(`ClickHouse was asked something unexpected: ${query}`);
   };
   return { query } as unknown as ClickHouseClient;
+}
+
+export type MemoryPipelineSetup = {
+  config: OffloadConfig;
+  /** Every clock's instant: this process's, the source's, the stores'. */
+  now: string;
+  /** Cursor instants per source table (see clickhouseHolding). */
+  rows?: Record<string, string[]>;
+  columns?: Columns;
+  cycleBudgetSeconds?: number;
+};
+
+/**
+ * The pipeline's deps on fresh in-memory stores, a warehouse at s3://lake/warehouse, ClickHouse holding
+ * `rows`, every clock standing at `now`, each table's watermark created; metrics and log lines kept.
+ */
+export async function memoryPipeline(setup: MemoryPipelineSetup) {
+  const clock = fakeClock(setup.now);
+  const watermarks = createMemoryWatermarkStore({ clock: clock.now });
+  const store = new MemoryObjectStore(clock.now);
+  const catalog = new MemoryCatalog();
+  const metrics: EmfRecord[] = [];
+  const logged: Array<Record<string, unknown>> = [];
+  const deps: PipelineDeps = {
+    config: setup.config,
+    clickhouse: clickhouseHolding(setup.rows ?? {}, setup.config.tables, setup.columns),
+    watermarks,
+    catalog,
+    store,
+    warehouse: 's3://lake/warehouse',
+    clock: clock.now,
+    sourceClock: async () => clock.now(),
+    leaseSeconds: 900,
+    cycleBudgetSeconds: setup.cycleBudgetSeconds,
+    faults: NO_FAULTS,
+    metrics: (r) => metrics.push(...r),
+    log: (line) => logged.push(line),
+  };
+  await watermarks.ensureTables(
+    setup.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
+  );
+  return { deps, watermarks, catalog, store, metrics, logged, clock };
 }
