@@ -15,6 +15,7 @@ import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { collectHealth, reachableBound, tableFacts } from '../../src/pipeline/health.ts';
 import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
 import type { Watermark } from '../../src/watermark/types.ts';
+import { committedBatch } from '../support/memory-pipeline.ts';
 import { fakeClock } from '../watermark/fake-clock.ts';
 import { withBatches } from './marker-chain.ts';
 
@@ -220,20 +221,9 @@ describe('status of a table it cannot judge from Iceberg', () => {
   it('a table missing here whose watermark passed committed batches is behind, naming where its history is', async () => {
     const { deps, watermarks, ready } = checking();
     await ready;
-    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
-    if (!lease.acquired) throw new Error('lease not acquired');
-    await watermarks.advance({
-      table: BINANCE,
+    await committedBatch(watermarks, BINANCE, {
       batchId: 'b'.repeat(32),
-      windowStart: '1970-01-01T00:00:00.000Z',
       windowEnd: '2026-11-22T10:00:00.000Z',
-      leaseToken: lease.token,
-      rows: 10,
-      files: 1,
-      bytes: 100,
-      durationMs: 1,
-      outcome: 'committed',
-      releaseLease: true,
     });
     const behindOf = async () =>
       (await collectHealth(deps)).tables.find((t) => t.table === BINANCE)?.iceberg.behind;
@@ -272,20 +262,10 @@ describe('rows waiting in ClickHouse', () => {
   it('counts them, the oldest, and the hours before the TTL deletes the oldest by its TTL column', async () => {
     const { deps, watermarks, ready } = checking();
     await ready;
-    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
-    if (!lease.acquired) throw new Error('lease not acquired');
-    await watermarks.advance({
-      table: BINANCE,
+    await committedBatch(watermarks, BINANCE, {
       batchId: 'a'.repeat(32),
-      windowStart: '1970-01-01T00:00:00.000Z',
       windowEnd: '2026-11-22T11:00:00.000Z',
-      leaseToken: lease.token,
       rows: 0,
-      files: 0,
-      bytes: 0,
-      durationMs: 1,
-      outcome: 'committed',
-      releaseLease: true,
     });
     const clickhouse = clickhouseWith({
       [BINANCE]: { oldest: '2026-11-22T11:20:00.000Z', ttl: '2026-11-22T10:30:00.000Z', rows: 42 },
@@ -344,23 +324,6 @@ describe('rows waiting in ClickHouse', () => {
 });
 
 describe("a table's Iceberg facts", () => {
-  const advanced = async (watermarks: PipelineDeps['watermarks'], batchId: string, windowEnd: string) => {
-    const lease = await watermarks.acquireLease(BINANCE, 'cycle-a', 900);
-    if (!lease.acquired) throw new Error('lease not acquired');
-    await watermarks.advance({
-      table: BINANCE,
-      batchId,
-      windowStart: '1970-01-01T00:00:00.000Z',
-      windowEnd,
-      leaseToken: lease.token,
-      rows: 10,
-      files: 1,
-      bytes: 100,
-      durationMs: 1,
-      outcome: 'committed',
-      releaseLease: true,
-    });
-  };
   async function withIcebergTable(deps: PipelineDeps) {
     const location = `s3://lake/warehouse/cold/${BINANCE}`;
     const metadataLocation = `${location}/metadata/00001-a.metadata.json`;
@@ -374,7 +337,10 @@ describe("a table's Iceberg facts", () => {
   it('a table holding the last batch its watermark passed: its newest batch, not behind', async () => {
     const { deps, watermarks, ready } = checking();
     await ready;
-    await advanced(watermarks, 'a'.repeat(32), '2026-11-22T02:00:00.000Z');
+    await committedBatch(watermarks, BINANCE, {
+      batchId: 'a'.repeat(32),
+      windowEnd: '2026-11-22T02:00:00.000Z',
+    });
     await withIcebergTable(deps);
     expect(await icebergOf(deps)).toEqual({
       table: `cold.${BINANCE}`,
@@ -388,7 +354,10 @@ describe("a table's Iceberg facts", () => {
   it('a table lacking the last batch its watermark passed is behind, saying which', async () => {
     const { deps, watermarks, ready } = checking();
     await ready;
-    await advanced(watermarks, 'b'.repeat(32), '2026-11-22T04:00:00.000Z');
+    await committedBatch(watermarks, BINANCE, {
+      batchId: 'b'.repeat(32),
+      windowEnd: '2026-11-22T04:00:00.000Z',
+    });
     await withIcebergTable(deps);
     expect((await icebergOf(deps))?.behind).toMatch(
       new RegExp(

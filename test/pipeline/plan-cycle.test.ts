@@ -14,7 +14,7 @@ import {
   planCycle,
 } from '../../src/pipeline/plan-cycle.ts';
 import type { WatermarkStore } from '../../src/watermark/store.ts';
-import { memoryPipeline } from '../support/memory-pipeline.ts';
+import { cursorSetTo, memoryPipeline } from '../support/memory-pipeline.ts';
 import { withBatches } from './marker-chain.ts';
 
 /**
@@ -193,13 +193,7 @@ describe('what planning repairs and refuses, table by table', () => {
 
   it('moves a watermark behind Iceberg forward to the batch Iceberg holds, and says so', async () => {
     const p = await planning({ rows: { [BINANCE]: ['2026-11-22T00:30:00.000Z'] } });
-    await p.watermarks.setCursor({
-      table: BINANCE,
-      cursor: '2026-11-22T00:00:00.000Z',
-      reason: 'test',
-      actor: 'test',
-      allowBackwards: false,
-    });
+    await cursorSetTo(p.watermarks, BINANCE, '2026-11-22T00:00:00.000Z');
     await withIcebergTable(p, ownBatches([['a'.repeat(32), 0, 2]]));
     const plan = await planCycle(p.deps, { tables: [BINANCE] });
     const w = await p.watermarks.get(BINANCE);
@@ -275,13 +269,7 @@ describe('what planning repairs and refuses, table by table', () => {
 
   it('a watermark already at Iceberg is not reconciled again', async () => {
     const p = await planning({ rows: { [BINANCE]: ['2026-11-22T00:30:00.000Z'] } });
-    await p.watermarks.setCursor({
-      table: BINANCE,
-      cursor: '2026-11-22T02:00:00.000Z',
-      reason: 'test',
-      actor: 'test',
-      allowBackwards: false,
-    });
+    await cursorSetTo(p.watermarks, BINANCE, '2026-11-22T02:00:00.000Z');
     await withIcebergTable(p, ownBatches([['a'.repeat(32), 0, 2]]));
     await planCycle(p.deps, { tables: [BINANCE] });
     expect(

@@ -3,7 +3,7 @@ import { defaultConfig, parseConfig } from '../../src/config/load.ts';
 import type { TableConfig } from '../../src/config/schema.ts';
 import { serializeTableMetadata } from '../../src/iceberg/metadata.ts';
 import { type CyclePreview, previewCycle } from '../../src/pipeline/preview.ts';
-import { memoryPipeline } from '../support/memory-pipeline.ts';
+import { committedBatch, cursorSetTo, memoryPipeline } from '../support/memory-pipeline.ts';
 import { withBatches } from './marker-chain.ts';
 
 const BINANCE = 'bronze_trades_binance';
@@ -69,13 +69,7 @@ describe('plan: what the next cycle would do, read-only', () => {
 
   it('starts a table Iceberg is ahead of where Iceberg ends, showing the reconcile it would make', async () => {
     const p = await previewing({ [BINANCE]: ['2026-11-22T00:30:00.000Z', '2026-11-22T02:30:00.000Z'] });
-    await p.watermarks.setCursor({
-      table: BINANCE,
-      cursor: '2026-11-22T00:00:00.000Z',
-      reason: 'test',
-      actor: 'test',
-      allowBackwards: false,
-    });
+    await cursorSetTo(p.watermarks, BINANCE, '2026-11-22T00:00:00.000Z');
     await withIcebergTable(p, ['a'.repeat(32), 0, 2]);
     const binance = tableOf(await previewCycle(p.deps, { tables: [BINANCE] }), BINANCE);
     expect(binance).toMatchObject({
@@ -92,13 +86,7 @@ describe('plan: what the next cycle would do, read-only', () => {
     // Read-only: the watermark is not moved.
     expect((await p.watermarks.get(BINANCE)).cursor).toBe('2026-11-22T00:00:00.000Z');
 
-    await p.watermarks.setCursor({
-      table: BINANCE,
-      cursor: '2026-11-22T02:00:00.000Z',
-      reason: 'test',
-      actor: 'test',
-      allowBackwards: false,
-    });
+    await cursorSetTo(p.watermarks, BINANCE, '2026-11-22T02:00:00.000Z');
     const level = tableOf(await previewCycle(p.deps, { tables: [BINANCE] }), BINANCE);
     expect(level).toMatchObject({ cursor: '2026-11-22T02:00:00.000Z', reconcile: null });
   });
@@ -106,20 +94,9 @@ describe('plan: what the next cycle would do, read-only', () => {
   it('stops a table whose Iceberg lacks the last batch its watermark passed, saying so', async () => {
     const p = await previewing({ [BINANCE]: ['2026-11-22T00:30:00.000Z', '2026-11-22T08:30:00.000Z'] });
     await withIcebergTable(p, ['a'.repeat(32), 0, 2]);
-    const lease = await p.watermarks.acquireLease(BINANCE, 'cycle-a', 900);
-    if (!lease.acquired) throw new Error('lease not acquired');
-    await p.watermarks.advance({
-      table: BINANCE,
+    await committedBatch(p.watermarks, BINANCE, {
       batchId: 'b'.repeat(32),
-      windowStart: '1970-01-01T00:00:00.000Z',
       windowEnd: '2026-11-22T04:00:00.000Z',
-      leaseToken: lease.token,
-      rows: 10,
-      files: 1,
-      bytes: 100,
-      durationMs: 1,
-      outcome: 'committed',
-      releaseLease: true,
     });
     const binance = tableOf(await previewCycle(p.deps, { tables: [BINANCE] }), BINANCE);
     expect(binance?.skip?.reason).toBe('failed');

@@ -6,6 +6,7 @@ import type { EmfRecord } from '../../src/metrics/emf.ts';
 import type { PipelineDeps } from '../../src/pipeline/deps.ts';
 import { NO_FAULTS } from '../../src/pipeline/faults.ts';
 import { createMemoryWatermarkStore } from '../../src/watermark/memory.ts';
+import type { WatermarkStore } from '../../src/watermark/store.ts';
 import { fakeClock } from '../watermark/fake-clock.ts';
 
 const microsOf = (ms: number) => String(BigInt(ms) * 1000n);
@@ -103,4 +104,36 @@ export async function memoryPipeline(setup: MemoryPipelineSetup) {
     setup.config.tables.map((t) => ({ table: t.name, initialCursor: t.initialCursor })),
   );
   return { deps, watermarks, catalog, store, metrics, logged, clock };
+}
+
+/** A watermark moved forward by hand (`watermark set`), as a test's starting point. */
+export async function cursorSetTo(watermarks: WatermarkStore, table: string, cursor: string): Promise<void> {
+  await watermarks.setCursor({ table, cursor, reason: 'test', actor: 'test', allowBackwards: false });
+}
+
+/**
+ * As a cycle leaves it: one batch committed from the watermark's cursor to `windowEnd` (its rows in one
+ * file), and the table given back.
+ */
+export async function committedBatch(
+  watermarks: WatermarkStore,
+  table: string,
+  batch: { batchId: string; windowEnd: string; rows?: number },
+): Promise<void> {
+  const lease = await watermarks.acquireLease(table, 'cycle-a', 900);
+  if (!lease.acquired) throw new Error(`${table} is leased by ${lease.holder}`);
+  const rows = batch.rows ?? 10;
+  await watermarks.advance({
+    table,
+    batchId: batch.batchId,
+    windowStart: (await watermarks.get(table)).cursor,
+    windowEnd: batch.windowEnd,
+    leaseToken: lease.token,
+    rows,
+    files: rows > 0 ? 1 : 0,
+    bytes: rows > 0 ? 100 : 0,
+    durationMs: 1,
+    outcome: 'committed',
+    releaseLease: true,
+  });
 }
